@@ -1,0 +1,162 @@
+// Command porthole runs the Porthole proxy.
+//
+//	porthole serve [--config FILE] [--listen ADDR] [--data DIR]
+//
+// Without --config it runs the built-in demo bot, reachable from its own
+// demo page and from any loopback origin.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/porthole-chat/porthole/server"
+	"github.com/porthole-chat/porthole/web"
+)
+
+const usage = `porthole: put a Chatlayer or ChatAIBot bot on any website.
+
+Usage:
+  porthole serve [flags]   run the proxy (no --config: the built-in demo bot)
+  porthole version         print the version
+
+Run 'porthole serve -h' for the flags.
+`
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:], os.Stderr)
+	case "version":
+		fmt.Println("porthole", version)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "porthole: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "porthole:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML config `file`; empty runs the built-in demo bot")
+	listen := fs.String("listen", "", "listen `address`, overriding the config (default :8080)")
+	dataDir := fs.String("data", "./data", "`directory` for the store file and the generated session key")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q; did you mean --config %s?", fs.Arg(0), fs.Arg(0))
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", *logFormat)
+	}
+
+	cfg := server.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = server.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+
+	srv, err := server.New(cfg, server.Options{
+		DataDir: *dataDir,
+		Logger:  log,
+		Static:  web.Static(),
+		Index:   web.DemoPage(server.DemoBotID),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("listen on %s: %w (is another server using the port? pick one with --listen)", cfg.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bots := make([]string, 0, len(cfg.Bots))
+	for _, b := range cfg.Bots {
+		bots = append(bots, b.ID+" ("+b.Provider+")")
+	}
+	log.Info("porthole serving", "addr", "http://"+displayAddr(ln.Addr()), "bots", bots, "data", *dataDir, "version", version)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv.StartPruning(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down: closing sockets with 1012 so widgets reconnect")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	herr := hs.Shutdown(sctx)
+	serr := srv.Shutdown(sctx)
+	if err := errors.Join(herr, serr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// displayAddr turns ":8080" into "localhost:8080" for the startup line.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

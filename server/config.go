@@ -1,0 +1,574 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// Config is the whole server configuration: one YAML file, one entry per
+// bot, secrets by ${ENV} reference. The zero Config plus Defaults is the
+// built-in demo setup that `porthole serve` runs without a file.
+type Config struct {
+	// Listen is the address to serve on, such as ":8080".
+	Listen string `yaml:"listen"`
+	// PublicURL is the origin visitors reach this server at, used in links
+	// and as the "self" origin. Empty: derived from each request's Host.
+	PublicURL string `yaml:"public_url"`
+	// SessionKeys sign and encrypt visitor tokens and session cookies.
+	// The first key signs; all keys verify, so rotation means putting a
+	// new key in front and dropping the oldest later. Each at least 32
+	// characters. Empty: a key generated once and kept in the data
+	// directory.
+	SessionKeys []Secret `yaml:"session_keys"`
+	// Store says where conversations are kept.
+	Store StoreConfig `yaml:"store"`
+	// Retention is how long a conversation is kept after its last
+	// message, such as "30d" or "720h". Default 30 days.
+	Retention Duration `yaml:"retention"`
+	// Limits bound what one visitor or one IP address may do.
+	Limits Limits `yaml:"limits"`
+	// Bots are the chat bots this server fronts.
+	Bots []BotConfig `yaml:"bots"`
+}
+
+// StoreConfig selects the store driver.
+type StoreConfig struct {
+	// Driver is "bolt" (default: one file, embedded) or "memory" (lost on
+	// restart, for tests and trials).
+	Driver string `yaml:"driver"`
+	// Path is the bolt file. Default: porthole.db in the data directory.
+	Path string `yaml:"path"`
+}
+
+// Limits bound the work one visitor or address can cause.
+type Limits struct {
+	// MessagesPerMinute is the sustained rate of messages (send,
+	// postback, session) per visitor. Default 30.
+	MessagesPerMinute int `yaml:"messages_per_minute"`
+	// Burst is how many messages a visitor may send at once before the
+	// rate applies. Default 10.
+	Burst int `yaml:"burst"`
+	// IPMessagesPerMinute is the sustained message rate of all visitors
+	// behind one IP address. Default 300.
+	IPMessagesPerMinute int `yaml:"ip_messages_per_minute"`
+	// ConnectionsPerIP caps concurrent sockets from one IP. Default 64.
+	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// TrustForwardedFor takes the client address from X-Forwarded-For,
+	// for a server behind a reverse proxy. Off by default: a direct
+	// client could forge it.
+	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+}
+
+// BotConfig is one bot: which platform answers it, where it may be
+// embedded, and how its widget looks.
+type BotConfig struct {
+	// ID names the bot in the embed snippet (data-bot) and URLs.
+	ID string `yaml:"id"`
+	// Provider is "demo", "chatlayer" or "chataibot".
+	Provider string `yaml:"provider"`
+	// Origins are the sites allowed to embed the bot, such as
+	// "https://www.acme.com" or "https://*.acme.com"; "self" is this
+	// server's own origin, "loopback" any http(s) origin on localhost,
+	// 127.0.0.0/8 or [::1], for development.
+	Origins []string `yaml:"origins"`
+	// Demo configures the built-in scripted bot (provider: demo).
+	Demo DemoConfig `yaml:"demo"`
+	// Widget is the look the widget gets in its welcome frame.
+	Widget WidgetConfig `yaml:"widget"`
+}
+
+// DemoConfig configures the built-in scripted bot.
+type DemoConfig struct {
+	// Script is a YAML script file; empty means the built-in script.
+	Script string `yaml:"script"`
+	// TypingDelay is how long the typing indicator shows before each
+	// reply. Default 600ms.
+	TypingDelay Duration `yaml:"typing_delay"`
+}
+
+// WidgetConfig is a bot's widget appearance and texts.
+type WidgetConfig struct {
+	Title      string `yaml:"title"`
+	Subtitle   string `yaml:"subtitle"`
+	Icon       string `yaml:"icon"`        // header icon URL
+	Position   string `yaml:"position"`    // "right" (default) or "left"
+	BrandColor string `yaml:"brand_color"` // "#rrggbb"
+	Greeting   string `yaml:"greeting"`    // shown before the first message
+	Locale     string `yaml:"locale"`      // en, nl, fr or de; empty: the page's language
+	// Texts override built-in widget texts by key.
+	Texts map[string]string `yaml:"texts"`
+}
+
+// Look returns the widget look for the welcome frame.
+func (w WidgetConfig) Look() widget.Look {
+	return widget.Look{Title: w.Title, Subtitle: w.Subtitle, Icon: w.Icon, Position: w.Position,
+		BrandColor: w.BrandColor, Greeting: w.Greeting, Locale: w.Locale, Texts: w.Texts}
+}
+
+// Secret is a configuration value that must never be shown: its String,
+// GoString, LogValue and MarshalText all print a placeholder.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (Secret) String() string                  { return redacted }
+func (Secret) GoString() string                { return redacted }
+func (Secret) MarshalText() ([]byte, error)    { return []byte(redacted), nil }
+func (s Secret) Reveal() string                { return string(s) }
+func (s Secret) Format(f fmt.State, _ rune)    { f.Write([]byte(redacted)) }
+func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
+
+// LogValue keeps the secret out of structured logs.
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// Duration is a time.Duration in YAML that also accepts days ("30d").
+type Duration time.Duration
+
+// UnmarshalText parses "90s", "12h" or "30d".
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a duration; write it like 30d, 12h or 90s", s)
+		}
+		*d = Duration(n * float64(24*time.Hour))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write it like 30d, 12h or 90s", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalYAML parses a duration as UnmarshalText does, but reports a
+// bad value as a type error, so that it is listed with the other problems
+// of the file and with its field, instead of ending the decoding.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into a duration; write it like 30d, 12h or 90s", n.Line, n.ShortTag())}}
+	}
+	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	return nil
+}
+
+// MarshalText writes the duration the way Go prints it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Defaults of the configuration.
+const (
+	DefaultListen    = ":8080"
+	DefaultRetention = 30 * 24 * time.Hour
+	DemoBotID        = "demo"
+)
+
+// DefaultConfig returns the configuration used when no file is given:
+// the built-in demo bot, reachable from this server's own origin and, for
+// local development, from any loopback origin.
+func DefaultConfig() *Config {
+	c := &Config{Bots: []BotConfig{{
+		ID:       DemoBotID,
+		Provider: "demo",
+		Origins:  []string{"self", "loopback"},
+		Widget: WidgetConfig{
+			Title:      "Porthole demo",
+			Subtitle:   "A scripted bot: try the buttons",
+			BrandColor: "#0b6e6e",
+			Greeting:   "Hi! Ask me anything, or pick a topic.",
+		},
+	}}}
+	c.applyDefaults()
+	return c
+}
+
+// LoadConfig reads, expands and validates a configuration file. Every
+// problem is reported at once, each naming its field and the fix.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig parses YAML, expanding ${VAR} through lookup ($${VAR} stays
+// literal), fills defaults and validates.
+func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(err)
+	}
+	if len(root.Content) == 0 {
+		return nil, errors.New("the file is empty; see examples/ for a starting point")
+	}
+	var problems []error
+	expandNode(root.Content[0], "", lookup, &problems)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	// Decode the expanded tree strictly, so a misspelt key is an error
+	// rather than a silently ignored setting.
+	expanded, err := yaml.Marshal(root.Content[0])
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, decodeError(err, expanded, root.Content[0])
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\{([^}]*)\}`)
+
+// expandNode replaces ${VAR} in every scalar value and records unset or
+// malformed references with the path of the field that holds them.
+func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), problems *[]error) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		// Block style puts every node of the re-marshaled document on a
+		// line of its own, so that decodeError can tell which it means.
+		n.Style &^= yaml.FlowStyle
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			p := key
+			if path != "" {
+				p = path + "." + key
+			}
+			expandNode(n.Content[i+1], p, lookup, problems)
+		}
+	case yaml.SequenceNode:
+		n.Style &^= yaml.FlowStyle
+		for i, item := range n.Content {
+			expandNode(item, path+"["+strconv.Itoa(i)+"]", lookup, problems)
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return
+		}
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			if m == "$$" {
+				return "$"
+			}
+			name := m[2 : len(m)-1]
+			if !validEnvName(name) {
+				*problems = append(*problems, fmt.Errorf("%s: %q is not a valid environment reference; write ${NAME} with letters, digits and _, or $$ for a literal $", path, m))
+				return m
+			}
+			v, ok := lookup(name)
+			if !ok {
+				*problems = append(*problems, fmt.Errorf("%s: environment variable %s is not set; export it or put the value in the file", path, name))
+				return ""
+			}
+			return v
+		})
+		// An expanded value is a string, whatever it looks like.
+		n.Tag = "!!str"
+		n.Style = yaml.DoubleQuotedStyle
+	}
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// yamlError reports a file that is not YAML at all.
+func yamlError(err error) error {
+	return fmt.Errorf("not valid YAML: %w", err)
+}
+
+// nodeRef is a node of the re-marshaled document: its field path, and
+// its line in the user's file.
+type nodeRef struct {
+	kind yaml.Kind
+	key  bool
+	path string
+	line int
+}
+
+// indexLines maps each line of the re-marshaled document to the nodes
+// that start on it, walking it alongside the user's tree (same shape).
+func indexLines(exp, orig *yaml.Node, path string, idx map[int][]nodeRef) {
+	idx[exp.Line] = append(idx[exp.Line], nodeRef{exp.Kind, false, path, orig.Line})
+	switch exp.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(exp.Content) && i+1 < len(orig.Content); i += 2 {
+			k := exp.Content[i]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			idx[k.Line] = append(idx[k.Line], nodeRef{k.Kind, true, p, orig.Content[i].Line})
+			indexLines(exp.Content[i+1], orig.Content[i+1], p, idx)
+		}
+	case yaml.SequenceNode:
+		for i := 0; i < len(exp.Content) && i < len(orig.Content); i++ {
+			indexLines(exp.Content[i], orig.Content[i], path+"["+strconv.Itoa(i)+"]", idx)
+		}
+	}
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// decodeError rewrites yaml.v3's decoding errors, whose line numbers are
+// those of the re-marshaled document, to name the field and its line in
+// the user's file, and to say what to do.
+func decodeError(err error, expanded []byte, orig *yaml.Node) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	idx := map[int][]nodeRef{}
+	var exp yaml.Node
+	if yaml.Unmarshal(expanded, &exp) == nil && len(exp.Content) > 0 {
+		indexLines(exp.Content[0], orig, "", idx)
+	}
+	find := func(line int, kind yaml.Kind, key bool) (nodeRef, bool) {
+		refs := idx[line]
+		for i := len(refs) - 1; i >= 0; i-- { // innermost first
+			if refs[i].kind == kind && refs[i].key == key {
+				return refs[i], true
+			}
+		}
+		return nodeRef{}, false
+	}
+	var out []error
+	for _, e := range te.Errors {
+		m := yamlLine.FindStringSubmatch(e)
+		if m == nil {
+			out = append(out, errors.New(e))
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		msg := m[2]
+		kind, key := yaml.ScalarNode, false
+		switch {
+		case strings.HasPrefix(msg, "field "):
+			key = true
+			name, _, _ := strings.Cut(strings.TrimPrefix(msg, "field "), " not found in type ")
+			msg = fmt.Sprintf("%q is not a known setting; check the spelling against the README", name)
+		case strings.HasPrefix(msg, "mapping key "):
+			key = true
+			msg = "is set twice; keep one"
+			if at := strings.LastIndex(m[2], " at line "); at >= 0 {
+				first, _ := strconv.Atoi(m[2][at+len(" at line "):])
+				if r, ok := find(first, yaml.ScalarNode, true); ok {
+					msg = fmt.Sprintf("is set twice (first at line %d); keep one", r.line)
+				}
+			}
+		case strings.HasPrefix(msg, "cannot unmarshal !!seq"):
+			kind = yaml.SequenceNode
+		case strings.HasPrefix(msg, "cannot unmarshal !!map"):
+			kind = yaml.MappingNode
+		}
+		r, ok := find(line, kind, key)
+		switch {
+		case ok && r.path != "":
+			out = append(out, fmt.Errorf("%s (line %d): %s", r.path, r.line, msg))
+		case ok:
+			out = append(out, fmt.Errorf("line %d: %s", r.line, msg))
+		default:
+			out = append(out, errors.New(msg))
+		}
+	}
+	return errors.Join(out...)
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = "bolt"
+	}
+	if c.Retention == 0 {
+		c.Retention = Duration(DefaultRetention)
+	}
+	l := &c.Limits
+	if l.MessagesPerMinute == 0 {
+		l.MessagesPerMinute = 30
+	}
+	if l.Burst == 0 {
+		l.Burst = 10
+	}
+	if l.IPMessagesPerMinute == 0 {
+		l.IPMessagesPerMinute = 300
+	}
+	if l.ConnectionsPerIP == 0 {
+		l.ConnectionsPerIP = 64
+	}
+	for i := range c.Bots {
+		b := &c.Bots[i]
+		if b.Widget.Position == "" {
+			b.Widget.Position = "right"
+		}
+		if b.Provider == "demo" && b.Demo.TypingDelay == 0 {
+			b.Demo.TypingDelay = Duration(600 * time.Millisecond)
+		}
+	}
+}
+
+// Validate checks the whole configuration and reports every problem,
+// each naming its field and how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not a listen address; write it like :8080 or 127.0.0.1:8080", c.Listen)
+	}
+	if c.PublicURL != "" {
+		if o, err := parseOrigin(c.PublicURL); err != nil || o != strings.TrimSuffix(c.PublicURL, "/") {
+			bad("public_url", "%q is not an origin; write it like https://chat.example.com (scheme and host, no path)", c.PublicURL)
+		}
+	}
+	for i, k := range c.SessionKeys {
+		if len(k) < 32 {
+			bad(fmt.Sprintf("session_keys[%d]", i), "is %d characters; use at least 32 random characters, e.g. from `openssl rand -hex 32`", len(k))
+		}
+	}
+	switch c.Store.Driver {
+	case "bolt", "memory":
+	default:
+		bad("store.driver", "%q is not a store; use bolt (default) or memory", c.Store.Driver)
+	}
+	if c.Retention < Duration(time.Hour) {
+		bad("retention", "%s is too short; keep conversations at least 1h, e.g. 30d", time.Duration(c.Retention))
+	}
+	l := c.Limits
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.burst", l.Burst}, {"limits.ip_messages_per_minute", l.IPMessagesPerMinute}, {"limits.connections_per_ip", l.ConnectionsPerIP}} {
+		if f.v < 0 {
+			bad(f.name, "is %d; use a positive number, or leave it out for the default", f.v)
+		}
+	}
+	if len(c.Bots) == 0 {
+		bad("bots", "is empty; add at least one bot (see examples/)")
+	}
+	seen := map[string]bool{}
+	for i, b := range c.Bots {
+		p := fmt.Sprintf("bots[%d]", i)
+		if err := widget.CheckBotID("id", b.ID); err != nil {
+			bad(p+".id", "%q %s", b.ID, strings.TrimPrefix(err.Error(), "id "))
+		} else if seen[b.ID] {
+			bad(p+".id", "%q is used by another bot too; give each bot its own id", b.ID)
+		}
+		seen[b.ID] = true
+		switch b.Provider {
+		case "demo":
+		case "chatlayer", "chataibot":
+			bad(p+".provider", "%q is not available in this build yet; use demo", b.Provider)
+		case "":
+			bad(p+".provider", "is missing; set it to demo, chatlayer or chataibot")
+		default:
+			bad(p+".provider", "%q is not a provider; use demo, chatlayer or chataibot", b.Provider)
+		}
+		if len(b.Origins) == 0 {
+			bad(p+".origins", "is empty; list the sites that embed the bot, like https://www.example.com")
+		}
+		for j, o := range b.Origins {
+			if err := checkOriginPattern(o); err != nil {
+				bad(fmt.Sprintf("%s.origins[%d]", p, j), "%v", err)
+			}
+		}
+		w := b.Widget
+		if w.Position != "left" && w.Position != "right" {
+			bad(p+".widget.position", "%q must be left or right", w.Position)
+		}
+		if w.BrandColor != "" && !hexColor.MatchString(w.BrandColor) {
+			bad(p+".widget.brand_color", "%q is not a colour; write it like #007171", w.BrandColor)
+		}
+		if w.Icon != "" {
+			if err := widget.CheckURL("icon", w.Icon, false); err != nil {
+				bad(p+".widget.icon", "%q is not an image URL; use an absolute https URL", w.Icon)
+			}
+		}
+		switch w.Locale {
+		case "", "en", "nl", "fr", "de":
+		default:
+			bad(p+".widget.locale", "%q is not a built-in language; use en, nl, fr or de, or leave it out to follow the page", w.Locale)
+		}
+		if b.Provider == "demo" && b.Demo.TypingDelay < 0 {
+			bad(p+".demo.typing_delay", "must not be negative; e.g. 600ms")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// checkOriginPattern accepts "self", "loopback", or scheme://host[:port]
+// where the host may start with "*." to allow every subdomain.
+func checkOriginPattern(p string) error {
+	if p == "self" || p == "loopback" {
+		return nil
+	}
+	if p == "*" {
+		return fmt.Errorf(`"*" would let any site embed the bot; list the sites, like https://www.example.com or https://*.example.com`)
+	}
+	o, err := parseOrigin(strings.Replace(p, "://*.", "://wildcard.", 1))
+	if err != nil || o != strings.Replace(p, "://*.", "://wildcard.", 1) {
+		return fmt.Errorf("%q is not an origin; write it as scheme://host[:port] with no path, like https://www.example.com or https://*.example.com", p)
+	}
+	return nil
+}
+
+// parseOrigin normalises a URL to its origin: lowercase scheme://host[:port]
+// with default ports dropped.
+func parseOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return "", errors.New("not an http(s) origin")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("an origin has no path")
+	}
+	host := strings.ToLower(u.Host)
+	if u.Scheme == "https" {
+		host = strings.TrimSuffix(host, ":443")
+	} else {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return u.Scheme + "://" + host, nil
+}

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gorilla/securecookie"
+)
+
+// VisitorTokenMaxAge is how long a visitor token stays valid without a
+// visit. Every welcome hands out a fresh one, so an active visitor never
+// runs out; the store's retention decides how long a conversation lives.
+const VisitorTokenMaxAge = 400 * 24 * time.Hour
+
+// Keyring signs and encrypts what the server hands to browsers: visitor
+// tokens now, session cookies of the fallback pages later. The first key
+// encodes; every key decodes, so keys rotate by adding a new one in front.
+type Keyring struct {
+	codecs []securecookie.Codec
+	pairs  [][]byte
+	now    func() time.Time // for tests; nil means time.Now
+}
+
+func (k *Keyring) clock() time.Time {
+	if k.now != nil {
+		return k.now()
+	}
+	return time.Now()
+}
+
+// NewKeyring derives a signing (HMAC-SHA256) and an encryption (AES-256)
+// key from each secret, so one configured string serves both purposes.
+func NewKeyring(secrets []string) (*Keyring, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("keyring: no session key")
+	}
+	k := &Keyring{}
+	for _, s := range secrets {
+		k.pairs = append(k.pairs, derive(s, "porthole hash key"), derive(s, "porthole block key"))
+	}
+	for _, c := range securecookie.CodecsFromPairs(k.pairs...) {
+		sc := c.(*securecookie.SecureCookie)
+		sc.MaxAge(int(VisitorTokenMaxAge / time.Second))
+		sc.SetSerializer(securecookie.JSONEncoder{})
+		k.codecs = append(k.codecs, sc)
+	}
+	return k, nil
+}
+
+func derive(secret, label string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}
+
+// Pairs returns the derived hash and block keys, for gorilla/sessions.
+func (k *Keyring) Pairs() [][]byte { return k.pairs }
+
+// visitorToken is what a visitor token carries, bound to one bot.
+type visitorToken struct {
+	Visitor string `json:"v"`
+	Bot     string `json:"b"`
+	Issued  int64  `json:"t"`
+}
+
+const visitorTokenName = "porthole-visitor"
+
+// MintVisitor returns a token naming visitor for bot.
+func (k *Keyring) MintVisitor(bot, visitor string) (string, error) {
+	return securecookie.EncodeMulti(visitorTokenName, visitorToken{Visitor: visitor, Bot: bot, Issued: k.clock().Unix()}, k.codecs...)
+}
+
+// Visitor returns the visitor a token names, if the token is genuine,
+// unexpired and was minted for bot. A tampered, expired or foreign token
+// is not an error for the caller: it simply starts a fresh visitor.
+func (k *Keyring) Visitor(bot, token string) (string, bool) {
+	if token == "" {
+		return "", false
+	}
+	var t visitorToken
+	if err := securecookie.DecodeMulti(visitorTokenName, token, &t, k.codecs...); err != nil {
+		return "", false
+	}
+	if t.Bot != bot || !validVisitorID(t.Visitor) {
+		return "", false
+	}
+	if k.clock().Sub(time.Unix(t.Issued, 0)) > VisitorTokenMaxAge {
+		return "", false
+	}
+	return t.Visitor, true
+}
+
+// NewVisitorID returns a random visitor id: 32 lowercase hex characters.
+func NewVisitorID() string { return randomHex(16) }
+
+func validVisitorID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand panics instead)
+	return hex.EncodeToString(b)
+}
+
+// LoadOrCreateKey returns the session key kept in dir/session.key,
+// creating it (0600) on first start. It makes visitor tokens survive a
+// restart when the configuration names no session_keys.
+func LoadOrCreateKey(dir string) (string, error) {
+	path := filepath.Join(dir, "session.key")
+	data, err := os.ReadFile(path)
+	if err == nil {
+		key := strings.TrimSpace(string(data))
+		if len(key) < 32 {
+			return "", fmt.Errorf("%s holds a key of %d characters; delete the file to make a new one", path, len(key))
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	key := randomHex(32)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) { // another process won the race
+			return LoadOrCreateKey(dir)
+		}
+		return "", err
+	}
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return key, f.Close()
+}

@@ -1,0 +1,478 @@
+// Package server is the Porthole proxy: it holds the bot platforms'
+// tokens, speaks porthole.v1 over WebSocket to the widget, serves the
+// fallback pages and the platforms' webhooks, and routes everything
+// through one conversation service over a durable store.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/porthole-chat/porthole/server/demo"
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+)
+
+// Options are the parts of a server that do not come from the config file.
+type Options struct {
+	// DataDir holds the bolt file and the generated session key.
+	DataDir string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Store overrides the configured store (tests).
+	Store store.Store
+	// Retry overrides DefaultRetry (tests use short waits).
+	Retry *RetryPolicy
+	// HelloTimeout overrides the 10 s a socket has to say hello.
+	HelloTimeout time.Duration
+	// PingInterval overrides the 25 s between heartbeats.
+	PingInterval time.Duration
+	// WriteTimeout overrides the 10 s a client has to take one frame
+	// before it counts as not reading and is dropped.
+	WriteTimeout time.Duration
+	// Static serves the widget, loader and demo assets under /static/
+	// and the demo page at /; nil serves nothing there.
+	Static http.Handler
+	// Index, if set, serves GET /.
+	Index http.Handler
+	// Providers replaces the configured provider of the bots it names
+	// (tests count upstream calls with it).
+	Providers map[string]provider.Provider
+}
+
+// Bot is a configured bot with its origin rules.
+type Bot struct {
+	Config  BotConfig
+	origins []string
+}
+
+// Server is the running proxy.
+type Server struct {
+	cfg     *Config
+	opts    Options
+	log     *slog.Logger
+	store   store.Store
+	bus     Bus
+	service *Service
+	keys    *Keyring
+	bots    map[string]*Bot
+	closers []func() error
+
+	limits  *limiter
+	mux     *http.ServeMux
+	sockets sync.Map // *socket -> struct{}
+
+	mu       sync.Mutex
+	draining bool
+	perIP    map[string]int // open sockets by client IP
+}
+
+// New builds a server from a validated config: it opens the store, makes
+// the providers and queues what the last run left undelivered.
+func New(cfg *Config, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, opts: opts, log: log, bus: NewLocalBus(), bots: map[string]*Bot{}, perIP: map[string]int{}}
+	if opts.HelloTimeout == 0 {
+		s.opts.HelloTimeout = 10 * time.Second
+	}
+	if opts.PingInterval == 0 {
+		s.opts.PingInterval = 25 * time.Second
+	}
+	if opts.WriteTimeout == 0 {
+		s.opts.WriteTimeout = 10 * time.Second
+	}
+
+	var secrets []string
+	for _, k := range cfg.SessionKeys {
+		secrets = append(secrets, k.Reveal())
+	}
+	if len(secrets) == 0 {
+		key, err := LoadOrCreateKey(opts.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("session key: %w", err)
+		}
+		secrets = []string{key}
+	}
+	var err error
+	if s.keys, err = NewKeyring(secrets); err != nil {
+		return nil, err
+	}
+
+	s.store = opts.Store
+	if s.store == nil {
+		switch cfg.Store.Driver {
+		case "memory":
+			s.store = store.NewMemory()
+		default:
+			path := cfg.Store.Path
+			if path == "" {
+				path = opts.DataDir + "/porthole.db"
+			}
+			if s.store, err = store.OpenBolt(path, store.BoltOptions{}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.closers = append(s.closers, s.store.Close)
+
+	retry := DefaultRetry
+	if opts.Retry != nil {
+		retry = *opts.Retry
+	}
+	s.service = NewService(s.store, s.bus, log, retry)
+	for _, bc := range cfg.Bots {
+		p, closer, err := opts.Providers[bc.ID], (func() error)(nil), error(nil)
+		if p == nil {
+			p, closer, err = s.newProvider(bc)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("bot %s: %w", bc.ID, err)
+		}
+		s.service.SetProvider(bc.ID, p)
+		if closer != nil {
+			s.closers = append([]func() error{closer}, s.closers...)
+		}
+		s.bots[bc.ID] = &Bot{Config: bc, origins: bc.Origins}
+	}
+	s.limits = newLimiter(cfg.Limits)
+
+	if n, err := s.service.Recover(context.Background()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("recover outbox: %w", err)
+	} else if n > 0 {
+		log.Info("resuming undelivered messages", "count", n)
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) newProvider(bc BotConfig) (provider.Provider, func() error, error) {
+	switch bc.Provider {
+	case "demo":
+		script := demo.Default()
+		if bc.Demo.Script != "" {
+			var err error
+			if script, err = demo.Load(bc.Demo.Script); err != nil {
+				return nil, nil, fmt.Errorf("demo.script: %w", err)
+			}
+		}
+		bot := demo.New(script, s.service, demo.Options{TypingDelay: time.Duration(bc.Demo.TypingDelay), BaseURL: s.baseURL(), Log: s.log})
+		return bot, bot.Close, nil
+	}
+	return nil, nil, fmt.Errorf("provider %q is not available", bc.Provider)
+}
+
+// baseURL is PublicURL, or the local address for a server without one,
+// so that the demo bot's media links work on `make run`.
+func (s *Server) baseURL() string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(s.cfg.Listen)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func (s *Server) routes() {
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /v1/ws", s.handleWS)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	if s.opts.Static != nil {
+		s.mux.Handle("GET /static/", s.opts.Static)
+	}
+	if s.opts.Index != nil {
+		s.mux.Handle("GET /{$}", s.opts.Index)
+	}
+}
+
+// ServeHTTP logs each request (method, path, status, time; never the
+// query, which may carry secrets on webhook URLs) and routes it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(rec, r)
+	level := slog.LevelDebug
+	if rec.status >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds())
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets the WebSocket upgrade reach the underlying Hijacker.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	_, err := s.store.Get(ctx, "readyz-probe")
+	status, body := http.StatusOK, "ready\n"
+	switch {
+	case draining:
+		status, body = http.StatusServiceUnavailable, "draining\n"
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		status, body = http.StatusServiceUnavailable, "store unavailable\n"
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write([]byte(body))
+}
+
+// httpError answers a plain HTTP error as JSON with a protocol error code.
+func httpError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "message": msg})
+}
+
+// Shutdown stops accepting work and closes every socket with 1012
+// (service restart) so widgets reconnect and replay what they missed.
+// Then it stops the upstream workers and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	s.sockets.Range(func(k, _ any) bool {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k.(*socket).conn.Close(websocket.StatusServiceRestart, "server restarting")
+		}()
+		return true
+	})
+	wg.Wait()
+	err := s.service.Close(ctx)
+	return errors.Join(err, s.Close())
+}
+
+// Close releases providers and the store without draining sockets.
+func (s *Server) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// StartPruning deletes conversations older than the retention now and
+// then every hour, until ctx ends.
+func (s *Server) StartPruning(ctx context.Context) {
+	retention := time.Duration(s.cfg.Retention)
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			n, err := s.store.Prune(ctx, time.Now().Add(-retention))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Error("retention pruning failed", "error", err)
+			case n > 0:
+				s.log.Info("retention pruned conversations", "count", n, "older_than", retention.String())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Service returns the conversation service (for webhooks and pages).
+func (s *Server) Service() *Service { return s.service }
+
+// originAllowed says whether a browser page at origin may use bot. A
+// request without Origin comes from a program, not a browser page: the
+// origin rule protects visitors' browsers, and a program could send any
+// Origin it likes, so there is nothing to check.
+func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	o, err := parseOrigin(origin)
+	if err != nil {
+		return false
+	}
+	for _, p := range b.origins {
+		switch p {
+		case "self":
+			if o == s.selfOrigin(r) {
+				return true
+			}
+		case "loopback":
+			if isLoopbackOrigin(o) {
+				return true
+			}
+		default:
+			if matchOrigin(p, o) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// selfOrigin is PublicURL, or the origin the request reached us at.
+func (s *Server) selfOrigin(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		o, _ := parseOrigin(s.cfg.PublicURL)
+		return o
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	o, _ := parseOrigin(scheme + "://" + r.Host)
+	return o
+}
+
+// matchOrigin compares a configured pattern with a normalised origin;
+// "https://*.acme.com" matches any subdomain of acme.com at any depth,
+// but not acme.com itself.
+func matchOrigin(pattern, origin string) bool {
+	scheme, host, ok := strings.Cut(pattern, "://*.")
+	if !ok {
+		p, err := parseOrigin(pattern)
+		return err == nil && p == origin
+	}
+	oScheme, oHost, _ := strings.Cut(origin, "://")
+	if oScheme != strings.ToLower(scheme) {
+		return false
+	}
+	suffix := "." + strings.ToLower(host)
+	if scheme == "https" {
+		suffix = strings.TrimSuffix(suffix, ":443")
+	} else {
+		suffix = strings.TrimSuffix(suffix, ":80")
+	}
+	return strings.HasSuffix(oHost, suffix) && len(oHost) > len(suffix)
+}
+
+func isLoopbackOrigin(origin string) bool {
+	_, hostport, _ := strings.Cut(origin, "://")
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// clientIP is the address rate limits count by.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.Limits.TrustForwardedFor {
+		if f := r.Header.Get("X-Forwarded-For"); f != "" {
+			first, _, _ := strings.Cut(f, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limiter holds token buckets per visitor and per IP, forgetting idle
+// ones so that memory stays bounded.
+type limiter struct {
+	visitorRate, ipRate rate.Limit
+	burst, ipBurst      int
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLimiter(l Limits) *limiter {
+	return &limiter{
+		visitorRate: rate.Limit(float64(l.MessagesPerMinute) / 60), burst: l.Burst,
+		ipRate: rate.Limit(float64(l.IPMessagesPerMinute) / 60), ipBurst: max(l.Burst*5, l.IPMessagesPerMinute/6),
+		buckets: map[string]*bucket{}, swept: time.Now(),
+	}
+}
+
+// allow takes one message from the visitor's and the IP's buckets. When
+// either is empty it returns how long until the next message is allowed.
+func (l *limiter) allow(visitor, ip string) (bool, time.Duration) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > time.Minute {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > 10*time.Minute {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	v := l.get("v:"+visitor, l.visitorRate, l.burst, now)
+	i := l.get("ip:"+ip, l.ipRate, l.ipBurst, now)
+	rv, ri := v.ReserveN(now, 1), i.ReserveN(now, 1)
+	wait := max(rv.DelayFrom(now), ri.DelayFrom(now))
+	if wait > 0 {
+		rv.CancelAt(now)
+		ri.CancelAt(now)
+		return false, wait
+	}
+	return true, 0
+}
+
+func (l *limiter) get(key string, r rate.Limit, burst int, now time.Time) *rate.Limiter {
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{lim: rate.NewLimiter(r, burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	return b.lim
+}

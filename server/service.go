@@ -1,0 +1,499 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// RetryPolicy says how the service retries a temporary upstream failure.
+type RetryPolicy struct {
+	// Quick is the number of attempts after which the visitor is told
+	// the message failed; retries go on in the background after that.
+	Quick int
+	// Base is the first backoff; each attempt doubles it, up to Max,
+	// with jitter so that many visitors do not retry in step.
+	Base, Max time.Duration
+	// GiveUp stops background retries this long after the first attempt.
+	GiveUp time.Duration
+	// Timeout bounds one upstream call.
+	Timeout time.Duration
+}
+
+// DefaultRetry is the production retry policy.
+var DefaultRetry = RetryPolicy{Quick: 3, Base: 500 * time.Millisecond, Max: 30 * time.Second, GiveUp: 10 * time.Minute, Timeout: 15 * time.Second}
+
+// backoff returns the wait before attempt n+1 (n >= 1): exponential with
+// jitter in [d/2, d], at least what the platform asked for.
+func (p RetryPolicy) backoff(n int, asked time.Duration) time.Duration {
+	d := p.Base << min(n-1, 20)
+	if d > p.Max || d <= 0 {
+		d = p.Max
+	}
+	d = d/2 + rand.N(d/2+1)
+	return max(d, asked)
+}
+
+// Attribute keys the service keeps per conversation.
+const (
+	attrVisitor = "visitor" // provider.Visitor as JSON, from the last hello
+	attrSession = "session" // session data object as JSON
+	attrRead    = "read"    // highest seq the visitor has seen
+)
+
+// Service is the conversation service, the only place that orders
+// things: persist first, then notify, then hand upstream with retries.
+// The WebSocket handler, the fallback pages and the provider webhooks all
+// go through it. It implements provider.Sink for the providers' replies.
+type Service struct {
+	store     store.Store
+	bus       Bus
+	log       *slog.Logger
+	retry     RetryPolicy
+	providers map[string]provider.Provider // by bot id
+
+	sem    chan struct{} // bounds concurrent upstream calls
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	queues map[string]*queue // conversations with work for upstream
+}
+
+// NewService returns a service over st and bus. Providers are added with
+// SetProvider before Recover and before traffic.
+func NewService(st store.Store, bus Bus, log *slog.Logger, retry RetryPolicy) *Service {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		store: st, bus: bus, log: log, retry: retry,
+		providers: map[string]provider.Provider{},
+		sem:       make(chan struct{}, 256),
+		ctx:       ctx, cancel: cancel,
+		queues: map[string]*queue{},
+	}
+}
+
+// SetProvider makes p answer bot.
+func (s *Service) SetProvider(bot string, p provider.Provider) { s.providers[bot] = p }
+
+// Open returns the visitor's conversation with bot, creating it on the
+// first visit (and then asking the bot to greet), and remembers what the
+// hello said about the visitor for the provider.
+func (s *Service) Open(ctx context.Context, bot string, v provider.Visitor) (store.Conversation, error) {
+	c, created, err := s.store.Conversation(ctx, bot, v.ID)
+	if err != nil {
+		return c, err
+	}
+	info, _ := json.Marshal(v)
+	if old, err := s.store.Attr(ctx, c.ID, attrVisitor); err != nil {
+		return c, err
+	} else if old != string(info) {
+		if err := s.store.SetAttr(ctx, c.ID, attrVisitor, string(info)); err != nil {
+			return c, err
+		}
+	}
+	if created {
+		s.enqueue(c.ID, 0, false)
+	}
+	return c, nil
+}
+
+// Inbound is a visitor message entering the service.
+type Inbound struct {
+	ClientID string
+	Text     string // typed text, or the clicked button's title
+	Payload  string // postback payload; empty for typed text
+}
+
+// Post stores a visitor message, notifies the visitor's sockets and queues
+// it for the bot. The returned message is durable: its Seq goes in the
+// ack. A repeated ClientID returns the stored message and sends nothing
+// upstream again, except that a failed message is retried.
+func (s *Service) Post(ctx context.Context, conv string, in Inbound) (store.Message, error) {
+	body := widget.Text(in.Text).AppendJSON(nil)
+	m, dup, err := s.store.Append(ctx, store.Message{
+		Conversation: conv, ClientID: in.ClientID, From: store.FromUser,
+		Body: body, Payload: in.Payload, State: store.Pending,
+	})
+	if err != nil {
+		return m, err
+	}
+	if !dup {
+		s.bus.Publish(Event{Conversation: conv, Seq: m.Seq})
+		s.enqueue(conv, m.Seq, false)
+		return m, nil
+	}
+	switch m.State {
+	case store.Failed: // the visitor pressed retry
+		if m, err = s.store.SetState(ctx, conv, m.Seq, store.Pending, ""); err != nil {
+			return m, err
+		}
+		s.enqueue(conv, m.Seq, true)
+	case store.Pending:
+		s.enqueue(conv, m.Seq, false) // no-op when already queued
+	}
+	return m, nil
+}
+
+// SetSession merges data (a JSON object) into the conversation's session
+// data, which providers send upstream with the next message.
+func (s *Service) SetSession(ctx context.Context, conv string, data []byte) error {
+	var add map[string]json.RawMessage
+	if err := json.Unmarshal(data, &add); err != nil {
+		return &widget.Error{Code: widget.CodeBadRequest, Field: "data", Message: "must be a JSON object"}
+	}
+	merged := map[string]json.RawMessage{}
+	if old, err := s.store.Attr(ctx, conv, attrSession); err != nil {
+		return err
+	} else if old != "" {
+		_ = json.Unmarshal([]byte(old), &merged)
+	}
+	for k, v := range add {
+		if string(v) == "null" {
+			delete(merged, k)
+		} else {
+			merged[k] = v
+		}
+	}
+	out, _ := json.Marshal(merged)
+	if len(out) > widget.MaxSessionData {
+		return &widget.Error{Code: widget.CodeTooLarge, Field: "data", Message: fmt.Sprintf("session data would grow past %d bytes; remove keys by setting them to null", widget.MaxSessionData)}
+	}
+	return s.store.SetAttr(ctx, conv, attrSession, string(out))
+}
+
+// MarkRead records that the visitor has seen messages up to seq.
+func (s *Service) MarkRead(ctx context.Context, conv string, seq uint64) error {
+	return s.store.SetAttr(ctx, conv, attrRead, fmt.Sprint(seq))
+}
+
+// Deliver stores bot replies and notifies the visitor (provider.Sink).
+// Each body gets the idempotency key key+"/"+index, so a retried callback
+// stores nothing twice. A body that fails validation is replaced by its
+// plain-text summary, or dropped with a warning when it has none.
+func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
+	for i, b := range bodies {
+		if err := b.Validate(); err != nil {
+			s.log.Warn("bot message does not validate", "conversation", conv, "error", err)
+			b = widget.Text(b.Summary())
+			if b.Validate() != nil {
+				continue
+			}
+		}
+		m := store.Message{Conversation: conv, From: store.FromBot, Body: b.AppendJSON(nil)}
+		if key != "" {
+			m.ClientID = fmt.Sprintf("%s/%d", key, i)
+		}
+		stored, dup, err := s.store.Append(ctx, m)
+		if err != nil {
+			return err
+		}
+		if !dup {
+			s.bus.Publish(Event{Conversation: conv, Seq: stored.Seq})
+		}
+	}
+	return nil
+}
+
+// Typing shows or hides the bot's typing indicator (provider.Sink).
+func (s *Service) Typing(conv string, on bool) {
+	s.bus.Publish(Event{Conversation: conv, Typing: &on})
+}
+
+// Attr returns provider state (provider.Sink).
+func (s *Service) Attr(ctx context.Context, conv, key string) (string, error) {
+	return s.store.Attr(ctx, conv, "p:"+key)
+}
+
+// SetAttr stores provider state (provider.Sink).
+func (s *Service) SetAttr(ctx context.Context, conv, key, value string) error {
+	return s.store.SetAttr(ctx, conv, "p:"+key, value)
+}
+
+// Recover queues every message that was acknowledged but not yet accepted
+// upstream when the server last stopped.
+func (s *Service) Recover(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		pending, err := s.store.Outbox(ctx, 1000)
+		if err != nil {
+			return n, err
+		}
+		fresh := 0
+		for _, m := range pending {
+			if s.enqueue(m.Conversation, m.Seq, false) {
+				fresh++
+			}
+		}
+		n += fresh
+		if len(pending) < 1000 || fresh == 0 {
+			return n, nil
+		}
+	}
+}
+
+// Close stops the upstream workers, waiting up to the context's deadline
+// for calls in flight. What is still pending stays on the outbox.
+func (s *Service) Close(ctx context.Context) error {
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// queue holds one conversation's messages waiting for the bot, by seq.
+type queue struct {
+	items []*item
+	wake  chan struct{}
+}
+
+type item struct {
+	seq       uint64 // 0 is the conversation start (greeting)
+	attempts  int
+	first     time.Time
+	notBefore time.Time
+	shown     bool // the visitor was told it failed; it no longer holds back later messages
+}
+
+// enqueue adds seq to the conversation's queue, starting its worker if
+// needed. reset restarts the retry schedule of an item already queued.
+// It reports whether the item is new.
+func (s *Service) enqueue(conv string, seq uint64, reset bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, running := s.queues[conv]
+	if !running {
+		q = &queue{wake: make(chan struct{}, 1)}
+		s.queues[conv] = q
+	}
+	now := time.Now()
+	added := true
+	pos := len(q.items)
+	for i, it := range q.items {
+		if it.seq == seq {
+			if reset {
+				*it = item{seq: seq, first: now, notBefore: now}
+			}
+			added = false
+			break
+		}
+		if it.seq > seq {
+			pos = i
+			break
+		}
+	}
+	if added {
+		q.items = append(q.items, nil)
+		copy(q.items[pos+1:], q.items[pos:])
+		q.items[pos] = &item{seq: seq, first: now, notBefore: now}
+	}
+	if !running {
+		s.wg.Add(1)
+		go s.work(conv, q)
+	} else {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return added
+}
+
+// next picks the item to try now, or how long to wait. Items go in seq
+// order; one that already failed visibly no longer holds back the rest.
+func (q *queue) next(now time.Time) (*item, time.Duration) {
+	wait := time.Duration(-1)
+	for _, it := range q.items {
+		if !it.notBefore.After(now) {
+			return it, 0
+		}
+		if d := it.notBefore.Sub(now); wait < 0 || d < wait {
+			wait = d
+		}
+		if !it.shown {
+			break
+		}
+	}
+	return nil, wait
+}
+
+func (q *queue) remove(target *item) {
+	for i, it := range q.items {
+		if it == target {
+			q.items = append(q.items[:i], q.items[i+1:]...)
+			return
+		}
+	}
+}
+
+// work hands one conversation's queue upstream until it is empty.
+func (s *Service) work(conv string, q *queue) {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(q.items) == 0 {
+			delete(s.queues, conv)
+			s.mu.Unlock()
+			return
+		}
+		it, wait := q.next(time.Now())
+		s.mu.Unlock()
+		if it == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-q.wake:
+				t.Stop()
+			case <-s.ctx.Done():
+				t.Stop()
+				s.abandon(conv)
+				return
+			}
+			continue
+		}
+		done := s.attempt(conv, it)
+		s.mu.Lock()
+		if done {
+			q.remove(it)
+		}
+		s.mu.Unlock()
+		if s.ctx.Err() != nil {
+			s.abandon(conv)
+			return
+		}
+	}
+}
+
+// abandon drops a conversation's queue on shutdown; pending messages stay
+// on the store's outbox for the next start.
+func (s *Service) abandon(conv string) {
+	s.mu.Lock()
+	delete(s.queues, conv)
+	s.mu.Unlock()
+}
+
+// attempt makes one upstream call for it and records the outcome. It
+// reports whether the item is finished (delivered, failed for good, or
+// gone).
+func (s *Service) attempt(conv string, it *item) bool {
+	ctx := s.ctx
+	c, err := s.store.Get(ctx, conv)
+	if err != nil {
+		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, err)
+	}
+	p := s.providers[c.Bot]
+	if p == nil {
+		s.log.Error("no provider for bot", "bot", c.Bot, "conversation", conv)
+		return true
+	}
+	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: it.seq, Kind: provider.Start}
+	if raw, err := s.store.Attr(ctx, conv, attrVisitor); err == nil && raw != "" {
+		_ = json.Unmarshal([]byte(raw), &pm.Visitor)
+	}
+	if pm.Visitor.ID == "" {
+		pm.Visitor.ID = c.Visitor
+	}
+	if raw, err := s.store.Attr(ctx, conv, attrSession); err == nil && raw != "" {
+		pm.Session = []byte(raw)
+	}
+	var msg store.Message
+	if it.seq > 0 {
+		ms, err := s.store.Read(ctx, conv, it.seq-1, 1)
+		if err != nil {
+			return s.storeTrouble(conv, it, err)
+		}
+		if len(ms) == 0 || ms[0].Seq != it.seq || ms[0].State == store.Delivered {
+			return true
+		}
+		msg = ms[0]
+		body, err := widget.DecodeBody(msg.Body)
+		if err != nil {
+			s.log.Error("stored message does not decode", "conversation", conv, "seq", it.seq, "error", err)
+			return true
+		}
+		pm.ClientID, pm.Text, pm.Kind = msg.ClientID, body.Text, provider.Text
+		if msg.Payload != "" {
+			pm.Kind, pm.Payload = provider.Postback, msg.Payload
+		}
+	}
+
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	callCtx, cancel := context.WithTimeout(ctx, s.retry.Timeout)
+	err = p.Send(callCtx, pm)
+	cancel()
+	<-s.sem
+	it.attempts++
+
+	if err == nil {
+		s.log.Debug("handed upstream", "bot", c.Bot, "conversation", conv, "seq", it.seq, "kind", string(pm.Kind), "attempt", it.attempts)
+		if it.seq > 0 {
+			if _, err := s.store.SetState(ctx, conv, it.seq, store.Delivered, ""); err != nil {
+				s.log.Error("cannot record delivery", "conversation", conv, "seq", it.seq, "error", err)
+			}
+			s.publishStatus(conv, msg.ClientID, widget.StateDelivered, "")
+		}
+		return true
+	}
+	if ctx.Err() != nil { // shutting down: leave it on the outbox
+		return false
+	}
+	reason, temporary, after := provider.Classify(err)
+	give := time.Since(it.first) > s.retry.GiveUp
+	s.log.Warn("upstream call failed", "bot", c.Bot, "conversation", conv, "seq", it.seq,
+		"attempt", it.attempts, "reason", reason, "retry", temporary && !give, "error", err)
+	if !temporary || give || it.attempts >= s.retry.Quick && !it.shown {
+		if it.seq > 0 && !it.shown {
+			if _, err := s.store.SetState(ctx, conv, it.seq, store.Failed, reason); err != nil {
+				s.log.Error("cannot record failure", "conversation", conv, "seq", it.seq, "error", err)
+			}
+			s.publishStatus(conv, msg.ClientID, widget.StateFailed, reason)
+		}
+		it.shown = true
+		if !temporary || give {
+			return true
+		}
+	}
+	s.mu.Lock()
+	it.notBefore = time.Now().Add(s.retry.backoff(it.attempts, after))
+	s.mu.Unlock()
+	return false
+}
+
+// storeTrouble logs a store error during dispatch and schedules the item
+// for a later try; it stays on the outbox meanwhile. It returns false:
+// the item is not finished.
+func (s *Service) storeTrouble(conv string, it *item, err error) bool {
+	if s.ctx.Err() == nil {
+		s.log.Error("store error while dispatching", "conversation", conv, "error", err)
+	}
+	s.mu.Lock()
+	it.notBefore = time.Now().Add(s.retry.backoff(max(it.attempts, 1), 0))
+	s.mu.Unlock()
+	return false
+}
+
+func (s *Service) publishStatus(conv, clientID, state, reason string) {
+	if clientID == "" {
+		return
+	}
+	s.bus.Publish(Event{Conversation: conv, Status: &StatusEvent{ClientID: clientID, State: state, Reason: reason}})
+}

@@ -1,0 +1,632 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The buckets of a Bolt file. A conversation id is stored as its 16 raw
+// bytes (id16), seqs and times as 8 big-endian bytes so that keys sort by
+// them, and a pair of strings as uvarint(len(a)) a b (pair).
+var (
+	bucketConv    = []byte("conv")    // id16 -> conversation record
+	bucketVisitor = []byte("visitor") // pair(bot, visitor) -> id16
+	bucketMsg     = []byte("msg")     // id16 seq -> message record
+	bucketClient  = []byte("client")  // id16 ClientID -> seq
+	bucketOutbox  = []byte("outbox")  // unix-ms(At) id16 seq -> empty
+	bucketAttr    = []byte("attr")    // id16 key -> value
+	bucketLink    = []byte("link")    // pair(bot, ref) -> id16
+	bucketLinkBy  = []byte("linkby")  // id16 pair(bot, ref) -> empty, for Prune
+)
+
+// recordVersion leads every record so that a later format can be told apart.
+const recordVersion = 1
+
+// BoltOptions tunes OpenBolt; the zero value is the production setting.
+type BoltOptions struct {
+	// Timeout is how long OpenBolt waits for another process to release
+	// the file. Zero means one second.
+	Timeout time.Duration
+	// BatchDelay is how long a write waits for others to share its fsync
+	// (bbolt's MaxBatchDelay). It is the latency a lone write pays on top
+	// of the fsync. Zero means 1 ms, which measured as well as bbolt's
+	// 10 ms under load.
+	BatchDelay time.Duration
+}
+
+// Bolt is the embedded Store: one bbolt file, safe for concurrent use by one
+// process. Writes from concurrent goroutines are grouped into shared
+// transactions, and every write is on disk when it returns.
+type Bolt struct {
+	db     *bolt.DB
+	path   string
+	closed atomic.Bool
+}
+
+var _ Store = (*Bolt)(nil)
+
+// OpenBolt opens the store at path, creating the file and its directory
+// when missing. It fails after opts.Timeout when another process holds the
+// file, so that two servers never share one transcript.
+func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.BatchDelay <= 0 {
+		opts.BatchDelay = time.Millisecond
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: file is locked, is another porthole running? (%w)", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.MaxBatchDelay = opts.BatchDelay
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketConv, bucketVisitor, bucketMsg, bucketClient, bucketOutbox, bucketAttr, bucketLink, bucketLinkBy} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return &Bolt{db: db, path: path}, nil
+}
+
+// Conversation implements Store.
+func (s *Bolt) Conversation(_ context.Context, bot, visitor string) (Conversation, bool, error) {
+	key := pair(nil, bot, visitor)
+	var c Conversation
+	found := false
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		if id := tx.Bucket(bucketVisitor).Get(key); id != nil {
+			c, err = getConv(tx, id)
+			found = true
+		}
+		return err
+	})
+	if err != nil || found {
+		return c, false, err
+	}
+	t := now()
+	fresh := Conversation{ID: newConversationID(), Bot: bot, Visitor: visitor, Created: t, Updated: t}
+	var created bool
+	err = s.batch(func(tx *bolt.Tx) (err error) {
+		if id := tx.Bucket(bucketVisitor).Get(key); id != nil { // created since the View
+			c, err = getConv(tx, id)
+			created = false
+			return err
+		}
+		c, created = fresh, true
+		id, _ := parseID(fresh.ID)
+		if err := tx.Bucket(bucketVisitor).Put(key, id); err != nil {
+			return err
+		}
+		return putConv(tx, id, fresh)
+	})
+	return c, created, err
+}
+
+// Get implements Store.
+func (s *Bolt) Get(_ context.Context, id string) (Conversation, error) {
+	raw, ok := parseID(id)
+	if !ok {
+		return Conversation{}, errNoConversation(id)
+	}
+	var c Conversation
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		c, err = getConv(tx, raw)
+		return err
+	})
+	return c, err
+}
+
+// Append implements Store.
+func (s *Bolt) Append(_ context.Context, m Message) (Message, bool, error) {
+	id, ok := parseID(m.Conversation)
+	if !ok {
+		return Message{}, false, errNoConversation(m.Conversation)
+	}
+	if m.ID == "" {
+		m.ID = newMessageID() // outside the batch: its function may run twice
+	}
+	t := now()
+	var out Message
+	var dup bool
+	err := s.batch(func(tx *bolt.Tx) error {
+		out, dup = m, false
+		c, err := getConv(tx, id)
+		if err != nil {
+			return err
+		}
+		if m.ClientID != "" {
+			if v := tx.Bucket(bucketClient).Get(under(id, m.ClientID)); v != nil {
+				out, err = getMessage(tx, id, m.Conversation, binary.BigEndian.Uint64(v))
+				dup = true
+				return err
+			}
+		}
+		out.At = stampAt(m.At, t, c.Updated)
+		out.Seq = c.Last + 1
+		c.Last = out.Seq
+		if out.At.After(c.Updated) {
+			c.Updated = out.At
+		}
+		if err := putMessage(tx, id, out); err != nil {
+			return err
+		}
+		if m.ClientID != "" {
+			if err := tx.Bucket(bucketClient).Put(under(id, m.ClientID), be(nil, out.Seq)); err != nil {
+				return err
+			}
+		}
+		return putConv(tx, id, c)
+	})
+	if err != nil {
+		return Message{}, false, err
+	}
+	return out, dup, nil
+}
+
+// Read implements Store.
+func (s *Bolt) Read(_ context.Context, conversation string, after uint64, limit int) ([]Message, error) {
+	id, ok := parseID(conversation)
+	if !ok {
+		return nil, errNoConversation(conversation)
+	}
+	var out []Message
+	err := s.view(func(tx *bolt.Tx) error {
+		c, err := getConv(tx, id)
+		if err != nil || limit <= 0 || after >= c.Last {
+			return err
+		}
+		out = make([]Message, 0, min(uint64(limit), c.Last-after))
+		cur := tx.Bucket(bucketMsg).Cursor()
+		for k, v := cur.Seek(be(id, after+1)); bytes.HasPrefix(k, id) && len(out) < limit; k, v = cur.Next() {
+			m, err := decodeMessage(conversation, binary.BigEndian.Uint64(k[16:]), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetState implements Store.
+func (s *Bolt) SetState(_ context.Context, conversation string, seq uint64, state State, reason string) (Message, error) {
+	if err := checkState(conversation, seq, state); err != nil {
+		return Message{}, err
+	}
+	id, ok := parseID(conversation)
+	if !ok {
+		return Message{}, errNoConversation(conversation)
+	}
+	var out Message
+	err := s.batch(func(tx *bolt.Tx) (err error) {
+		if out, err = getMessage(tx, id, conversation, seq); err != nil {
+			return err
+		}
+		out.State, out.Reason = state, reason
+		return putMessage(tx, id, out)
+	})
+	return out, err
+}
+
+// Outbox implements Store.
+func (s *Bolt) Outbox(_ context.Context, limit int) ([]Message, error) {
+	var out []Message
+	err := s.view(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := cur.First(); k != nil && len(out) < limit; k, _ = cur.Next() {
+			id := k[8:24]
+			m, err := getMessage(tx, id, hex.EncodeToString(id), binary.BigEndian.Uint64(k[24:]))
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetAttr implements Store.
+func (s *Bolt) SetAttr(_ context.Context, conversation, key, value string) error {
+	id, ok := parseID(conversation)
+	if !ok {
+		return errNoConversation(conversation)
+	}
+	return s.batch(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketConv).Get(id) == nil {
+			return errNoConversation(conversation)
+		}
+		k := under(id, key)
+		if value == "" {
+			return tx.Bucket(bucketAttr).Delete(k)
+		}
+		return tx.Bucket(bucketAttr).Put(k, []byte(value))
+	})
+}
+
+// Attr implements Store.
+func (s *Bolt) Attr(_ context.Context, conversation, key string) (string, error) {
+	id, ok := parseID(conversation)
+	if !ok {
+		return "", errNoConversation(conversation)
+	}
+	var value string
+	err := s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketConv).Get(id) == nil {
+			return errNoConversation(conversation)
+		}
+		value = string(tx.Bucket(bucketAttr).Get(under(id, key)))
+		return nil
+	})
+	return value, err
+}
+
+// Link implements Store.
+func (s *Bolt) Link(_ context.Context, bot, ref, conversation string) error {
+	id, ok := parseID(conversation)
+	if !ok {
+		return errNoConversation(conversation)
+	}
+	key := pair(nil, bot, ref)
+	return s.batch(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketConv).Get(id) == nil {
+			return errNoConversation(conversation)
+		}
+		links, by := tx.Bucket(bucketLink), tx.Bucket(bucketLinkBy)
+		if old := links.Get(key); old != nil && !bytes.Equal(old, id) {
+			if err := by.Delete(under(old, key)); err != nil {
+				return err
+			}
+		}
+		if err := links.Put(key, id); err != nil {
+			return err
+		}
+		return by.Put(under(id, key), nil)
+	})
+}
+
+// Resolve implements Store.
+func (s *Bolt) Resolve(_ context.Context, bot, ref string) (string, error) {
+	var id string
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketLink).Get(pair(nil, bot, ref))
+		if v == nil {
+			return fmt.Errorf("link %s/%s: %w", bot, ref, ErrNotFound)
+		}
+		id = hex.EncodeToString(v)
+		return nil
+	})
+	return id, err
+}
+
+// Prune implements Store. It reads every conversation record and runs in
+// one transaction: it is meant for a periodic sweep, not for every request.
+func (s *Bolt) Prune(_ context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.update(func(tx *bolt.Tx) error {
+		var old []Conversation
+		err := tx.Bucket(bucketConv).ForEach(func(k, v []byte) error {
+			c, err := decodeConv(k, v)
+			if err == nil && c.Updated.Before(before) {
+				old = append(old, c)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		doomed := make(map[string]bool, len(old))
+		for _, c := range old {
+			id, _ := parseID(c.ID)
+			doomed[string(id)] = true
+			if err := deleteConv(tx, id, c); err != nil {
+				return err
+			}
+		}
+		var pending [][]byte
+		cur := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			if doomed[string(k[8:24])] {
+				pending = append(pending, bytes.Clone(k))
+			}
+		}
+		for _, k := range pending {
+			if err := tx.Bucket(bucketOutbox).Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
+}
+
+// deleteConv deletes conversation c (id) with everything keyed by its id
+// except its outbox entries, which Prune finds in one pass for all.
+func deleteConv(tx *bolt.Tx, id []byte, c Conversation) error {
+	var links [][]byte
+	cur := tx.Bucket(bucketLinkBy).Cursor()
+	for k, _ := cur.Seek(id); bytes.HasPrefix(k, id); k, _ = cur.Next() {
+		links = append(links, bytes.Clone(k[16:]))
+	}
+	for _, k := range links {
+		if err := tx.Bucket(bucketLink).Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, b := range [][]byte{bucketMsg, bucketClient, bucketAttr, bucketLinkBy} {
+		if err := deletePrefix(tx.Bucket(b), id); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketVisitor).Delete(pair(nil, c.Bot, c.Visitor)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketConv).Delete(id)
+}
+
+// Close implements Store.
+func (s *Bolt) Close() error {
+	if s.closed.Swap(true) {
+		return ErrClosed
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Bolt) view(fn func(*bolt.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.wrap(s.db.View(fn))
+}
+
+// batch runs fn in a write transaction shared with concurrent callers. fn
+// may run more than once, so it must set all its results on every run.
+func (s *Bolt) batch(fn func(*bolt.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.wrap(s.db.Batch(fn))
+}
+
+func (s *Bolt) update(fn func(*bolt.Tx) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.wrap(s.db.Update(fn))
+}
+
+// wrap names the file in bbolt's errors and turns a use after Close into
+// ErrClosed; the store's own errors already name their conversation.
+func (s *Bolt) wrap(err error) error {
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound):
+		return err
+	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+		return ErrClosed
+	}
+	return fmt.Errorf("store: %s: %w", s.path, err)
+}
+
+// deletePrefix deletes the keys of b that start with prefix. It seeks again
+// after each delete because a bbolt cursor may skip a key after Delete.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	cur := b.Cursor()
+	for k, _ := cur.Seek(prefix); bytes.HasPrefix(k, prefix); k, _ = cur.Seek(prefix) {
+		if err := cur.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseID returns the 16 bytes of a conversation id, or false when id is
+// not 32 lowercase hex characters (and so names no conversation).
+func parseID(id string) ([]byte, bool) {
+	if len(id) != 32 {
+		return nil, false
+	}
+	for i := range len(id) {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return nil, false
+		}
+	}
+	raw, err := hex.DecodeString(id)
+	return raw, err == nil
+}
+
+// be appends v as 8 big-endian bytes to a copy of prefix.
+func be(prefix []byte, v uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), v)
+}
+
+// under returns the key s of conversation id in a bucket keyed id16 s.
+func under[S string | []byte](id []byte, s S) []byte {
+	return append(id[:len(id):len(id)], s...)
+}
+
+// pair appends the unambiguous encoding of (a, b) to dst.
+func pair(dst []byte, a, b string) []byte {
+	return append(appendBytes(dst, a), b...)
+}
+
+// appendBytes appends s with its uvarint length.
+func appendBytes[S ~string | ~[]byte](dst []byte, s S) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+func getConv(tx *bolt.Tx, id []byte) (Conversation, error) {
+	v := tx.Bucket(bucketConv).Get(id)
+	if v == nil {
+		return Conversation{}, errNoConversation(hex.EncodeToString(id))
+	}
+	return decodeConv(id, v)
+}
+
+func putConv(tx *bolt.Tx, id []byte, c Conversation) error {
+	v := []byte{recordVersion}
+	v = appendBytes(v, c.Bot)
+	v = appendBytes(v, c.Visitor)
+	v = binary.AppendVarint(v, c.Created.UnixMilli())
+	v = binary.AppendVarint(v, c.Updated.UnixMilli())
+	v = binary.AppendUvarint(v, c.Last)
+	return tx.Bucket(bucketConv).Put(id, v)
+}
+
+func decodeConv(id, v []byte) (Conversation, error) {
+	r := reader{b: v}
+	r.version()
+	c := Conversation{
+		ID:      hex.EncodeToString(id),
+		Bot:     string(r.bytes()),
+		Visitor: string(r.bytes()),
+		Created: r.time(),
+		Updated: r.time(),
+		Last:    r.uvarint(),
+	}
+	if r.bad {
+		return Conversation{}, fmt.Errorf("conversation %s: corrupt record", c.ID)
+	}
+	return c, nil
+}
+
+func getMessage(tx *bolt.Tx, id []byte, conversation string, seq uint64) (Message, error) {
+	v := tx.Bucket(bucketMsg).Get(be(id, seq))
+	if v == nil {
+		if tx.Bucket(bucketConv).Get(id) == nil {
+			return Message{}, errNoConversation(conversation)
+		}
+		return Message{}, errNoMessage(conversation, seq)
+	}
+	return decodeMessage(conversation, seq, v)
+}
+
+// putMessage stores m and keeps its outbox entry in step with its state.
+func putMessage(tx *bolt.Tx, id []byte, m Message) error {
+	v := []byte{recordVersion}
+	v = appendBytes(v, m.ID)
+	v = appendBytes(v, m.ClientID)
+	v = appendBytes(v, m.From)
+	v = binary.AppendVarint(v, m.At.UnixMilli())
+	v = appendBytes(v, m.Body)
+	v = appendBytes(v, m.Payload)
+	v = appendBytes(v, m.State)
+	v = appendBytes(v, m.Reason)
+	if err := tx.Bucket(bucketMsg).Put(be(id, m.Seq), v); err != nil {
+		return err
+	}
+	out := binary.BigEndian.AppendUint64(make([]byte, 0, 32), uint64(m.At.UnixMilli()))
+	out = be(append(out, id...), m.Seq)
+	if m.State == Pending {
+		return tx.Bucket(bucketOutbox).Put(out, nil)
+	}
+	return tx.Bucket(bucketOutbox).Delete(out)
+}
+
+func decodeMessage(conversation string, seq uint64, v []byte) (Message, error) {
+	r := reader{b: v}
+	r.version()
+	m := Message{
+		Conversation: conversation,
+		Seq:          seq,
+		ID:           string(r.bytes()),
+		ClientID:     string(r.bytes()),
+		From:         intern(r.bytes(), FromUser, FromBot, FromSystem),
+		At:           r.time(),
+		Body:         bytes.Clone(r.bytes()),
+		Payload:      string(r.bytes()),
+		State:        intern(r.bytes(), Pending, Delivered, Failed),
+		Reason:       string(r.bytes()),
+	}
+	if r.bad {
+		return Message{}, fmt.Errorf("message %d of conversation %s: corrupt record", seq, conversation)
+	}
+	if len(m.Body) == 0 {
+		m.Body = nil
+	}
+	return m, nil
+}
+
+// intern returns the constant among known that b spells, saving an
+// allocation per field in a replay, or else b as a new string.
+func intern[S ~string](b []byte, known ...S) S {
+	for _, k := range known {
+		if string(b) == string(k) {
+			return k
+		}
+	}
+	return S(b)
+}
+
+// reader decodes a record; after the first error it returns zero values
+// and sets bad.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) version() {
+	if len(r.b) == 0 || r.b[0] != recordVersion {
+		r.bad = true
+		return
+	}
+	r.b = r.b[1:]
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) time() time.Time {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return time.Time{}
+	}
+	r.b = r.b[n:]
+	return time.UnixMilli(v).UTC()
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.b)) {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}

@@ -1,0 +1,141 @@
+// Package store keeps Porthole's durable state: conversations, their
+// transcripts, the outbox of user messages not yet handed to the bot
+// platform, and the small per-conversation attributes that providers need
+// (upstream conversation ids, session data, scripted-bot state).
+//
+// The store is the truth; the bus only tells sockets that something changed.
+// Every implementation (memory for tests, bbolt as the embedded default,
+// Redis later) must pass the same conformance suite in storetest.go.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound reports that a conversation, message or link does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrClosed reports a call on a store that has been closed.
+var ErrClosed = errors.New("store: closed")
+
+// From says who wrote a message.
+type From string
+
+// The authors of transcript messages.
+const (
+	FromUser   From = "user"
+	FromBot    From = "bot"
+	FromSystem From = "system"
+)
+
+// State is the upstream delivery state of a user message. Bot and system
+// messages have no state (the empty string).
+type State string
+
+// The delivery states of a user message.
+const (
+	// Pending: stored and acknowledged, not yet accepted by the bot
+	// platform. Pending messages are listed by Outbox so that a restarted
+	// server hands them upstream again.
+	Pending State = "pending"
+	// Delivered: the bot platform accepted the message.
+	Delivered State = "delivered"
+	// Failed: the platform refused it or stayed unreachable through every
+	// retry. The message stays in the transcript; a retry sets it Pending.
+	Failed State = "failed"
+)
+
+// Conversation is one visitor's conversation with one bot.
+type Conversation struct {
+	ID      string // 32 lowercase hex characters, random
+	Bot     string
+	Visitor string
+	Created time.Time
+	Updated time.Time // time of the last append; retention counts from it
+	Last    uint64    // seq of the newest message, 0 when empty
+}
+
+// Message is one transcript entry.
+type Message struct {
+	Conversation string
+	// Seq is assigned by Append: 1 for the first message of a
+	// conversation, then one more for each message, with no holes.
+	Seq uint64
+	// ID is the server's id of the message; Append fills it when empty.
+	ID string
+	// ClientID makes Append idempotent: a second Append with the same
+	// non-empty ClientID in the same conversation returns the first
+	// message unchanged. For user messages it is the widget's message id;
+	// for bot replies it is the provider's deduplication key.
+	ClientID string
+	From     From
+	// At is when the message was stored; Append fills it when zero.
+	At time.Time
+	// Body is the canonical JSON of the neutral widget.Body.
+	Body []byte
+	// Payload is the opaque postback payload of a button or quick-reply
+	// click, kept server side so the click can be handed upstream again
+	// after a restart. Empty for typed text.
+	Payload string
+	State   State
+	// Reason is the failure reason code when State is Failed.
+	Reason string
+}
+
+// Store is the durable state behind the conversation service.
+// All methods are safe for concurrent use.
+type Store interface {
+	// Conversation returns the conversation of visitor with bot, creating
+	// it (with a fresh random ID) on first use. created reports whether it
+	// was made by this call.
+	Conversation(ctx context.Context, bot, visitor string) (c Conversation, created bool, err error)
+
+	// Get returns the conversation with the given id, or ErrNotFound.
+	Get(ctx context.Context, id string) (Conversation, error)
+
+	// Append stores m as the next message of conversation m.Conversation
+	// and returns it with Seq, ID and At filled in. When m.ClientID is not
+	// empty and a message with that ClientID already exists in the
+	// conversation, Append stores nothing and returns the existing message
+	// with dup set. A message appended in State Pending is also put on the
+	// outbox. Append returns ErrNotFound for an unknown conversation.
+	Append(ctx context.Context, m Message) (stored Message, dup bool, err error)
+
+	// Read returns up to limit messages of the conversation with
+	// Seq > after, in Seq order.
+	Read(ctx context.Context, conversation string, after uint64, limit int) ([]Message, error)
+
+	// SetState changes the delivery state of a stored message and returns
+	// the message as it is now. Pending puts it on the outbox, Delivered
+	// and Failed take it off.
+	SetState(ctx context.Context, conversation string, seq uint64, state State, reason string) (Message, error)
+
+	// Outbox returns up to limit Pending messages of all conversations,
+	// oldest first: what a starting server must hand upstream again.
+	Outbox(ctx context.Context, limit int) ([]Message, error)
+
+	// SetAttr stores a small per-conversation value (an upstream id, the
+	// session data, the scripted bot's state). An empty value deletes it.
+	SetAttr(ctx context.Context, conversation, key, value string) error
+
+	// Attr returns a value stored by SetAttr, or "" when there is none.
+	Attr(ctx context.Context, conversation, key string) (string, error)
+
+	// Link maps an upstream reference (a platform's conversation or user
+	// id) of a bot to one of our conversations, so that a callback that
+	// only names the upstream id finds its conversation.
+	Link(ctx context.Context, bot, ref, conversation string) error
+
+	// Resolve returns the conversation linked to ref, or ErrNotFound.
+	Resolve(ctx context.Context, bot, ref string) (string, error)
+
+	// Prune deletes every conversation last updated before the given time,
+	// with its messages, attributes, links and outbox entries, and returns
+	// how many conversations it deleted.
+	Prune(ctx context.Context, before time.Time) (int, error)
+
+	// Close releases the store. Calls after Close return ErrClosed.
+	Close() error
+}

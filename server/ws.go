@@ -1,0 +1,450 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// Socket limits.
+const (
+	// sendQueue bounds the frames waiting for a socket's writer; a client
+	// that lets it fill up is too slow and is dropped.
+	sendQueue = 64
+	// replayBatch is how many messages one store read fetches.
+	replayBatch = 100
+)
+
+// handleWS upgrades GET /v1/ws?bot=ID after checking the bot's allowed
+// origins, then runs the porthole.v1 session until the socket closes.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	botID := r.URL.Query().Get("bot")
+	bot := s.bots[botID]
+	if bot == nil {
+		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "unknown bot; the URL must name a configured bot: /v1/ws?bot=ID")
+		return
+	}
+	if !s.originAllowed(bot, r) {
+		s.log.Info("origin refused", "bot", botID, "origin", r.Header.Get("Origin"))
+		httpError(w, http.StatusForbidden, widget.CodeForbiddenOrigin, "this site may not embed this bot; add its origin to the bot's origins")
+		return
+	}
+	ip := s.clientIP(r)
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, widget.CodeUpstreamUnavailable, "server is restarting; reconnect in a moment")
+		return
+	}
+	if s.perIP[ip] >= s.cfg.Limits.ConnectionsPerIP {
+		s.mu.Unlock()
+		httpError(w, http.StatusTooManyRequests, widget.CodeRateLimited, "too many connections from this address")
+		return
+	}
+	s.perIP[ip]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+		s.mu.Unlock()
+	}()
+
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{widget.Protocol},
+		InsecureSkipVerify: true, // origins are checked above, per bot
+	})
+	if err != nil {
+		return // Accept has answered the client
+	}
+	if conn.Subprotocol() != widget.Protocol {
+		conn.Close(websocket.StatusPolicyViolation, "subprotocol "+widget.Protocol+" required")
+		return
+	}
+	conn.SetReadLimit(widget.MaxFrame)
+	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, out: make(chan widget.Frame, sendQueue), notify: make(chan struct{}, 1), typingSig: make(chan struct{}, 1)}
+	s.sockets.Store(so, struct{}{})
+	defer s.sockets.Delete(so)
+	so.run(r.Context())
+}
+
+// socket is one widget connection. A reader goroutine handles client
+// frames; a writer goroutine owns every write, so a slow client only ever
+// holds up itself.
+type socket struct {
+	srv  *Server
+	conn *websocket.Conn
+	bot  *Bot
+	ip   string
+
+	visitor string
+	conv    store.Conversation
+
+	out    chan widget.Frame // acks, statuses, errors
+	notify chan struct{}     // the transcript advanced: fetch from the store
+	resync chan uint64       // a new hello: replay after this seq
+	// typing holds the latest typing state not yet written (0 none,
+	// 1 on, 2 off); typingSig wakes the writer. Typing is a state, not a
+	// stream, so a burst of changes costs one frame, never queue space.
+	typing    atomic.Int32
+	typingSig chan struct{}
+	dropped   atomic.Bool
+}
+
+func (so *socket) run(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	defer so.conn.CloseNow()
+
+	hello, ok := so.awaitHello(ctx)
+	if !ok {
+		return
+	}
+	if err := so.open(ctx, hello); err != nil {
+		so.srv.log.Error("cannot open conversation", "bot", so.bot.Config.ID, "error", err)
+		so.conn.Close(websocket.StatusInternalError, "store unavailable, retry later")
+		return
+	}
+	unsubscribe := so.srv.bus.Subscribe(so.conv.ID, so.onEvent)
+	defer unsubscribe()
+	so.resync = make(chan uint64, 1)
+
+	welcome, err := so.welcome(ctx)
+	if err != nil {
+		so.conn.Close(websocket.StatusInternalError, "cannot mint visitor token")
+		return
+	}
+	go so.heartbeat(ctx, cancel)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		defer cancel()
+		so.write(ctx, welcome, hello.After)
+	}()
+	so.read(ctx)
+	cancel()
+	<-writerDone
+}
+
+// awaitHello reads until a valid hello arrives or the hello timeout ends.
+// Invalid frames meanwhile get error frames, written directly since the
+// writer is not running yet.
+func (so *socket) awaitHello(ctx context.Context) (*widget.Hello, bool) {
+	// The timer closes the socket with a status the client can read; a
+	// cancelled read context would drop the connection without one.
+	timeout := so.srv.opts.HelloTimeout
+	timer := time.AfterFunc(timeout, func() {
+		so.conn.Close(websocket.StatusPolicyViolation, "hello expected within "+timeout.String())
+	})
+	defer timer.Stop()
+	for {
+		_, data, err := so.conn.Read(ctx)
+		if err != nil {
+			return nil, false
+		}
+		f, err := widget.Decode(data)
+		var problem *widget.ErrorFrame
+		switch {
+		case err != nil:
+			problem = errorFrame(err, "")
+		case f.Type() != widget.TypeHello:
+			problem = &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "the first frame must be hello"}
+		case f.(*widget.Hello).Bot != so.bot.Config.ID:
+			problem = &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"}
+		default:
+			return f.(*widget.Hello), true
+		}
+		if so.writeFrame(ctx, problem) != nil {
+			return nil, false
+		}
+	}
+}
+
+// open resolves the visitor from the token (a bad one starts a fresh
+// visitor) and opens the conversation.
+func (so *socket) open(ctx context.Context, h *widget.Hello) error {
+	visitor, ok := so.srv.keys.Visitor(so.bot.Config.ID, h.Visitor)
+	if !ok {
+		visitor = NewVisitorID()
+	}
+	so.visitor = visitor
+	conv, err := so.srv.service.Open(ctx, so.bot.Config.ID, provider.Visitor{
+		ID: visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer,
+	})
+	so.conv = conv
+	return err
+}
+
+func (so *socket) welcome(ctx context.Context) (*widget.Welcome, error) {
+	token, err := so.srv.keys.MintVisitor(so.bot.Config.ID, so.visitor)
+	if err != nil {
+		return nil, err
+	}
+	c, err := so.srv.store.Get(ctx, so.conv.ID)
+	if err != nil {
+		c = so.conv
+	}
+	return &widget.Welcome{Visitor: token, Conversation: c.ID, Last: c.Last, Widget: so.bot.Config.Widget.Look()}, nil
+}
+
+// onEvent runs on the publisher's goroutine: it never blocks.
+func (so *socket) onEvent(ev Event) {
+	switch {
+	case ev.Seq > 0:
+		select {
+		case so.notify <- struct{}{}:
+		default: // a fetch is already due
+		}
+	case ev.Typing != nil:
+		state := int32(2)
+		if *ev.Typing {
+			state = 1
+		}
+		so.typing.Store(state)
+		select {
+		case so.typingSig <- struct{}{}:
+		default:
+		}
+	case ev.Status != nil:
+		so.enqueue(&widget.Status{ID: ev.Status.ClientID, State: ev.Status.State, Error: ev.Status.Reason})
+	}
+}
+
+// enqueue hands a frame to the writer; a full queue means the client is
+// not reading, and it is dropped rather than allowed to hold anyone up.
+func (so *socket) enqueue(f widget.Frame) {
+	select {
+	case so.out <- f:
+	default:
+		so.drop()
+	}
+}
+
+// drop closes a client that does not keep up, once.
+func (so *socket) drop() {
+	if so.dropped.CompareAndSwap(false, true) {
+		so.srv.log.Info("dropping slow client", "bot", so.bot.Config.ID, "conversation", so.conv.ID)
+		go so.conn.Close(websocket.StatusTryAgainLater, "client too slow")
+	}
+}
+
+// write sends the welcome, replays messages after `after`, then streams.
+// It is the only goroutine that writes data frames.
+func (so *socket) write(ctx context.Context, welcome *widget.Welcome, after uint64) {
+	if so.writeFrame(ctx, welcome) != nil {
+		return
+	}
+	sent := after
+	if sent > welcome.Last {
+		sent = 0 // the client knows a different transcript: send it all
+	}
+	if so.flush(ctx, &sent) != nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-so.notify:
+			if so.flush(ctx, &sent) != nil {
+				return
+			}
+		case after := <-so.resync:
+			w, err := so.welcome(ctx)
+			if err != nil || so.writeFrame(ctx, w) != nil {
+				return
+			}
+			if sent = after; sent > w.Last {
+				sent = 0
+			}
+			if so.flush(ctx, &sent) != nil {
+				return
+			}
+		case f := <-so.out:
+			if so.writeFrame(ctx, f) != nil {
+				return
+			}
+		case <-so.typingSig:
+			if v := so.typing.Swap(0); v != 0 && so.writeFrame(ctx, &widget.Typing{On: v == 1}) != nil {
+				return
+			}
+		}
+	}
+}
+
+// flush writes every stored message after *sent, then a failed status
+// for each failed user message among them, so a reloaded widget shows
+// its retry button.
+func (so *socket) flush(ctx context.Context, sent *uint64) error {
+	for {
+		ms, err := so.srv.store.Read(ctx, so.conv.ID, *sent, replayBatch)
+		if err != nil {
+			so.srv.log.Error("replay read failed", "conversation", so.conv.ID, "error", err)
+			return err
+		}
+		for _, m := range ms {
+			body, err := widget.DecodeBody(m.Body)
+			if err != nil {
+				so.srv.log.Error("stored body does not decode", "conversation", so.conv.ID, "seq", m.Seq, "error", err)
+				body = widget.Text("[this message could not be shown]")
+			}
+			f := &widget.Msg{Seq: m.Seq, ID: m.ID, From: string(m.From), At: m.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Body: body}
+			if m.From == store.FromUser {
+				f.ClientID = m.ClientID
+			}
+			if err := so.writeFrame(ctx, f); err != nil {
+				return err
+			}
+			if m.State == store.Failed {
+				if err := so.writeFrame(ctx, &widget.Status{ID: m.ClientID, State: widget.StateFailed, Error: m.Reason}); err != nil {
+					return err
+				}
+			}
+			*sent = m.Seq
+		}
+		if len(ms) < replayBatch {
+			return nil
+		}
+	}
+}
+
+// writeFrame writes one frame; a client that has not taken it within the
+// write timeout is not reading and is dropped.
+func (so *socket) writeFrame(ctx context.Context, f widget.Frame) error {
+	ctx, cancel := context.WithTimeout(ctx, so.srv.opts.WriteTimeout)
+	defer cancel()
+	err := so.conn.Write(ctx, websocket.MessageText, widget.Encode(f))
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		so.drop()
+	}
+	return err
+}
+
+// heartbeat pings the client; a client that does not answer within the
+// interval is gone (a sleeping laptop, a dead mobile link).
+func (so *socket) heartbeat(ctx context.Context, cancel context.CancelFunc) {
+	t := time.NewTicker(so.srv.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, pcancel := context.WithTimeout(ctx, so.srv.opts.PingInterval)
+			err := so.conn.Ping(pctx)
+			pcancel()
+			if err != nil {
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// read handles client frames until the socket closes. A malformed or
+// unexpected frame gets an error frame; the socket stays open.
+func (so *socket) read(ctx context.Context) {
+	for {
+		typ, data, err := so.conn.Read(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			so.enqueue(&widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "frames must be JSON text"})
+			continue
+		}
+		f, err := widget.Decode(data)
+		if err != nil {
+			so.enqueue(errorFrame(err, ""))
+			continue
+		}
+		so.handle(ctx, f)
+	}
+}
+
+func (so *socket) handle(ctx context.Context, f widget.Frame) {
+	svc := so.srv.service
+	switch f := f.(type) {
+	case *widget.Hello:
+		if f.Bot != so.bot.Config.ID {
+			so.enqueue(&widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"})
+			return
+		}
+		select {
+		case so.resync <- f.After:
+		default: // a resync is already pending; the client will see it
+		}
+	case *widget.Send:
+		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Text})
+	case *widget.Postback:
+		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Title, Payload: f.Payload})
+	case *widget.Session:
+		if !so.allow(f.ID) {
+			return
+		}
+		if err := svc.SetSession(ctx, so.conv.ID, f.Data); err != nil {
+			so.enqueue(so.storeError(err, f.ID))
+			return
+		}
+		so.enqueue(&widget.Ack{ID: f.ID})
+	case *widget.Read:
+		if err := svc.MarkRead(ctx, so.conv.ID, f.Seq); err != nil {
+			so.srv.log.Warn("cannot record read marker", "conversation", so.conv.ID, "error", err)
+		}
+	default:
+		so.enqueue(&widget.ErrorFrame{Code: widget.CodeBadRequest, Message: f.Type() + " is a server frame; a client may send hello, send, postback, session and read"})
+	}
+}
+
+// post stores a visitor message and acknowledges it. No ack is given for
+// what was not stored: the client keeps it in its outbox and retries.
+func (so *socket) post(ctx context.Context, id string, in Inbound) {
+	if !so.allow(id) {
+		return
+	}
+	m, err := so.srv.service.Post(ctx, so.conv.ID, in)
+	if err != nil {
+		so.enqueue(so.storeError(err, id))
+		return
+	}
+	so.enqueue(&widget.Ack{ID: id, Seq: m.Seq})
+	if m.State == store.Delivered {
+		so.enqueue(&widget.Status{ID: id, State: widget.StateDelivered})
+	}
+}
+
+func (so *socket) allow(id string) bool {
+	ok, wait := so.srv.limits.allow(so.visitor, so.ip)
+	if !ok {
+		so.enqueue(&widget.ErrorFrame{Code: widget.CodeRateLimited, Message: "too many messages; wait a moment", ID: id, RetryMS: max(wait.Milliseconds(), 1)})
+	}
+	return ok
+}
+
+func (so *socket) storeError(err error, id string) *widget.ErrorFrame {
+	var we *widget.Error
+	if errors.As(err, &we) {
+		return errorFrame(err, id)
+	}
+	so.srv.log.Error("cannot store message", "conversation", so.conv.ID, "error", err)
+	return &widget.ErrorFrame{Code: widget.CodeInternal, Message: "the message could not be stored; it was not sent, try again", ID: id, RetryMS: 1000}
+}
+
+// errorFrame turns a decoding or validation error into an error frame.
+func errorFrame(err error, id string) *widget.ErrorFrame {
+	var we *widget.Error
+	if errors.As(err, &we) {
+		return &widget.ErrorFrame{Code: we.Code, Message: we.Error(), ID: id}
+	}
+	return &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: err.Error(), ID: id}
+}

@@ -1,0 +1,486 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+func TestSendAckReplyAndReplay(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	w := c.hello("", 0)
+	if w.Visitor == "" || len(w.Conversation) != 32 || w.Last != 0 {
+		t.Fatalf("welcome = %+v", w)
+	}
+	if w.Widget.Title != "Acme" || w.Widget.Position != "left" {
+		t.Fatalf("welcome carries the bot's look: %+v", w.Widget)
+	}
+	c.send(&widget.Send{ID: "c1", Text: "hello"})
+	if a := c.ack("c1"); a.Seq != 1 {
+		t.Fatalf("ack seq = %d, want 1", a.Seq)
+	}
+	mine := c.msgWith("own message", func(m *widget.Msg) bool { return m.Seq == 1 })
+	if mine.From != "user" || mine.ClientID != "c1" || mine.Body.Text != "hello" {
+		t.Fatalf("user msg = %+v", mine)
+	}
+	if s := c.status("c1"); s.State != widget.StateDelivered {
+		t.Fatalf("status = %+v", s)
+	}
+	reply := c.msgWith("bot reply", func(m *widget.Msg) bool { return m.From == "bot" })
+	if reply.Seq != 2 || reply.Body.Text != "echo: hello" || reply.ClientID != "" {
+		t.Fatalf("reply = %+v", reply)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, reply.At); err != nil {
+		t.Fatalf("at = %q: %v", reply.At, err)
+	}
+
+	// A new socket with the token and after=1 sees the same conversation
+	// and only the later message.
+	c2 := h.connect("acme")
+	w2 := c2.hello(w.Visitor, 1)
+	if w2.Conversation != w.Conversation || w2.Last != 2 {
+		t.Fatalf("reconnect welcome = %+v, want conversation %s last 2", w2, w.Conversation)
+	}
+	m := c2.waitFor("replay", isType(widget.TypeMsg)).(*widget.Msg)
+	if m.Seq != 2 {
+		t.Fatalf("replay started at seq %d, want 2", m.Seq)
+	}
+	// A second hello on the same socket (gap recovery) replays again.
+	c2.send(&widget.Hello{Bot: "acme", Visitor: w.Visitor})
+	c2.waitFor("second welcome", isType(widget.TypeWelcome))
+	if m := c2.waitFor("full replay", isType(widget.TypeMsg)).(*widget.Msg); m.Seq != 1 {
+		t.Fatalf("resync replay started at %d, want 1", m.Seq)
+	}
+}
+
+func TestDuplicateSendIsAcknowledgedOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	w := c.hello("", 0)
+	c.send(&widget.Send{ID: "dup-1", Text: "once"})
+	first := c.ack("dup-1")
+	c.status("dup-1")
+	c.send(&widget.Send{ID: "dup-1", Text: "once"})
+	second := c.ack("dup-1")
+	if first.Seq != second.Seq {
+		t.Fatalf("acks differ: %d vs %d", first.Seq, second.Seq)
+	}
+	// After a reconnect the same id is still known.
+	c2 := h.connect("acme")
+	c2.hello(w.Visitor, 0)
+	c2.send(&widget.Send{ID: "dup-1", Text: "once"})
+	if a := c2.ack("dup-1"); a.Seq != first.Seq {
+		t.Fatalf("ack after reconnect = %d, want %d", a.Seq, first.Seq)
+	}
+	ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 100)
+	n := 0
+	for _, m := range ms {
+		if m.ClientID == "dup-1" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("stored %d copies, want 1", n)
+	}
+	time.Sleep(50 * time.Millisecond) // let a wrong second dispatch happen
+	if calls := h.fp.callsFor("dup-1"); calls != 1 {
+		t.Fatalf("upstream calls = %d, want 1", calls)
+	}
+}
+
+func TestUpstreamFailureShowsFailedAndRetryDelivers(t *testing.T) {
+	h := newHarness(t, nil)
+	down := true
+	var mu sync.Mutex
+	h.fp.setFail(func(m provider.Message, attempt int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down && m.Kind != provider.Start {
+			return &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true, Status: 503}
+		}
+		return nil
+	})
+	c := h.connect("acme")
+	w := c.hello("", 0)
+	c.send(&widget.Send{ID: "f1", Text: "are you there?"})
+	c.ack("f1")
+	s := c.status("f1")
+	if s.State != widget.StateFailed || s.Error != provider.ReasonUnavailable {
+		t.Fatalf("status = %+v", s)
+	}
+	ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 10)
+	if len(ms) != 1 || ms[0].State != store.Failed {
+		t.Fatalf("stored = %+v, want the message kept as failed", ms)
+	}
+	// A reloaded widget is told about the failure in the replay.
+	c2 := h.connect("acme")
+	c2.hello(w.Visitor, 0)
+	if s := c2.status("f1"); s.State != widget.StateFailed {
+		t.Fatalf("replayed status = %+v", s)
+	}
+	// The upstream comes back; the visitor presses retry (same id).
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	c.send(&widget.Send{ID: "f1", Text: "are you there?"})
+	c.ack("f1")
+	if s := c.status("f1"); s.State != widget.StateDelivered {
+		t.Fatalf("after retry: %+v", s)
+	}
+	c.msgWith("echo", func(m *widget.Msg) bool { return m.From == "bot" })
+}
+
+func TestPermanentFailureIsNotRetried(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fp.setFail(func(m provider.Message, attempt int) error {
+		if m.Kind == provider.Start {
+			return nil
+		}
+		return &provider.Error{Reason: provider.ReasonRejected, Status: 400}
+	})
+	c := h.connect("acme")
+	c.hello("", 0)
+	c.send(&widget.Send{ID: "p1", Text: "x"})
+	if s := c.status("p1"); s.State != widget.StateFailed || s.Error != provider.ReasonRejected {
+		t.Fatalf("status = %+v", s)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := h.fp.callsFor("p1"); n != 1 {
+		t.Fatalf("calls = %d, want 1 (a 4xx is not retried)", n)
+	}
+}
+
+func TestPostbackAndSession(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	w := c.hello("", 0)
+	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
+	if a := c.ack("s1"); a.Seq != 0 {
+		t.Fatalf("session ack = %+v", a)
+	}
+	c.send(&widget.Session{ID: "s2", Data: widget.RawJSON(`{"team":"blue","plan":null}`)})
+	c.ack("s2")
+	c.send(&widget.Postback{ID: "b1", Title: "Dutch", Payload: `{"nextDialogstateId":"3050"}`})
+	c.ack("b1")
+	c.status("b1")
+	h.fp.mu.Lock()
+	last := h.fp.calls[len(h.fp.calls)-1]
+	h.fp.mu.Unlock()
+	if last.Kind != provider.Postback || last.Payload != `{"nextDialogstateId":"3050"}` || last.Text != "Dutch" {
+		t.Fatalf("upstream postback = %+v", last)
+	}
+	if string(last.Session) != `{"team":"blue"}` {
+		t.Fatalf("session = %s, want merged with plan removed", last.Session)
+	}
+	if last.Visitor.TZ != "Europe/Brussels" || last.Visitor.Locale != "en-GB" {
+		t.Fatalf("visitor = %+v", last.Visitor)
+	}
+	// The transcript shows what the visitor clicked, never the payload.
+	ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 10)
+	if !strings.Contains(string(ms[0].Body), "Dutch") || strings.Contains(string(ms[0].Body), "3050") {
+		t.Fatalf("stored body = %s", ms[0].Body)
+	}
+}
+
+func TestConversationStartGreets(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	w := c.hello("", 0)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		h.fp.mu.Lock()
+		n := len(h.fp.calls)
+		var first provider.Message
+		if n > 0 {
+			first = h.fp.calls[0]
+		}
+		h.fp.mu.Unlock()
+		if n > 0 {
+			if first.Kind != provider.Start || first.Conversation != w.Conversation {
+				t.Fatalf("first call = %+v, want start", first)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no start call")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A returning visitor does not start again.
+	c.c.Close(websocket.StatusNormalClosure, "")
+	c2 := h.connect("acme")
+	c2.hello(w.Visitor, 0)
+	time.Sleep(30 * time.Millisecond)
+	h.fp.mu.Lock()
+	defer h.fp.mu.Unlock()
+	starts := 0
+	for _, m := range h.fp.calls {
+		if m.Kind == provider.Start {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Fatalf("start calls = %d, want 1", starts)
+	}
+}
+
+func TestOriginChecks(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tc := range []struct {
+		bot, origin string
+		status      int
+	}{
+		{"acme", "https://www.acme.com", http.StatusSwitchingProtocols},
+		{"acme", "https://shop.acme.org", http.StatusSwitchingProtocols},
+		{"acme", "https://evil.example", http.StatusForbidden},
+		{"acme", "http://www.acme.com", http.StatusForbidden},
+		{"acme", "http://localhost:3000", http.StatusForbidden},
+		{"demo", "http://localhost:3000", http.StatusSwitchingProtocols},
+		{"demo", "http://127.0.0.1:9", http.StatusSwitchingProtocols},
+		{"demo", h.hs.URL, http.StatusSwitchingProtocols}, // self
+		{"demo", "https://evil.example", http.StatusForbidden},
+		{"nosuchbot", "", http.StatusNotFound},
+	} {
+		_, resp, err := h.dial(tc.bot, tc.origin)
+		got := 0
+		if resp != nil {
+			got = resp.StatusCode
+		}
+		if got != tc.status {
+			t.Errorf("bot %s origin %q: status %d (%v), want %d", tc.bot, tc.origin, got, err, tc.status)
+		}
+	}
+}
+
+func TestMissingSubprotocolIsRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, h.wsURL("acme"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	_, _, err = c.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close = %v, want policy violation", err)
+	}
+}
+
+func TestMalformedFramesGetErrorsAndSocketStaysOpen(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	// Before hello: errors, and hello still works afterwards.
+	c.sendRaw([]byte(`{"type":"send","id":"x","text":"too early"}`))
+	if e := c.waitFor("error", isType(widget.TypeError)).(*widget.ErrorFrame); !strings.Contains(e.Message, "hello") {
+		t.Fatalf("error = %+v", e)
+	}
+	c.hello("", 0)
+	for _, bad := range []string{
+		`{not json`,
+		`{"type":"dance"}`,
+		`{"type":"send","id":"x"}`,
+		`{"type":"send","id":"has space","text":"x"}`,
+		`{"type":"ack","id":"x","seq":1}`,
+	} {
+		c.sendRaw([]byte(bad))
+		e := c.waitFor("error for "+bad, isType(widget.TypeError)).(*widget.ErrorFrame)
+		if e.Code != widget.CodeBadRequest || e.Message == "" {
+			t.Errorf("%s: error = %+v", bad, e)
+		}
+	}
+	c.send(&widget.Send{ID: "ok-1", Text: "still here"})
+	c.ack("ok-1")
+}
+
+func TestOversizeFrameClosesWith1009(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	c.hello("", 0)
+	c.sendRaw([]byte(`{"type":"send","id":"big","text":"` + strings.Repeat("a", widget.MaxFrame) + `"}`))
+	if code := c.closeStatus(); code != websocket.StatusMessageTooBig {
+		t.Fatalf("close code = %d, want 1009", code)
+	}
+}
+
+func TestHelloTimeout(t *testing.T) {
+	h := newHarness(t, func(_ *Config, o *Options) { o.HelloTimeout = 100 * time.Millisecond })
+	c := h.connect("acme")
+	if code := c.closeStatus(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close code = %d, want 1008", code)
+	}
+}
+
+func TestTamperedTokenGetsFreshVisitor(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	w := c.hello("", 0)
+	for _, tok := range []string{w.Visitor[:len(w.Visitor)-4] + "AAAA", "garbage", strings.Repeat("x", 900)} {
+		c2 := h.connect("acme")
+		w2 := c2.hello(tok, 0)
+		if w2.Conversation == w.Conversation || w2.Visitor == "" {
+			t.Fatalf("token %q reached the conversation", tok)
+		}
+	}
+	// A token minted for another bot starts a fresh visitor there too.
+	c3 := h.connect("demo")
+	w3 := c3.hello(w.Visitor, 0)
+	if w3.Conversation == w.Conversation {
+		t.Fatal("acme token opened a demo conversation of the same id")
+	}
+	if v, _ := h.srv.keys.Visitor("demo", w3.Visitor); v == "" {
+		t.Fatal("fresh token does not decode")
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	h := newHarness(t, func(c *Config, _ *Options) { c.Limits.Burst = 3; c.Limits.MessagesPerMinute = 6 })
+	c := h.connect("acme")
+	c.hello("", 0)
+	for i := 0; i < 3; i++ {
+		id := "r" + string(rune('0'+i))
+		c.send(&widget.Send{ID: id, Text: "hi"})
+		c.ack(id)
+	}
+	c.send(&widget.Send{ID: "r9", Text: "one too many"})
+	e := c.waitFor("rate error", isType(widget.TypeError)).(*widget.ErrorFrame)
+	if e.Code != widget.CodeRateLimited || e.ID != "r9" || e.RetryMS < 1000 {
+		t.Fatalf("error = %+v", e)
+	}
+	if n := h.fp.callsFor("r9"); n != 0 {
+		t.Fatal("a refused message went upstream")
+	}
+}
+
+func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
+	h := newHarness(t, func(_ *Config, o *Options) { o.WriteTimeout = 300 * time.Millisecond })
+	slow := h.connect("acme")
+	w := slow.hello("", 0)
+	fast := h.connect("acme")
+	fast.hello(w.Visitor, 0) // same conversation, reads everything
+
+	var got atomic.Int64
+	go func() {
+		for {
+			f, err := fast.read(10 * time.Second)
+			if err != nil {
+				return
+			}
+			if f.Type() == widget.TypeMsg {
+				got.Add(1)
+			}
+		}
+	}()
+	// Large bot messages and typing bursts: the slow client never reads,
+	// so its TCP buffers fill, its writer blocks and it must be dropped.
+	big := widget.Text(strings.Repeat("lorem ipsum ", 330))
+	svc := h.srv.Service()
+	sent := int64(0)
+	deadline := time.Now().Add(30 * time.Second)
+	for h.socketCount() == 2 && time.Now().Before(deadline) {
+		bodies := []widget.Body{big, big, big, big, big, big, big, big}
+		if err := svc.Deliver(context.Background(), w.Conversation, "", bodies...); err != nil {
+			t.Fatal(err)
+		}
+		sent += int64(len(bodies))
+		for j := 0; j < 100; j++ {
+			svc.Typing(w.Conversation, j%2 == 0)
+		}
+	}
+	if n := h.socketCount(); n != 1 {
+		t.Fatalf("%d sockets after %d messages, want the slow one dropped", n, sent)
+	}
+	// The reading client got every message, typing bursts did not drop it.
+	for got.Load() < sent && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got.Load() != sent {
+		t.Fatalf("fast client got %d of %d messages", got.Load(), sent)
+	}
+}
+
+func (h *harness) socketCount() int {
+	n := 0
+	h.srv.sockets.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+func TestShutdownClosesWith1012(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	c.hello("", 0)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- h.srv.Shutdown(ctx)
+	}()
+	if code := c.closeStatus(); code != websocket.StatusServiceRestart {
+		t.Fatalf("close code = %d, want 1012", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// While draining, new sockets are refused with 503 and readyz says so.
+	if _, resp, _ := h.dial("acme", ""); resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial while draining: %v", resp)
+	}
+}
+
+func TestOutboxIsResumedAfterRestart(t *testing.T) {
+	st := store.NewMemory()
+	// A first server stores a message while upstream is down and stops.
+	h1 := newHarness(t, func(_ *Config, o *Options) { o.Store = st })
+	h1.fp.setFail(func(m provider.Message, attempt int) error {
+		return &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true}
+	})
+	c := h1.connect("acme")
+	w := c.hello("", 0)
+	c.send(&widget.Send{ID: "o1", Text: "kept"})
+	c.ack("o1")
+	ctx := context.Background()
+	conv, _ := st.Get(ctx, w.Conversation)
+	// Simulate a crash before the message got delivered: still pending.
+	if _, err := st.SetState(ctx, conv.ID, 1, store.Pending, ""); err != nil {
+		t.Fatal(err)
+	}
+	h1.srv.service.Close(ctx)
+
+	// A second server over the same store hands it upstream.
+	h2 := newHarness(t, func(_ *Config, o *Options) { o.Store = st; o.DataDir = h1.srv.opts.DataDir })
+	deadline := time.Now().Add(3 * time.Second)
+	for h2.fp.callsFor("o1") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("pending message not resumed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c2 := h2.connect("acme")
+	c2.hello(w.Visitor, 0)
+	c2.msgWith("echo after resume", func(m *widget.Msg) bool { return m.From == "bot" })
+}
+
+func TestHealthAndReady(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(h.hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s = %d", path, resp.StatusCode)
+		}
+	}
+}
