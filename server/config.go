@@ -237,13 +237,34 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, erro
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil {
-		return nil, decodeError(err, expanded, root.Content[0])
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, decodeError(err, expanded, root.Content[0])
+		}
+		// yaml.v3 decodes what it can around a type error or an unknown
+		// key, so the rest is still validated: every problem at once.
+		c.applyDefaults()
+		return nil, joinFlat(decodeError(err, expanded, root.Content[0]), c.Validate())
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// joinFlat joins errors like errors.Join, unpacking joined ones, so each
+// problem stays one entry (and one line) of the result.
+func joinFlat(errs ...error) error {
+	var flat []error
+	for _, err := range errs {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			flat = append(flat, j.Unwrap()...)
+		} else if err != nil {
+			flat = append(flat, err)
+		}
+	}
+	return errors.Join(flat...)
 }
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([^}]*)\}`)

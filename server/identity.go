@@ -134,21 +134,54 @@ func LoadOrCreateKey(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
+	// The key is written to a temporary file and linked into place, so
+	// that session.key appears complete or not at all: a process that
+	// loses the race to create it reads the winner's whole key, not an
+	// empty file.
 	key := randomHex(32)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(dir, ".session.key-*") // 0600
 	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(key + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := os.Link(f.Name(), path); err != nil {
 		if errors.Is(err, os.ErrExist) { // another process won the race
 			return LoadOrCreateKey(dir)
 		}
-		return "", err
+		// No hard links on this file system: create the file in place.
+		if err := writeNewFile(path, key+"\n"); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return LoadOrCreateKey(dir)
+			}
+			return "", err
+		}
 	}
-	if _, err := f.WriteString(key + "\n"); err != nil {
+	return key, nil
+}
+
+// writeNewFile creates path (0600) with data, failing if it exists.
+func writeNewFile(path, data string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(data); err != nil {
 		f.Close()
-		return "", err
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return "", err
+		return err
 	}
-	return key, f.Close()
+	return f.Close()
 }

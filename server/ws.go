@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,9 +17,15 @@ import (
 
 // Socket limits.
 const (
-	// sendQueue bounds the frames waiting for a socket's writer; a client
-	// that lets it fill up is too slow and is dropped.
+	// sendQueue bounds the replies (acks, errors) waiting for a socket's
+	// writer. When it is full the socket's reader waits, so a client that
+	// sends without reading is slowed down, and dropped once a write
+	// stalls for the write timeout; nobody else is held up.
 	sendQueue = 64
+	// maxPendingStatus bounds delivery statuses not yet written; more
+	// than this many messages changing state unseen means the client is
+	// not reading at all.
+	maxPendingStatus = 512
 	// replayBatch is how many messages one store read fetches.
 	replayBatch = 100
 )
@@ -72,7 +79,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(widget.MaxFrame)
-	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, out: make(chan widget.Frame, sendQueue), notify: make(chan struct{}, 1), typingSig: make(chan struct{}, 1)}
+	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, out: make(chan widget.Frame, sendQueue), notify: make(chan struct{}, 1), typingSig: make(chan struct{}, 1), statusSig: make(chan struct{}, 1)}
 	s.sockets.Store(so, struct{}{})
 	defer s.sockets.Delete(so)
 	so.run(r.Context())
@@ -90,7 +97,7 @@ type socket struct {
 	visitor string
 	conv    store.Conversation
 
-	out    chan widget.Frame // acks, statuses, errors
+	out    chan widget.Frame // replies to the client's frames: acks, errors
 	notify chan struct{}     // the transcript advanced: fetch from the store
 	resync chan uint64       // a new hello: replay after this seq
 	// typing holds the latest typing state not yet written (0 none,
@@ -98,6 +105,12 @@ type socket struct {
 	// stream, so a burst of changes costs one frame, never queue space.
 	typing    atomic.Int32
 	typingSig chan struct{}
+	// statuses holds delivery states not yet written, one per message
+	// (a newer state replaces an older one); statusSig wakes the writer.
+	// Bus events never wait for the writer: they only leave a mark.
+	statusMu  sync.Mutex
+	statuses  []*widget.Status
+	statusSig chan struct{}
 	dropped   atomic.Bool
 }
 
@@ -211,22 +224,57 @@ func (so *socket) onEvent(ev Event) {
 			state = 1
 		}
 		so.typing.Store(state)
-		select {
-		case so.typingSig <- struct{}{}:
-		default:
-		}
+		signal(so.typingSig)
 	case ev.Status != nil:
-		so.enqueue(&widget.Status{ID: ev.Status.ClientID, State: ev.Status.State, Error: ev.Status.Reason})
+		so.addStatus(&widget.Status{ID: ev.Status.ClientID, State: ev.Status.State, Error: ev.Status.Reason})
 	}
 }
 
-// enqueue hands a frame to the writer; a full queue means the client is
-// not reading, and it is dropped rather than allowed to hold anyone up.
-func (so *socket) enqueue(f widget.Frame) {
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// addStatus records a delivery state for the writer, replacing an older
+// state of the same message.
+func (so *socket) addStatus(st *widget.Status) {
+	so.statusMu.Lock()
+	replaced := false
+	for i, old := range so.statuses {
+		if old.ID == st.ID {
+			so.statuses[i], replaced = st, true
+			break
+		}
+	}
+	if !replaced {
+		so.statuses = append(so.statuses, st)
+	}
+	overflow := len(so.statuses) > maxPendingStatus
+	so.statusMu.Unlock()
+	if overflow {
+		so.drop()
+		return
+	}
+	signal(so.statusSig)
+}
+
+func (so *socket) takeStatuses() []*widget.Status {
+	so.statusMu.Lock()
+	defer so.statusMu.Unlock()
+	out := so.statuses
+	so.statuses = nil
+	return out
+}
+
+// reply hands a frame answering the client to the writer. When the queue
+// is full the reader waits here: the client is sending faster than it
+// reads, and only its own socket slows down.
+func (so *socket) reply(ctx context.Context, f widget.Frame) {
 	select {
 	case so.out <- f:
-	default:
-		so.drop()
+	case <-ctx.Done():
 	}
 }
 
@@ -275,8 +323,22 @@ func (so *socket) write(ctx context.Context, welcome *widget.Welcome, after uint
 				return
 			}
 		case <-so.typingSig:
+			// Messages stored before the typing change go first, so the
+			// indicator never hides ahead of the message it announced.
+			if so.flush(ctx, &sent) != nil {
+				return
+			}
 			if v := so.typing.Swap(0); v != 0 && so.writeFrame(ctx, &widget.Typing{On: v == 1}) != nil {
 				return
+			}
+		case <-so.statusSig:
+			if so.flush(ctx, &sent) != nil { // the message before its status
+				return
+			}
+			for _, st := range so.takeStatuses() {
+				if so.writeFrame(ctx, st) != nil {
+					return
+				}
 			}
 		}
 	}
@@ -360,12 +422,12 @@ func (so *socket) read(ctx context.Context) {
 			return
 		}
 		if typ != websocket.MessageText {
-			so.enqueue(&widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "frames must be JSON text"})
+			so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "frames must be JSON text"})
 			continue
 		}
 		f, err := widget.Decode(data)
 		if err != nil {
-			so.enqueue(errorFrame(err, ""))
+			so.reply(ctx, errorFrame(err, ""))
 			continue
 		}
 		so.handle(ctx, f)
@@ -377,7 +439,7 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 	switch f := f.(type) {
 	case *widget.Hello:
 		if f.Bot != so.bot.Config.ID {
-			so.enqueue(&widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"})
+			so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"})
 			return
 		}
 		select {
@@ -389,44 +451,44 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 	case *widget.Postback:
 		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Title, Payload: f.Payload})
 	case *widget.Session:
-		if !so.allow(f.ID) {
+		if !so.allow(ctx, f.ID) {
 			return
 		}
 		if err := svc.SetSession(ctx, so.conv.ID, f.Data); err != nil {
-			so.enqueue(so.storeError(err, f.ID))
+			so.reply(ctx, so.storeError(err, f.ID))
 			return
 		}
-		so.enqueue(&widget.Ack{ID: f.ID})
+		so.reply(ctx, &widget.Ack{ID: f.ID})
 	case *widget.Read:
 		if err := svc.MarkRead(ctx, so.conv.ID, f.Seq); err != nil {
 			so.srv.log.Warn("cannot record read marker", "conversation", so.conv.ID, "error", err)
 		}
 	default:
-		so.enqueue(&widget.ErrorFrame{Code: widget.CodeBadRequest, Message: f.Type() + " is a server frame; a client may send hello, send, postback, session and read"})
+		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: f.Type() + " is a server frame; a client may send hello, send, postback, session and read"})
 	}
 }
 
 // post stores a visitor message and acknowledges it. No ack is given for
 // what was not stored: the client keeps it in its outbox and retries.
 func (so *socket) post(ctx context.Context, id string, in Inbound) {
-	if !so.allow(id) {
+	if !so.allow(ctx, id) {
 		return
 	}
 	m, err := so.srv.service.Post(ctx, so.conv.ID, in)
 	if err != nil {
-		so.enqueue(so.storeError(err, id))
+		so.reply(ctx, so.storeError(err, id))
 		return
 	}
-	so.enqueue(&widget.Ack{ID: id, Seq: m.Seq})
+	so.reply(ctx, &widget.Ack{ID: id, Seq: m.Seq})
 	if m.State == store.Delivered {
-		so.enqueue(&widget.Status{ID: id, State: widget.StateDelivered})
+		so.reply(ctx, &widget.Status{ID: id, State: widget.StateDelivered})
 	}
 }
 
-func (so *socket) allow(id string) bool {
+func (so *socket) allow(ctx context.Context, id string) bool {
 	ok, wait := so.srv.limits.allow(so.visitor, so.ip)
 	if !ok {
-		so.enqueue(&widget.ErrorFrame{Code: widget.CodeRateLimited, Message: "too many messages; wait a moment", ID: id, RetryMS: max(wait.Milliseconds(), 1)})
+		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeRateLimited, Message: "too many messages; wait a moment", ID: id, RetryMS: max(wait.Milliseconds(), 1)})
 	}
 	return ok
 }
