@@ -641,3 +641,22 @@ func TestLoadConfig(t *testing.T) {
 		t.Errorf("LoadConfig = %+v, %v", c, err)
 	}
 }
+
+// TestExamplesAreValid keeps examples/ true: every file there parses and
+// validates with its ${VARS} set.
+func TestExamplesAreValid(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	env := func(name string) (string, bool) { return strings.Repeat("k", 40), true }
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseConfig(data, env); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

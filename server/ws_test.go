@@ -484,3 +484,41 @@ func TestHealthAndReady(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionsPerIPAreCapped(t *testing.T) {
+	h := newHarness(t, func(c *Config, _ *Options) { c.Limits.ConnectionsPerIP = 2 })
+	a, b := h.connect("acme"), h.connect("acme")
+	a.hello("", 0)
+	b.hello("", 0)
+	if _, resp, err := h.dial("acme", ""); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third socket: %v %v, want 429", err, resp)
+	}
+	a.c.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, _, err := h.dial("acme", "")
+		if err == nil {
+			c.hello("", 0)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a freed slot was not given back: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHeartbeatDropsADeadClient(t *testing.T) {
+	h := newHarness(t, func(_ *Config, o *Options) { o.PingInterval = 50 * time.Millisecond })
+	c := h.connect("acme")
+	c.hello("", 0)
+	// A client that reads nothing never answers pings (coder/websocket
+	// answers them from inside Read), like a laptop gone to sleep.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.socketCount() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("silent client still connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
