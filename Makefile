@@ -1,21 +1,37 @@
 # Porthole: `make run` starts the server with the built-in demo bot,
 # `make test` runs every test. Nothing else is needed on a fresh machine
-# beyond Go (the templ generator is a go.mod tool).
+# beyond Go (the templ generator, esbuild and brotli are go.mod modules).
 
 GO      ?= go
 BIN     := bin/porthole
 DATA    ?= ./data
 LISTEN  ?= :8080
+DIST    := web/static/dist
 
-.PHONY: run build test check generate bench fmt clean
+# The widget assets are rebuilt when anything that goes into them
+# changes: the browser program, the shared widget code, the loader and
+# its CSS, the build program itself, or the module versions.
+WASM_INPUTS := $(shell find wasm widget web/loader web/build -type f ! -name '*_test.go' 2>/dev/null) go.mod go.sum
+
+.PHONY: run build test check generate wasm size bench fmt clean
 
 ## run: build and start the server with the demo bot on http://localhost:8080
 run: build
 	./$(BIN) serve --listen $(LISTEN) --data $(DATA)
 
-## build: compile the porthole binary into bin/
-build: generate
+## build: compile the porthole binary into bin/, with the widget assets embedded
+build: generate wasm
 	$(GO) build -trimpath -o $(BIN) ./cmd/porthole
+
+## wasm: build the widget assets into web/static/dist when their inputs changed
+wasm: $(DIST)/manifest.json
+
+$(DIST)/manifest.json: $(WASM_INPUTS)
+	$(GO) run ./web/build -go $(GO)
+
+## size: build the widget assets, print their sizes, fail when one is over budget
+size:
+	$(GO) run ./web/build -size -go $(GO)
 
 ## generate: regenerate templ components (*_templ.go, committed)
 generate:
@@ -23,21 +39,22 @@ generate:
 
 ## check: formatting, templ output up to date, go vet (native and wasm)
 check: generate
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=js GOARCH=wasm $(GO) vet ./widget/...
+	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./widget/... ./web/build/floor/
 
-## test: every test, with the race detector
-test: check
+## test: every test with the race detector (the embedded assets included), then the size budgets
+test: check wasm
 	$(GO) test -race -count=1 ./...
+	$(GO) run ./web/build -size -go $(GO)
 
 ## bench: the benchmarks quoted in the README and closing notes
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./server/ ./server/store/ ./widget/
 
 fmt:
-	gofmt -w $$(git ls-files '*.go')
+	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

@@ -46,6 +46,8 @@ type Options struct {
 	Static http.Handler
 	// Index, if set, serves GET /.
 	Index http.Handler
+	// Loader, if set, serves GET /widget.js, the script tag's target.
+	Loader http.Handler
 	// Providers replaces the configured provider of the bots it names
 	// (tests count upstream calls with it).
 	Providers map[string]provider.Provider
@@ -203,6 +205,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	if s.opts.Static != nil {
 		s.mux.Handle("GET /static/", s.opts.Static)
+	}
+	if s.opts.Loader != nil {
+		s.mux.Handle("GET /widget.js", s.opts.Loader)
 	}
 	if s.opts.Index != nil {
 		s.mux.Handle("GET /{$}", s.opts.Index)

@@ -2,7 +2,6 @@ package widget
 
 import (
 	"strconv"
-	"strings"
 )
 
 // Protocol is the WebSocket subprotocol of this wire format.
@@ -493,8 +492,8 @@ func (r *reader) uint(key string) uint64 {
 	if !ok {
 		return 0
 	}
-	n, err := strconv.ParseUint(v.Str, 10, 64)
-	if err != nil {
+	n, ok := parseUint(v.Str)
+	if !ok {
 		r.err = invalid(r.field(key), "must be a whole number of at least 0")
 	}
 	return n
@@ -505,8 +504,16 @@ func (r *reader) int(key string) int64 {
 	if !ok {
 		return 0
 	}
-	n, err := strconv.ParseInt(v.Str, 10, 64)
-	if err != nil {
+	digits, neg := v.Str, HasPrefix(v.Str, "-")
+	if neg {
+		digits = digits[1:]
+	}
+	u, ok := parseUint(digits)
+	n := int64(u)
+	if neg {
+		n = -n
+	}
+	if !ok || u > 1<<63-1 {
 		r.err = invalid(r.field(key), "must be a whole number")
 	}
 	return n
@@ -722,7 +729,7 @@ func (f *Send) Validate() error {
 	if err := CheckClientID("id", f.ID); err != nil {
 		return err
 	}
-	if strings.TrimSpace(f.Text) == "" {
+	if TrimSpace(f.Text) == "" {
 		return invalid("text", "is empty")
 	}
 	return checkText("text", f.Text, MaxText)
@@ -841,4 +848,26 @@ func quote(s string) string {
 		s = s[:40] + "…"
 	}
 	return string(appendString(nil, s))
+}
+
+// parseUint reads a decimal number of at most 64 bits. It stands in for
+// strconv.ParseUint, whose error type links strconv.Quote and its Unicode
+// tables into widget.wasm.
+func parseUint(s string) (uint64, bool) {
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
 }

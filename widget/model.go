@@ -10,7 +10,6 @@ package widget
 
 import (
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -117,7 +116,7 @@ func (b Body) Summary() string {
 func (b Body) Validate() error {
 	switch b.Kind {
 	case KindText:
-		if strings.TrimSpace(b.Text) == "" {
+		if TrimSpace(b.Text) == "" {
 			return invalid("body.text", "is empty")
 		}
 		if err := checkText("body.text", b.Text, MaxText); err != nil {
@@ -224,7 +223,7 @@ func checkButtons(path string, bs []Button) error {
 }
 
 func checkTitle(path, s string) error {
-	if strings.TrimSpace(s) == "" {
+	if TrimSpace(s) == "" {
 		return invalid(path, "is empty")
 	}
 	return checkText(path, s, MaxTitle)
@@ -267,13 +266,13 @@ func CheckURL(path, u string, link bool) error {
 			return invalid(path, "contains a space, quote, angle bracket or control character")
 		}
 	}
-	scheme, rest, ok := strings.Cut(u, ":")
+	scheme, rest, ok := Cut(u, ":")
 	if !ok {
 		return invalid(path, "must be an absolute URL")
 	}
-	switch strings.ToLower(scheme) {
+	switch lowerASCII(scheme) {
 	case "https", "http":
-		if !strings.HasPrefix(rest, "//") || len(rest) == 2 || rest[2] == '/' {
+		if !HasPrefix(rest, "//") || len(rest) == 2 || rest[2] == '/' {
 			return invalid(path, "must be an absolute URL with a host")
 		}
 		return nil
@@ -330,4 +329,16 @@ func (e *Error) Error() string {
 
 func invalid(field, msg string) error {
 	return &Error{Code: CodeBadRequest, Field: field, Message: msg}
+}
+
+// lowerASCII lower-cases ASCII letters only; URL schemes are ASCII, and
+// strings.ToLower would link the Unicode case tables into widget.wasm.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

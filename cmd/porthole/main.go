@@ -103,10 +103,14 @@ func serve(args []string, stderr io.Writer) error {
 		DataDir: *dataDir,
 		Logger:  log,
 		Static:  web.Static(),
+		Loader:  web.Loader(),
 		Index:   web.DemoPage(server.DemoBotID),
 	})
 	if err != nil {
 		return err
+	}
+	if _, err := web.Manifest(); err != nil {
+		log.Warn("the widget is not available: its assets were not built into this binary; build with make build", "error", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

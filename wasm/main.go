@@ -1,0 +1,335 @@
+//go:build js && wasm
+
+// Command wasm is the Porthole widget running in the visitor's browser.
+//
+// The loader (web/loader/widget.js) draws the launcher in a shadow root,
+// then fetches and starts this program on intent. It takes over through
+// the boot object the loader leaves in globalThis.__porthole_boot and
+// hands back its API implementation with boot.ready(impl).
+//
+// This layer is thin on purpose: every decision (connection, outbox,
+// replay, unread count, texts) lives in widget.Client, tested natively;
+// here are only the DOM, the browser's WebSocket, localStorage and one
+// timer, wired as the Client's doc comment describes.
+package main
+
+import (
+	"strconv"
+	"syscall/js"
+
+	"github.com/porthole-chat/porthole/widget"
+)
+
+func main() {
+	boot := global.Get("__porthole_boot")
+	if !boot.Truthy() {
+		return
+	}
+	w := newUI(boot)
+	boot.Call("ready", w.api())
+	w.start()
+	select {}
+}
+
+// widgetUI is one widget on the page.
+type widgetUI struct {
+	boot   js.Value
+	root   js.Value // the shadow root
+	host   js.Value // its host element in the page
+	bot    string
+	wsURL  string
+	base   string
+	opts   js.Value
+	client *widget.Client
+
+	sock     *socket
+	sockGen  int
+	stopWake func()
+	funcs    []js.Func
+
+	launcher, badge                      js.Value
+	panel, header, title, subtitle, icon js.Value
+	closeBtn                             js.Value
+	banner, log, live                    js.Value
+	textarea, send                       js.Value
+	greeting, divider, quick, typing     js.Value
+	nodes                                map[string]*msgNode
+
+	open      bool
+	inline    bool
+	destroyed bool
+	texts     widget.Texts
+}
+
+// msgNode is the DOM of one transcript entry and the signature of what
+// it shows; an entry is re-rendered only when its signature changes, so
+// focus and scroll positions inside other messages survive updates.
+type msgNode struct {
+	el  js.Value
+	sig string
+}
+
+func newUI(boot js.Value) *widgetUI {
+	w := &widgetUI{
+		boot:  boot,
+		root:  boot.Get("root"),
+		host:  boot.Get("host"),
+		bot:   boot.Get("bot").String(),
+		base:  boot.Get("base").String(),
+		opts:  boot.Get("options"),
+		nodes: map[string]*msgNode{},
+	}
+	w.wsURL = "ws" + w.base[len("http"):] + "/v1/ws?bot=" + w.bot // http→ws, https→wss
+	nav := global.Get("navigator")
+	langs := []string{document.Get("documentElement").Get("lang").String()}
+	if l := nav.Get("languages"); l.Truthy() {
+		for i := 0; i < l.Length(); i++ {
+			langs = append(langs, l.Index(i).String())
+		}
+	}
+	w.client = widget.NewClient(widget.ClientOptions{
+		Bot:       w.bot,
+		Storage:   localStorage(),
+		Locale:    nav.Get("language").String(),
+		TZ:        timeZone(),
+		Languages: langs,
+		Random:    cryptoRandom,
+		Now:       now,
+	})
+	w.client.SetLook(w.pageLook())
+	w.build()
+	return w
+}
+
+// start wires the page events and connects.
+func (w *widgetUI) start() {
+	w.listen(global, "online", func(js.Value) { w.network() })
+	w.listen(global, "offline", func(js.Value) { w.network() })
+	w.listen(document, "visibilitychange", func(js.Value) { w.apply(w.client.SetOpen(w.open, visible())) })
+	w.listen(global, "storage", func(ev js.Value) {
+		if k := ev.Get("key"); k.Type() == js.TypeString && w.client.WatchesKey(k.String()) {
+			w.apply(w.client.Sync())
+		}
+	})
+	if vv := global.Get("visualViewport"); vv.Truthy() {
+		w.listen(vv, "resize", func(js.Value) { w.viewport() })
+		w.listen(vv, "scroll", func(js.Value) { w.viewport() })
+	}
+	w.client.SetOpen(false, visible())
+	w.client.SetNetwork(global.Get("navigator").Get("onLine").Bool())
+	w.apply(w.client.Start())
+	w.render(^widget.Change(0))
+}
+
+func (w *widgetUI) network() {
+	w.apply(w.client.SetNetwork(global.Get("navigator").Get("onLine").Bool()))
+}
+
+// apply carries out what the client asks for.
+func (w *widgetUI) apply(u widget.Update) {
+	if w.destroyed {
+		return
+	}
+	for _, f := range u.Send {
+		w.sock.send(widget.Encode(f))
+	}
+	if u.Hangup {
+		w.sock.close()
+	}
+	if u.Dial {
+		w.connect()
+	}
+	if w.stopWake != nil {
+		w.stopWake()
+		w.stopWake = nil
+	}
+	if u.Wake > 0 {
+		w.stopWake = after(int(u.Wake.Milliseconds())+1, func() {
+			w.stopWake = nil
+			w.apply(w.client.Tick())
+		})
+	}
+	if u.Change != 0 {
+		w.render(u.Change)
+	}
+	for _, e := range u.New {
+		if e.From == "user" {
+			continue
+		}
+		text := e.Body.Summary()
+		w.live.Set("textContent", w.botName()+": "+text)
+		w.emit("message", map[string]any{"text": text, "from": e.From, "seq": int(e.Seq), "kind": e.Body.Kind})
+	}
+	if n := u.Notice; n != nil {
+		w.emit("error", map[string]any{"code": n.Code, "message": n.Message, "id": n.ID})
+		if msg := w.texts.Error(n.Code); msg != "" && n.ID == "" {
+			w.live.Set("textContent", msg)
+		}
+	}
+}
+
+// connect opens a new socket; events of older sockets are ignored.
+func (w *widgetUI) connect() {
+	w.sockGen++
+	gen := w.sockGen
+	current := func() bool { return gen == w.sockGen && !w.destroyed }
+	defer func() {
+		if recover() != nil { // new WebSocket threw (a CSP connect-src, say)
+			after(0, func() {
+				if current() {
+					w.apply(w.client.Closed(widget.CloseAbnormal))
+				}
+			})
+		}
+	}()
+	w.sock = dial(w.wsURL, widget.Protocol,
+		func() {
+			if current() {
+				w.apply(w.client.Opened(pageInfo()))
+			}
+		},
+		func(data []byte) {
+			if current() {
+				w.apply(w.client.Receive(data))
+			}
+		},
+		func(code int) {
+			if current() {
+				w.apply(w.client.Closed(code))
+			}
+		})
+}
+
+// emit fires a Porthole.on(name) event through the loader.
+func (w *widgetUI) emit(name string, detail any) {
+	w.boot.Call("emit", name, js.ValueOf(detail))
+}
+
+// setOpen opens or closes the panel, moving focus in and back out.
+func (w *widgetUI) setOpen(open bool) {
+	if w.open == open || w.destroyed {
+		return
+	}
+	w.open = open
+	w.panel.Set("hidden", !open)
+	attr(w.launcher, "aria-expanded", strconv.FormatBool(open))
+	w.launcher.Get("classList").Call("toggle", "open", open)
+	w.labelLauncher()
+	w.apply(w.client.SetOpen(open, visible()))
+	if open {
+		w.viewport()
+		w.scrollToEnd()
+		w.textarea.Call("focus", map[string]any{"preventScroll": true})
+		w.emit("open", nil)
+		return
+	}
+	if w.root.Get("activeElement").Truthy() {
+		w.launcher.Call("focus")
+	}
+	w.emit("close", nil)
+}
+
+// viewport keeps a phone's full-screen panel inside the visual viewport,
+// so the on-screen keyboard never covers the composer.
+func (w *widgetUI) viewport() {
+	vv := global.Get("visualViewport")
+	if !vv.Truthy() {
+		return
+	}
+	style := w.host.Get("style")
+	style.Call("setProperty", "--ph-vh", strconv.Itoa(vv.Get("height").Int())+"px")
+	style.Call("setProperty", "--ph-vt", strconv.Itoa(vv.Get("offsetTop").Int())+"px")
+}
+
+// pageLook reads the page's options (data-* attributes and init()).
+func (w *widgetUI) pageLook() widget.Look {
+	s := func(k string) string {
+		if v := w.opts.Get(k); v.Type() == js.TypeString {
+			return v.String()
+		}
+		return ""
+	}
+	l := widget.Look{Title: s("title"), Subtitle: s("subtitle"), Icon: s("icon"), Position: s("position"),
+		BrandColor: s("brandColor"), Greeting: s("greeting"), Locale: s("language")}
+	if t := w.opts.Get("texts"); t.Type() == js.TypeObject {
+		keys := global.Get("Object").Call("keys", t)
+		l.Texts = map[string]string{}
+		for i := 0; i < keys.Length(); i++ {
+			k := keys.Index(i).String()
+			if v := t.Get(k); v.Type() == js.TypeString {
+				l.Texts[k] = v.String()
+			}
+		}
+	}
+	return l
+}
+
+func (w *widgetUI) botName() string {
+	if t := w.client.Look().Title; t != "" {
+		return t
+	}
+	return w.texts.Get(widget.TextChat)
+}
+
+// Browser facts.
+
+func visible() bool { return document.Get("visibilityState").String() != "hidden" }
+
+func pageInfo() widget.Page {
+	return widget.Page{
+		URL:      global.Get("location").Get("href").String(),
+		Referrer: document.Get("referrer").String(),
+		Title:    document.Get("title").String(),
+	}
+}
+
+func timeZone() (tz string) {
+	defer func() { recover() }()
+	return global.Get("Intl").Call("DateTimeFormat").Call("resolvedOptions").Get("timeZone").String()
+}
+
+// now is the browser's clock, Date.now().
+func now() widget.Instant { return widget.Instant(global.Get("Date").Call("now").Float()) }
+
+// cryptoRandom draws 64 bits from crypto.getRandomValues.
+func cryptoRandom() uint64 {
+	a := global.Get("Uint32Array").New(2)
+	global.Get("crypto").Call("getRandomValues", a)
+	return uint64(a.Index(0).Int())<<32 | uint64(a.Index(1).Int())
+}
+
+// storage is localStorage; in private modes or sandboxed frames it
+// throws, and the widget keeps its state in memory instead.
+type storage struct{ ls js.Value }
+
+func localStorage() widget.Storage {
+	defer func() { recover() }()
+	ls := global.Get("localStorage")
+	if !ls.Truthy() {
+		return nil
+	}
+	return storage{ls}
+}
+
+func (s storage) Get(key string) (v string, ok bool) {
+	defer func() {
+		if recover() != nil {
+			v, ok = "", false
+		}
+	}()
+	r := s.ls.Call("getItem", key)
+	if r.IsNull() {
+		return "", false
+	}
+	return r.String(), true
+}
+
+func (s storage) Set(key, value string) {
+	defer func() { recover() }()
+	s.ls.Call("setItem", key, value)
+}
+
+func (s storage) Remove(key string) {
+	defer func() { recover() }()
+	s.ls.Call("removeItem", key)
+}

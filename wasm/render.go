@@ -1,0 +1,575 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"strconv"
+	"syscall/js"
+
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// build takes over the loader's launcher and adds the panel.
+func (w *widgetUI) build() {
+	w.launcher = w.root.Call("querySelector", ".launcher")
+	if !w.launcher.Truthy() { // the stylesheet had not loaded yet
+		w.launcher = w.root.Call("querySelector", "button")
+	}
+	w.badge = w.launcher.Call("querySelector", ".badge")
+	if w.launcher.Call("querySelector", ".icon").Truthy() {
+		w.launcher.Call("querySelector", ".icon").Get("classList").Call("add", "chat")
+	}
+	icon("icon shut", iconClose, w.launcher)
+	w.listen(w.launcher, "click", func(js.Value) { w.setOpen(!w.open) })
+
+	refs := skeleton(w.root, panelSkeleton)
+	w.panel, w.header, w.icon = refs["panel"], refs["header"], refs["icon"]
+	w.title, w.subtitle, w.closeBtn = refs["title"], refs["subtitle"], refs["close"]
+	w.banner, w.log, w.live = refs["banner"], refs["log"], refs["live"]
+	w.textarea, w.send = refs["textarea"], refs["send"]
+	icon("", iconClose, w.closeBtn)
+	icon("", iconSend, w.send)
+	w.listen(w.panel, "keydown", func(ev js.Value) {
+		if ev.Get("key").String() == "Escape" && !w.inline {
+			ev.Call("stopPropagation")
+			w.setOpen(false)
+		}
+	})
+	w.listen(w.closeBtn, "click", func(js.Value) { w.setOpen(false) })
+	w.listen(refs["form"], "submit", func(ev js.Value) {
+		ev.Call("preventDefault")
+		w.submit()
+	})
+	w.listen(w.textarea, "keydown", func(ev js.Value) {
+		if ev.Get("key").String() == "Enter" && !ev.Get("shiftKey").Bool() && !ev.Get("isComposing").Bool() {
+			ev.Call("preventDefault")
+			w.submit()
+		}
+	})
+	w.listen(w.textarea, "input", func(js.Value) { w.grow() })
+
+	w.greeting = el("p", "greeting", js.Null())
+	w.divider = el("div", "greeting", js.Null())
+	w.typing = el("div", "typing", js.Null())
+	for i := 0; i < 3; i++ {
+		el("i", "", w.typing)
+	}
+	w.quick = el("div", "quick", js.Null())
+	attr(w.quick, "role", "group")
+}
+
+// panelSkeleton is the panel's static DOM, one element a line: two
+// spaces of indent a level, the tag with dot-separated classes, then
+// name=value attributes, and #name to keep the element in the refs.
+// Built by a loop from a string, it costs widget.wasm a fraction of
+// what one syscall/js call site per element and attribute would.
+const panelSkeleton = `div.panel.right role=dialog hidden= #panel
+  div.header #header
+    img.avatar alt= hidden= #icon
+    div.titles
+      h2.title #title
+      p.subtitle #subtitle
+    button.close type=button #close
+  div.banner role=status hidden= #banner
+  div.log tabindex=0 #log
+  div.sr aria-live=polite aria-atomic=true #live
+  form.composer #form
+    textarea rows=1 maxlength=4000 enterkeyhint=send #textarea
+    button.send type=submit #send`
+
+// skeleton builds spec (see panelSkeleton) under parent and returns the
+// named elements.
+func skeleton(parent js.Value, spec string) map[string]js.Value {
+	refs := map[string]js.Value{}
+	stack := []js.Value{parent}
+	for len(spec) > 0 {
+		line := spec
+		if i := widget.IndexByte(spec, '\n'); i >= 0 {
+			line, spec = spec[:i], spec[i+1:]
+		} else {
+			spec = ""
+		}
+		depth := 0
+		for depth < len(line) && line[depth] == ' ' {
+			depth++
+		}
+		words := splitSpaces(line[depth:])
+		depth /= 2
+		e := document.Call("createElement", tagOf(words[0]))
+		if cls := classOf(words[0]); cls != "" {
+			e.Set("className", cls)
+		}
+		stack[depth].Call("appendChild", e)
+		for _, f := range words[1:] {
+			if f[0] == '#' {
+				refs[f[1:]] = e
+			} else if k, v, ok := widget.Cut(f, "="); ok {
+				attr(e, k, v)
+			}
+		}
+		stack = append(stack[:depth+1], e)
+	}
+	return refs
+}
+
+func splitSpaces(s string) []string {
+	var out []string
+	for len(s) > 0 {
+		i := widget.IndexByte(s, ' ')
+		if i < 0 {
+			return append(out, s)
+		}
+		if i > 0 {
+			out = append(out, s[:i])
+		}
+		s = s[i+1:]
+	}
+	return out
+}
+
+// tagOf and classOf split "div.a.b" into "div" and "a b".
+func tagOf(w string) string {
+	if i := widget.IndexByte(w, '.'); i >= 0 {
+		return w[:i]
+	}
+	return w
+}
+
+func classOf(w string) string {
+	i := widget.IndexByte(w, '.')
+	if i < 0 {
+		return ""
+	}
+	b := []byte(w[i+1:])
+	for j, c := range b {
+		if c == '.' {
+			b[j] = ' '
+		}
+	}
+	return string(b)
+}
+
+// submit sends the composer's text.
+func (w *widgetUI) submit() {
+	text := widget.TrimSpace(w.textarea.Get("value").String())
+	if text == "" {
+		return
+	}
+	_, u := w.client.SendText(text)
+	if u.Notice == nil || u.Notice.ID != "" {
+		w.textarea.Set("value", "")
+		w.grow()
+	}
+	w.apply(u)
+	w.scrollToEnd()
+}
+
+// grow fits the composer to its text, up to its CSS max-height.
+func (w *widgetUI) grow() {
+	style := w.textarea.Get("style")
+	style.Set("height", "auto")
+	style.Set("height", strconv.Itoa(w.textarea.Get("scrollHeight").Int())+"px")
+}
+
+// render updates what changed.
+func (w *widgetUI) render(ch widget.Change) {
+	if ch&widget.ChangeLook != 0 {
+		w.renderLook()
+	}
+	if ch&(widget.ChangeTranscript|widget.ChangeTyping|widget.ChangeLook) != 0 {
+		w.renderTranscript()
+	}
+	if ch&(widget.ChangeConnection|widget.ChangeLook) != 0 {
+		b := w.client.Banner()
+		w.banner.Set("textContent", b)
+		w.banner.Set("hidden", b == "")
+	}
+	if ch&(widget.ChangeUnread|widget.ChangeLook) != 0 {
+		n := w.client.Unread()
+		w.badge.Set("textContent", strconv.Itoa(n))
+		w.badge.Set("hidden", n == 0)
+		w.labelLauncher()
+		if ch&widget.ChangeUnread != 0 {
+			w.emit("unread", n)
+		}
+	}
+}
+
+func (w *widgetUI) labelLauncher() {
+	label := w.texts.Get(widget.TextLauncherOpen)
+	if w.open {
+		label = w.texts.Get(widget.TextLauncherClose)
+	}
+	if n := w.client.Unread(); n > 0 && !w.open {
+		label += ", " + w.texts.Unread(n)
+	}
+	attr(w.launcher, "aria-label", label)
+}
+
+// renderLook applies the bot's look and texts.
+func (w *widgetUI) renderLook() {
+	look := w.client.Look()
+	w.texts = w.client.Texts()
+	t := w.texts
+	style := w.host.Get("style")
+	brand := widget.BrandColor(look.BrandColor)
+	style.Call("setProperty", "--ph-brand", brand)
+	style.Call("setProperty", "--ph-on-brand", widget.TextOn(brand))
+	side := "right"
+	if look.Position == "left" {
+		side = "left"
+	}
+	for _, e := range []js.Value{w.launcher, w.panel} {
+		cl := e.Get("classList")
+		cl.Call("toggle", "left", side == "left")
+		cl.Call("toggle", "right", side == "right")
+	}
+	name := w.botName()
+	w.title.Set("textContent", name)
+	w.subtitle.Set("textContent", look.Subtitle)
+	w.subtitle.Set("hidden", look.Subtitle == "")
+	if look.Icon != "" && widget.CheckURL("icon", look.Icon, false) == nil {
+		attr(w.icon, "src", look.Icon)
+		w.icon.Set("hidden", false)
+	} else {
+		w.icon.Set("hidden", true)
+	}
+	attr(w.panel, "aria-label", t.Dialog(look.Title))
+	attr(w.panel, "lang", t.Lang())
+	attr(w.closeBtn, "aria-label", t.Get(widget.TextClose))
+	attr(w.textarea, "placeholder", t.Get(widget.TextPlaceholder))
+	attr(w.textarea, "aria-label", t.Get(widget.TextComposer))
+	attr(w.send, "aria-label", t.Get(widget.TextSend))
+	attr(w.log, "aria-label", t.Dialog(look.Title))
+	attr(w.quick, "aria-label", t.Get(widget.TextQuickReplies))
+	w.greeting.Set("textContent", look.Greeting)
+	w.divider.Set("textContent", t.Get(widget.TextNewMessages))
+	w.typing.Set("title", t.Typing(look.Title))
+	attr(w.typing, "aria-label", t.Typing(look.Title))
+	attr(w.typing, "role", "img")
+	w.labelLauncher()
+	// Texts inside messages (states, retry, carousel) change too.
+	w.nodes = map[string]*msgNode{}
+}
+
+// renderTranscript brings the log in line with the client's entries,
+// creating or replacing only the entries whose content changed, and
+// moving nodes only where the order differs.
+func (w *widgetUI) renderTranscript() {
+	stick := w.nearEnd()
+	entries := w.client.Entries()
+	qrEntry, qrs := w.client.QuickReplies()
+	divider := w.client.Divider()
+
+	want := make([]js.Value, 0, len(entries)+4)
+	if w.client.Look().Greeting != "" {
+		want = append(want, w.greeting)
+	}
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if divider != 0 && e.Seq == divider {
+			want = append(want, w.divider)
+		}
+		key, sig := entryKey(e), w.signature(e)
+		seen[key] = true
+		n := w.nodes[key]
+		if n == nil || n.sig != sig {
+			node := w.renderEntry(e)
+			if n != nil && n.el.Get("parentNode").Truthy() {
+				n.el.Get("parentNode").Call("replaceChild", node, n.el)
+			}
+			n = &msgNode{el: node, sig: sig}
+			w.nodes[key] = n
+		}
+		want = append(want, n.el)
+	}
+	for k := range w.nodes {
+		if !seen[k] {
+			delete(w.nodes, k)
+		}
+	}
+	if qrEntry != nil {
+		clear(w.quick)
+		for _, q := range qrs {
+			q := q
+			b := el("button", "chip", w.quick)
+			attr(b, "type", "button")
+			b.Set("textContent", q.Title)
+			w.onClick(b, func() { w.postback(q.Title, q.Payload) })
+		}
+		want = append(want, w.quick)
+	}
+	if w.client.Typing() {
+		want = append(want, w.typing)
+	}
+
+	children := w.log.Get("children")
+	for i, n := range want {
+		if cur := children.Index(i); !cur.Equal(n) {
+			if cur.Truthy() {
+				w.log.Call("insertBefore", n, cur)
+			} else {
+				w.log.Call("appendChild", n)
+			}
+		}
+	}
+	for children.Length() > len(want) {
+		w.log.Call("removeChild", w.log.Get("lastElementChild"))
+	}
+	if stick {
+		w.scrollToEnd()
+	}
+}
+
+func entryKey(e *widget.Entry) string {
+	if e.ClientID != "" {
+		return "c" + e.ClientID
+	}
+	return "s" + strconv.FormatUint(e.Seq, 10)
+}
+
+// signature is what a rendered entry depends on besides its body.
+func (w *widgetUI) signature(e *widget.Entry) string {
+	if !e.Mine() {
+		return e.Body.Kind
+	}
+	sig := e.State + "|" + e.Error
+	if w.client.ShowState(e) {
+		sig += "|shown"
+	}
+	return sig
+}
+
+func (w *widgetUI) nearEnd() bool {
+	return w.log.Get("scrollHeight").Int()-w.log.Get("scrollTop").Int()-w.log.Get("clientHeight").Int() < 80
+}
+
+func (w *widgetUI) scrollToEnd() {
+	w.log.Set("scrollTop", w.log.Get("scrollHeight"))
+}
+
+func (w *widgetUI) postback(title, payload string) {
+	_, u := w.client.Postback(title, payload)
+	w.apply(u)
+	w.scrollToEnd()
+}
+
+// onClick registers a click handler on an element that lives as long as
+// its message; the func is released with the widget.
+func (w *widgetUI) onClick(e js.Value, fn func()) {
+	w.listen(e, "click", func(js.Value) { fn() })
+}
+
+// renderEntry builds the DOM of one message. Text goes in as text nodes;
+// URLs were checked by the server and are checked again here.
+func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
+	t := w.texts
+	cls := "msg bot"
+	if e.Mine() {
+		cls = "msg user"
+	}
+	if e.Body.Kind == widget.KindCarousel {
+		cls += " wide"
+	}
+	if e.State == widget.StateFailed {
+		cls += " failed"
+	}
+	m := el("div", cls, js.Null())
+	b := e.Body
+	switch b.Kind {
+	case widget.KindText:
+		w.bubble(m, e, b.Text)
+	case widget.KindButtons:
+		if b.Text != "" {
+			w.bubble(m, e, b.Text)
+		}
+		w.buttons(m, b.Buttons)
+	case widget.KindCarousel:
+		w.carousel(m, b.Cards)
+	case widget.KindMedia:
+		w.media(m, b)
+	default:
+		w.bubble(m, e, t.Get(widget.TextUnsupported))
+	}
+	if w.client.ShowState(e) {
+		meta := el("div", "meta", m)
+		st := el("span", "", meta)
+		st.Set("textContent", t.State(e.State))
+		if e.State == widget.StateFailed {
+			st.Set("className", "failed")
+			if msg := t.Error(e.Error); e.Detail != "" || !e.CanRetry() {
+				st.Set("textContent", t.State(e.State)+" · "+msg)
+			}
+			if e.CanRetry() {
+				r := el("button", "retry", meta)
+				attr(r, "type", "button")
+				r.Set("textContent", t.Get(widget.TextRetry))
+				id := e.ClientID
+				w.onClick(r, func() { w.apply(w.client.Retry(id)) })
+			}
+		}
+	}
+	return m
+}
+
+// bubble renders text with its links as real, safe links.
+func (w *widgetUI) bubble(m js.Value, e *widget.Entry, s string) {
+	b := el("div", "bubble", m)
+	if e.Mine() {
+		you := el("span", "sr", b)
+		you.Set("textContent", w.texts.Get(widget.TextYou)+" ")
+	}
+	for _, seg := range widget.Linkify(s) {
+		if seg.URL == "" {
+			text(b, seg.Text)
+			continue
+		}
+		w.link(b, "", seg.URL).Set("textContent", seg.Text)
+	}
+}
+
+// link makes an anchor that opens in a new tab without handing the page
+// a reference to the opener or the referrer.
+func (w *widgetUI) link(parent js.Value, class, href string) js.Value {
+	a := el("a", class, parent)
+	if widget.CheckURL("href", href, true) == nil {
+		attr(a, "href", href)
+	}
+	if !widget.HasPrefix(href, "tel:") && !widget.HasPrefix(href, "mailto:") {
+		attr(a, "target", "_blank")
+	}
+	attr(a, "rel", "noopener noreferrer")
+	return a
+}
+
+func (w *widgetUI) buttons(parent js.Value, bs []widget.Button) {
+	if len(bs) == 0 {
+		return
+	}
+	box := el("div", "buttons", parent)
+	for _, bt := range bs {
+		bt := bt
+		switch bt.Type {
+		case widget.ButtonPostback:
+			b := el("button", "btn", box)
+			attr(b, "type", "button")
+			b.Set("textContent", bt.Title)
+			w.onClick(b, func() { w.postback(bt.Title, bt.Payload) })
+		case widget.ButtonURL:
+			w.link(box, "btn", bt.URL).Set("textContent", bt.Title)
+		case widget.ButtonPhone:
+			w.link(box, "btn", "tel:"+phoneDigits(bt.Phone)).Set("textContent", bt.Title)
+		}
+	}
+}
+
+func phoneDigits(p string) string {
+	var b []byte
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c == '+' || c >= '0' && c <= '9' {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// carousel renders cards in a horizontally scrolling, snapping track
+// with previous/next buttons; arrow keys move between cards.
+func (w *widgetUI) carousel(m js.Value, cards []widget.Card) {
+	t := w.texts
+	box := el("div", "carousel", m)
+	prev := el("button", "nav prev", box)
+	attr(prev, "type", "button")
+	attr(prev, "aria-label", t.Get(widget.TextPrevious))
+	icon("", iconPrev, prev)
+	track := el("div", "track", box)
+	attr(track, "role", "list")
+	next := el("button", "nav next", box)
+	attr(next, "type", "button")
+	attr(next, "aria-label", t.Get(widget.TextNext))
+	icon("", iconNext, next)
+
+	for i, c := range cards {
+		card := el("div", "card", track)
+		attr(card, "role", "listitem")
+		attr(card, "aria-label", t.CardOf(i+1, len(cards))+": "+c.Title)
+		if c.Image != "" && widget.CheckURL("image", c.Image, false) == nil {
+			img := el("img", "", card)
+			attr(img, "src", c.Image)
+			attr(img, "alt", "")
+			attr(img, "loading", "lazy")
+		}
+		body := el("div", "card-body", card)
+		h := el("h3", "card-title", body)
+		if c.URL != "" {
+			w.link(h, "", c.URL).Set("textContent", c.Title)
+		} else {
+			h.Set("textContent", c.Title)
+		}
+		if c.Subtitle != "" {
+			el("p", "card-sub", body).Set("textContent", c.Subtitle)
+		}
+		w.buttons(card, c.Buttons)
+	}
+	step := func(dir int) {
+		first := track.Get("firstElementChild")
+		if !first.Truthy() {
+			return
+		}
+		width := first.Get("offsetWidth").Int() + 10
+		track.Call("scrollBy", map[string]any{"left": dir * width, "behavior": "smooth"})
+	}
+	nav := func() {
+		left := track.Get("scrollLeft").Int()
+		max := track.Get("scrollWidth").Int() - track.Get("clientWidth").Int()
+		prev.Set("disabled", left <= 2)
+		next.Set("disabled", left >= max-2)
+	}
+	w.onClick(prev, func() { step(-1) })
+	w.onClick(next, func() { step(1) })
+	w.listen(track, "scroll", func(js.Value) { nav() })
+	after(0, nav)
+}
+
+// media renders images, video, audio and files, each with a text
+// alternative.
+func (w *widgetUI) media(m js.Value, b widget.Body) {
+	t := w.texts
+	if widget.CheckURL("url", b.URL, false) != nil {
+		w.bubble(m, &widget.Entry{}, b.Alt)
+		return
+	}
+	switch b.Media {
+	case widget.MediaImage:
+		box := el("div", "media", m)
+		img := el("img", "", box)
+		attr(img, "src", b.URL)
+		attr(img, "alt", b.Alt)
+		attr(img, "loading", "lazy")
+	case widget.MediaVideo, widget.MediaAudio:
+		box := el("div", "media", m)
+		tag, fallback, label := "video", widget.TextVideoUnsupported, widget.TextOpenVideo
+		if b.Media == widget.MediaAudio {
+			tag, fallback, label = "audio", widget.TextAudioUnsupported, widget.TextOpenAudio
+		}
+		v := el(tag, "", box)
+		attr(v, "src", b.URL)
+		attr(v, "controls", "")
+		attr(v, "preload", "metadata")
+		name := b.Alt
+		if name == "" {
+			name = t.Get(label)
+		}
+		attr(v, "aria-label", name)
+		text(v, t.Get(fallback)+" ")
+		w.link(v, "", b.URL).Set("textContent", t.Get(label))
+	default:
+		a := w.link(m, "file", b.URL)
+		icon("", iconFile, a)
+		name := b.Alt
+		if name == "" {
+			name = t.Get(widget.TextOpenFile)
+		}
+		el("span", "", a).Set("textContent", name)
+	}
+}

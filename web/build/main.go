@@ -1,0 +1,268 @@
+// Command build makes the widget's browser assets (`make wasm`) and
+// checks their size budgets (`make size`, part of `make test` and CI).
+//
+// It writes to web/static/dist, which the web package embeds:
+//
+//   - widget.<hash>.wasm: ./wasm built with GOOS=js GOARCH=wasm
+//     -ldflags='-s -w' -trimpath;
+//   - wasm_exec.<hash>.js: the toolchain's lib/wasm/wasm_exec.js, minified;
+//   - widget.<hash>.css: web/loader/widget.css, minified;
+//   - widget.js: web/loader/widget.js, minified, with __PH_WASM__,
+//     __PH_EXEC__ and __PH_CSS__ replaced by the hashed names above. It
+//     keeps its name because customers' pages embed its URL;
+//   - a .br (brotli) and a .gz (gzip) copy of each, served precompressed;
+//   - manifest.json: names and sizes, written last, so a failed build
+//     leaves the previous manifest and the files it names.
+//
+// <hash> is the first 10 hex digits of the SHA-256 of the content, so a
+// name never changes meaning and browsers may cache it forever. Files
+// of earlier builds are removed.
+//
+// The budget is relative, so that it measures the widget and not the Go
+// runtime: in the same run, with the same toolchain and flags, it builds
+// the smallest Go browser program (web/build/floor), and widget.wasm may
+// be at most 1.25 times its brotli size. The loader, the only eager
+// download on a customer's page, may be at most 3072 bytes brotli. The
+// floor's sizes are cached under the user cache folder per toolchain,
+// since its build and compression take several seconds and only change
+// with Go.
+//
+// Usage:
+//
+//	go run ./web/build         build, print the sizes, warn when over budget
+//	go run ./web/build -size   the same, and exit with status 1 when over
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ldflags and the other build settings are part of the floor's cache key:
+// the floor must be built exactly like the widget.
+const ldflags = "-s -w"
+
+func main() {
+	enforce := flag.Bool("size", false, "exit with status 1 when an asset is over its size budget (CI)")
+	goCmd := flag.String("go", envOr("GO", "go"), "the go command whose toolchain builds the wasm and provides wasm_exec.js")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./web/build [-size] [-go go]\n\n"+
+			"Builds the widget assets into web/static/dist and prints their sizes against the budgets.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*goCmd, *enforce); err != nil {
+		fmt.Fprintln(os.Stderr, "web/build:", err)
+		os.Exit(1)
+	}
+}
+
+func run(goCmd string, enforce bool) error {
+	start := time.Now()
+	tc, root, err := findToolchain(goCmd)
+	if err != nil {
+		return err
+	}
+	m, floorCached, err := build(tc, root)
+	if err != nil {
+		return err
+	}
+	floorNote := "built"
+	if floorCached {
+		floorNote = "cached"
+	}
+	fmt.Fprintf(os.Stderr, "web/build: wrote %s in %.1fs with %s (floor %s)\n",
+		filepath.Join("web", "static", "dist"), time.Since(start).Seconds(), tc.version, floorNote)
+	lines := budgets(m)
+	printTable(os.Stdout, m, lines)
+	over := overBudget(lines)
+	if len(over) == 0 {
+		return nil
+	}
+	msg := "over budget: " + strings.Join(over, "; ")
+	if !enforce {
+		fmt.Fprintln(os.Stderr, "web/build: warning:", msg)
+		return nil
+	}
+	return errors.New(msg)
+}
+
+// toolchain is the Go installation that builds both programs and
+// provides wasm_exec.js, which must match the runtime in the wasm.
+type toolchain struct {
+	goCmd   string
+	version string // GOVERSION, "go1.26.8"
+	goroot  string
+}
+
+// findToolchain asks the go command for its version, GOROOT and the
+// module root, so the build works from any folder of the module and
+// follows GOTOOLCHAIN like `go build` does.
+func findToolchain(goCmd string) (toolchain, string, error) {
+	out, err := exec.Command(goCmd, "env", "GOVERSION", "GOROOT", "GOMOD").Output()
+	if err != nil {
+		return toolchain{}, "", fmt.Errorf("%s env: %w", goCmd, commandError(err))
+	}
+	f := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(f) != 3 || f[0] == "" || f[1] == "" {
+		return toolchain{}, "", fmt.Errorf("%s env printed %q, want GOVERSION, GOROOT and GOMOD", goCmd, out)
+	}
+	if f[2] == "" || f[2] == os.DevNull {
+		return toolchain{}, "", errors.New("not inside the porthole module; run it from the repository")
+	}
+	return toolchain{goCmd: goCmd, version: f[0], goroot: f[1]}, filepath.Dir(f[2]), nil
+}
+
+// buildWasm compiles pkg (relative to root) for the browser into out.
+func (tc toolchain) buildWasm(root, pkg, out string) error {
+	cmd := exec.Command(tc.goCmd, "build", "-ldflags="+ldflags, "-trimpath", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("GOOS=js GOARCH=wasm go build %s: %w\n%s", pkg, err, output)
+	}
+	return nil
+}
+
+func build(tc toolchain, root string) (m manifest, floorCached bool, err error) {
+	tmp, err := os.MkdirTemp("", "porthole-wasm-")
+	if err != nil {
+		return m, false, err
+	}
+	defer os.RemoveAll(tmp)
+	dist := filepath.Join(root, "web", "static", "dist")
+
+	// The two Go builds and the floor's compression dominate; run them
+	// side by side while esbuild does the small files.
+	var (
+		wg                sync.WaitGroup
+		wasmErr, floorErr error
+		floor             sizes
+	)
+	wasmPath := filepath.Join(tmp, "widget.wasm")
+	wg.Go(func() { wasmErr = tc.buildWasm(root, "./wasm", wasmPath) })
+	wg.Go(func() { floor, floorCached, floorErr = measureFloor(tc, root, tmp) })
+
+	execSrc, err := os.ReadFile(filepath.Join(tc.goroot, "lib", "wasm", "wasm_exec.js"))
+	if err != nil {
+		wg.Wait()
+		return m, false, fmt.Errorf("wasm_exec.js of %s: %w", tc.version, err)
+	}
+	execJS, err := minifyExec(execSrc)
+	if err != nil {
+		wg.Wait()
+		return m, false, err
+	}
+	cssSrc, err := os.ReadFile(filepath.Join(root, "web", "loader", "widget.css"))
+	if err != nil {
+		wg.Wait()
+		return m, false, err
+	}
+	css, err := minifyCSS(cssSrc)
+	if err != nil {
+		wg.Wait()
+		return m, false, err
+	}
+	loaderSrc, err := os.ReadFile(filepath.Join(root, "web", "loader", "widget.js"))
+	if err != nil {
+		wg.Wait()
+		return m, false, err
+	}
+	wg.Wait()
+	if err := errors.Join(wasmErr, floorErr); err != nil {
+		return m, false, err
+	}
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		return m, false, err
+	}
+
+	outs := []*output{
+		newOutput(assetWASM, wasm, true),
+		newOutput(assetExec, execJS, true),
+		newOutput(assetCSS, css, true),
+	}
+	loader, err := minifyLoader(loaderSrc, outs[0].file, outs[1].file, outs[2].file)
+	if err != nil {
+		return m, false, err
+	}
+	outs = append(outs, newOutput(assetLoader, loader, false))
+
+	if err := os.MkdirAll(dist, 0o755); err != nil {
+		return m, false, err
+	}
+	m, err = writeDist(dist, tc.version, floor, outs)
+	return m, floorCached, err
+}
+
+// measureFloor returns the floor's sizes, from the cache when this
+// toolchain, these flags and this floor source were measured before.
+func measureFloor(tc toolchain, root, tmp string) (s sizes, cached bool, err error) {
+	src, err := os.ReadFile(filepath.Join(root, "web", "build", "floor", "main.go"))
+	if err != nil {
+		return s, false, err
+	}
+	key := sha256.New()
+	for _, part := range []string{"floor v1", tc.version, tc.goroot, ldflags, "-trimpath",
+		os.Getenv("GOFLAGS"), os.Getenv("GOEXPERIMENT"), os.Getenv("GOWASM"), string(src)} {
+		fmt.Fprintf(key, "%d:%s;", len(part), part)
+	}
+	cacheFile := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		cacheFile = filepath.Join(dir, "porthole", "wasm-floor-"+hex.EncodeToString(key.Sum(nil))[:16]+".json")
+		if data, err := os.ReadFile(cacheFile); err == nil && json.Unmarshal(data, &s) == nil && s.Brotli > 0 {
+			return s, true, nil
+		}
+	}
+	out := filepath.Join(tmp, "floor.wasm")
+	if err := tc.buildWasm(root, "./web/build/floor", out); err != nil {
+		return s, false, err
+	}
+	wasm, err := os.ReadFile(out)
+	if err != nil {
+		return s, false, err
+	}
+	o := newOutput("floor", wasm, true)
+	if err := o.compress(); err != nil {
+		return s, false, err
+	}
+	s = o.sizes()
+	if cacheFile != "" {
+		data, _ := json.Marshal(s)
+		// A cache that cannot be written only costs time on the next run.
+		if os.MkdirAll(filepath.Dir(cacheFile), 0o755) == nil {
+			_ = writeFileAtomic(cacheFile, data)
+		}
+	}
+	return s, false, nil
+}
+
+func commandError(err error) error {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && len(bytes.TrimSpace(exit.Stderr)) > 0 {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(exit.Stderr))
+	}
+	return err
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}

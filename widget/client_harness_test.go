@@ -1,0 +1,383 @@
+package widget
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// A fake porthole server and browser tabs around Clients, following the
+// real server's rules: persist, ack the sender, fan msg out to every
+// socket of the conversation, dedupe by client id, replay after hello.
+
+type fakeClock struct{ t Instant }
+
+func newClock() *fakeClock {
+	return &fakeClock{t: Instant(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC).UnixMilli())}
+}
+
+func (c *fakeClock) Now() Instant   { return c.t }
+func (c *fakeClock) Advance(d Span) { c.t = c.t.Add(d) }
+
+// seqRandom returns a deterministic Random.
+func seqRandom(seed uint64) func() uint64 { return newSplitMix(seed) }
+
+type fakeMsg struct {
+	msg    Msg
+	state  string // "", StateDelivered, StateFailed
+	reason string
+}
+
+type fakeServer struct {
+	t        *testing.T
+	clock    *fakeClock
+	conv     string
+	token    string
+	look     Look
+	msgs     []*fakeMsg
+	byClient map[string]*fakeMsg
+	conns    []*fakeConn
+	sessions []string
+	reads    []uint64
+	received []Frame
+	// limit, when set, refuses a client frame with rate_limited and the
+	// returned retry_ms when it is above 0.
+	limit func(id string) int64
+	// ackFirst writes the ack before the echo of the visitor's message
+	// (both orders happen on the real server).
+	ackFirst bool
+	// autoDeliver sends status delivered right after the ack.
+	autoDeliver bool
+}
+
+type fakeConn struct {
+	srv      *fakeServer
+	open     bool
+	welcomed bool
+	inbox    [][]byte
+	drop     map[uint64]bool // msgs this socket never gets (a gap)
+}
+
+func newServer(t *testing.T, clock *fakeClock) *fakeServer {
+	return &fakeServer{t: t, clock: clock, conv: "conv-1", token: "tok-1", byClient: map[string]*fakeMsg{},
+		look: Look{Title: "Acme", BrandColor: "#007171"}}
+}
+
+func (s *fakeServer) at() string {
+	return time.UnixMilli(int64(s.clock.Now())).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func (s *fakeServer) push(c *fakeConn, f Frame) {
+	if c.open {
+		c.inbox = append(c.inbox, Encode(f))
+	}
+}
+
+func (s *fakeServer) fanout(f Frame) {
+	for _, c := range s.conns {
+		if c.open && c.welcomed {
+			if m, ok := f.(*Msg); ok && c.drop[m.Seq] {
+				continue
+			}
+			s.push(c, f)
+		}
+	}
+}
+
+func (s *fakeServer) append(from, clientID string, body Body) *fakeMsg {
+	m := &fakeMsg{msg: Msg{Seq: uint64(len(s.msgs) + 1), ID: "m" + strconv.Itoa(len(s.msgs)+1), ClientID: clientID, From: from, At: s.at(), Body: body}}
+	s.msgs = append(s.msgs, m)
+	if clientID != "" {
+		s.byClient[clientID] = m
+	}
+	return m
+}
+
+// say stores a bot message and fans it out.
+func (s *fakeServer) say(text string, qr ...QuickReply) *fakeMsg {
+	m := s.append("bot", "", Body{Kind: KindText, Text: text, QuickReplies: qr})
+	s.fanout(&m.msg)
+	return m
+}
+
+func (s *fakeServer) status(clientID, state, reason string) {
+	m := s.byClient[clientID]
+	m.state, m.reason = state, reason
+	s.fanout(&Status{ID: clientID, State: state, Error: reason})
+}
+
+func (s *fakeServer) typing(on bool) { s.fanout(&Typing{On: on}) }
+
+// restart closes every socket with 1012, as a draining server does.
+func (s *fakeServer) closeAll() {
+	for _, c := range s.conns {
+		c.open = false
+	}
+	s.conns = nil
+}
+
+func (s *fakeServer) receive(c *fakeConn, data []byte) {
+	f, err := Decode(data)
+	if err != nil {
+		s.t.Fatalf("client sent an invalid frame %s: %v", data, err)
+	}
+	s.received = append(s.received, f)
+	switch f := f.(type) {
+	case *Hello:
+		if f.Bot != "acme" {
+			s.t.Fatalf("hello for bot %q", f.Bot)
+		}
+		last := uint64(len(s.msgs))
+		s.push(c, &Welcome{Visitor: s.token, Conversation: s.conv, Last: last, Widget: s.look})
+		c.welcomed = true
+		after := f.After
+		if after > last {
+			after = 0
+		}
+		for _, m := range s.msgs[after:] {
+			if c.drop[m.msg.Seq] {
+				continue
+			}
+			s.push(c, &m.msg)
+			if m.state == StateFailed {
+				s.push(c, &Status{ID: m.msg.ClientID, State: StateFailed, Error: m.reason})
+			}
+		}
+	case *Send:
+		s.post(c, f.ID, Text(f.Text))
+	case *Postback:
+		s.post(c, f.ID, Text(f.Title))
+	case *Session:
+		if s.limited(c, f.ID) {
+			return
+		}
+		s.sessions = append(s.sessions, string(f.Data))
+		s.push(c, &Ack{ID: f.ID})
+	case *Read:
+		s.reads = append(s.reads, f.Seq)
+	}
+}
+
+func (s *fakeServer) limited(c *fakeConn, id string) bool {
+	if s.limit == nil {
+		return false
+	}
+	if ms := s.limit(id); ms > 0 {
+		s.push(c, &ErrorFrame{Code: CodeRateLimited, Message: "too many messages; wait a moment", ID: id, RetryMS: ms})
+		return true
+	}
+	return false
+}
+
+func (s *fakeServer) post(c *fakeConn, id string, body Body) {
+	if s.limited(c, id) {
+		return
+	}
+	if m := s.byClient[id]; m != nil {
+		if m.state == StateFailed {
+			m.state = "" // retried
+		}
+		s.push(c, &Ack{ID: id, Seq: m.msg.Seq})
+		if m.state == StateDelivered {
+			s.push(c, &Status{ID: id, State: StateDelivered})
+		}
+		return
+	}
+	m := s.append("user", id, body)
+	if s.ackFirst {
+		s.push(c, &Ack{ID: id, Seq: m.msg.Seq})
+		s.fanout(&m.msg)
+	} else {
+		s.fanout(&m.msg)
+		s.push(c, &Ack{ID: id, Seq: m.msg.Seq})
+	}
+	if s.autoDeliver {
+		m.state = StateDelivered
+		s.fanout(&Status{ID: id, State: StateDelivered})
+	}
+}
+
+// count returns how many stored messages carry client id.
+func (s *fakeServer) count(clientID string) int {
+	n := 0
+	for _, m := range s.msgs {
+		if m.msg.ClientID == clientID {
+			n++
+		}
+	}
+	return n
+}
+
+// tab is one browser tab: a Client, its socket and what it was told.
+type tab struct {
+	t       *testing.T
+	name    string
+	c       *Client
+	srv     *fakeServer
+	clock   *fakeClock
+	conn    *fakeConn
+	dialing bool
+	hungUp  bool
+	wake    Span
+	news    []*Entry
+	notices []*Notice
+	changes Change
+}
+
+func newTab(t *testing.T, name string, srv *fakeServer, store Storage, seed uint64) *tab {
+	tb := &tab{t: t, name: name, srv: srv, clock: srv.clock}
+	tb.c = NewClient(ClientOptions{Bot: "acme", Storage: store, Locale: "en-GB", TZ: "Europe/Brussels",
+		Now: srv.clock.Now, Random: seqRandom(seed)})
+	return tb
+}
+
+func (tb *tab) apply(u Update) Update {
+	tb.t.Helper()
+	tb.wake = u.Wake
+	tb.news = append(tb.news, u.New...)
+	tb.changes |= u.Change
+	if u.Notice != nil {
+		tb.notices = append(tb.notices, u.Notice)
+	}
+	for _, f := range u.Send {
+		if tb.conn == nil || !tb.conn.open {
+			tb.t.Fatalf("%s: %s frame without an open socket", tb.name, f.Type())
+		}
+		tb.srv.receive(tb.conn, Encode(f))
+	}
+	if u.Hangup {
+		tb.hungUp = true
+	}
+	if u.Dial {
+		if tb.conn != nil && tb.conn.open {
+			tb.t.Fatalf("%s: dial with a socket open", tb.name)
+		}
+		tb.dialing = true
+	}
+	return u
+}
+
+// connect completes a pending dial and runs the conversation until quiet.
+func (tb *tab) connect() {
+	tb.t.Helper()
+	if !tb.dialing {
+		tb.t.Fatalf("%s: connect without a dial", tb.name)
+	}
+	tb.dialing = false
+	tb.conn = &fakeConn{srv: tb.srv, open: true, drop: map[uint64]bool{}}
+	tb.srv.conns = append(tb.srv.conns, tb.conn)
+	tb.apply(tb.c.Opened(Page{URL: "https://www.acme.com/", Title: "Acme"}))
+	tb.pump()
+}
+
+// pump delivers what the server wrote to this tab until nothing is left.
+func (tb *tab) pump() {
+	tb.t.Helper()
+	for tb.conn != nil && len(tb.conn.inbox) > 0 {
+		data := tb.conn.inbox[0]
+		tb.conn.inbox = tb.conn.inbox[1:]
+		tb.apply(tb.c.Receive(data))
+	}
+}
+
+// lose closes the socket from the server side with code.
+func (tb *tab) lose(code int) Update {
+	tb.t.Helper()
+	if tb.conn != nil {
+		tb.conn.open = false
+	}
+	tb.conn = nil
+	return tb.apply(tb.c.Closed(code))
+}
+
+// sleep advances the clock by the pending wake-up and ticks.
+func (tb *tab) sleep() Update {
+	tb.t.Helper()
+	if tb.wake == 0 {
+		tb.t.Fatalf("%s: no wake-up scheduled", tb.name)
+	}
+	tb.clock.Advance(tb.wake)
+	return tb.apply(tb.c.Tick())
+}
+
+func (tb *tab) send(text string) *Entry {
+	tb.t.Helper()
+	e, u := tb.c.SendText(text)
+	tb.apply(u)
+	tb.pump()
+	return e
+}
+
+// texts returns the transcript as "from:text" strings.
+func (tb *tab) texts() []string {
+	var out []string
+	for _, e := range tb.c.Entries() {
+		out = append(out, e.From+":"+e.Body.Summary())
+	}
+	return out
+}
+
+func (tb *tab) mustTexts(want ...string) {
+	tb.t.Helper()
+	got := tb.texts()
+	if len(got) != len(want) {
+		tb.t.Fatalf("%s transcript:\n got %q\nwant %q", tb.name, got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			tb.t.Fatalf("%s transcript:\n got %q\nwant %q", tb.name, got, want)
+		}
+	}
+	// Seqs strictly increase among stored entries.
+	var last uint64
+	for _, e := range tb.c.Entries() {
+		if e.Seq == 0 {
+			continue
+		}
+		if e.Seq <= last {
+			tb.t.Fatalf("%s: seq %d after %d", tb.name, e.Seq, last)
+		}
+		last = e.Seq
+	}
+}
+
+// sentFrames returns the frames of type typ the server received.
+func (s *fakeServer) sentFrames(typ string) []Frame {
+	var out []Frame
+	for _, f := range s.received {
+		if f.Type() == typ {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// online starts a tab and connects it.
+func (tb *tab) online() *tab {
+	tb.t.Helper()
+	tb.apply(tb.c.Start())
+	tb.connect()
+	if !tb.c.Online() {
+		tb.t.Fatalf("%s: not online after connect", tb.name)
+	}
+	return tb
+}
+
+// redialIn returns how long until the scheduled dial.
+func (tb *tab) redialIn() Span {
+	if tb.c.Conn() != ConnWaiting {
+		tb.t.Fatalf("%s: no dial scheduled (conn %d)", tb.name, tb.c.Conn())
+	}
+	return tb.c.redialAt.Sub(tb.clock.Now())
+}
+
+// sleepUntilDial ticks through wake-ups until the Client dials.
+func (tb *tab) sleepUntilDial() {
+	tb.t.Helper()
+	for i := 0; i < 10; i++ {
+		if tb.sleep().Dial {
+			return
+		}
+	}
+	tb.t.Fatalf("%s: no dial", tb.name)
+}
