@@ -115,7 +115,7 @@ func (w *widgetUI) start() {
 		w.listen(vv, "resize", func(js.Value) { w.viewport() })
 		w.listen(vv, "scroll", func(js.Value) { w.viewport() })
 	}
-	w.client.SetOpen(false, visible())
+	w.client.SetOpen(w.open, visible()) // queued API calls may have opened it
 	w.client.SetNetwork(global.Get("navigator").Get("onLine").Bool())
 	w.apply(w.client.Start())
 	w.render(^widget.Change(0))

@@ -148,15 +148,17 @@ func newHostSite(t *testing.T, proxy string) *hostSite {
 		w.Header().Set("Content-Security-Policy", "default-src "+proxy+"; script-src "+proxy)
 		fmt.Fprint(w, page("", "", ""))
 	})
-	// /api calls the JS API before the widget has loaded.
+	// /api calls the JS API before the widget has loaded: through the
+	// array queue before the loader runs, and through Porthole.* after it
+	// ran (the load event) but before the wasm did.
 	mux.HandleFunc("/api", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, page(`<script>
+window.events = [];
 window.Porthole = window.Porthole || [];
 Porthole.push(["setSessionData", {plan: "pro"}]);
-window.events = [];
-addEventListener("DOMContentLoaded", function () {
-  Porthole.on("open", function () { events.push("open"); });
-  Porthole.on("message", function (m) { events.push("message:" + m.text); });
+Porthole.push(["on", "open", function () { events.push("open"); }]);
+Porthole.push(["on", "message", function (m) { events.push("message:" + m.text); }]);
+addEventListener("load", function () {
   Porthole.open();
   Porthole.sendMessage("pricing");
 });
@@ -378,10 +380,17 @@ func TestWidgetConversation(t *testing.T) {
 	}
 	waitJS(t, ctx, "focus in the composer", shadow+`.activeElement == `+in(".composer textarea"))
 
-	// The bot greets, with quick replies.
+	// The bot greets, with quick replies; its typing indicator shows
+	// before each reply (an observer catches it however short it is).
 	botSays(t, ctx, "Porthole demo bot")
+	evalJS[any](t, ctx, `window.sawTyping = false, new MutationObserver(function () {
+		if (`+in(".typing")+`) sawTyping = true
+	}).observe(`+shadow+`, {subtree: true, childList: true}), null`)
 	clickText(t, ctx, "Take the tour")
 	botSays(t, ctx, "This is a plain text message")
+	if !evalJS[bool](t, ctx, `window.sawTyping`) {
+		t.Fatal("the typing indicator never showed")
+	}
 	// Links in text are real, safe links.
 	waitJS(t, ctx, "a link in text", in(`.msg.bot .bubble a[href="https://example.com/"], .msg.bot .bubble a[href="https://example.com"]`))
 	rel := evalJS[string](t, ctx, in(`.msg.bot .bubble a`)+`.rel`)
@@ -422,4 +431,143 @@ func TestWidgetConversation(t *testing.T) {
 	}
 	typeMessage(t, ctx, "hello")
 	botSays(t, ctx, "Hello, Ada!")
+}
+
+// TestWidgetSurvivesServerRestart: the server dies mid-conversation; the
+// widget shows the reconnecting banner, keeps what the visitor types
+// meanwhile, reconnects when the server is back and delivers that
+// message exactly once.
+func TestWidgetSurvivesServerRestart(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+
+	s.proxy.kill()
+	waitJS(t, ctx, "the reconnecting banner", in(".banner")+`.textContent != "" && !`+in(".banner")+`.hidden`)
+	typeMessage(t, ctx, "typed while you were away")
+	waitJS(t, ctx, "the message shown as sending", in(".msg.user .meta")+` && `+in(".msg.user .meta")+`.textContent.length > 0`)
+
+	s.proxy, _ = startProxyOn(t, s.data, s.port)
+	waitJS(t, ctx, "the banner to go", in(".banner")+`.hidden`)
+	// The demo bot does not understand it and says so: the message
+	// reached the bot.
+	botSays(t, ctx, "Sorry, I didn't get that")
+	if n := count(t, ctx, ".msg.user", "typed while you were away"); n != 1 {
+		t.Fatalf("the message shows %d times", n)
+	}
+	// The server holds it once, too.
+	_, msgs := replayOf(t, s, ctx)
+	n := 0
+	for _, m := range msgs {
+		if strings.Contains(m, "typed while you were away") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the server stored the message %d times", n)
+	}
+}
+
+// replayOf reads the visitor's token from the page's localStorage and
+// replays the conversation from the server with a plain client.
+func replayOf(t *testing.T, s *site, ctx context.Context) (string, []string) {
+	t.Helper()
+	token := evalJS[string](t, ctx, `localStorage.getItem("porthole:demo:visitor")`)
+	if token == "" {
+		t.Fatal("no visitor token in localStorage")
+	}
+	_, msgs := replay(t, s.proxy, token, 0)
+	var texts []string
+	for _, m := range msgs {
+		texts = append(texts, m.Body.Summary())
+	}
+	return token, texts
+}
+
+// TestWidgetAPIBeforeLoad: calls made before the widget has loaded (the
+// array queue and Porthole.* on DOMContentLoaded) take effect once it runs.
+func TestWidgetAPIBeforeLoad(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, s.host.URL+"/api")
+	waitJS(t, ctx, "the panel opened by Porthole.open()", in(".panel")+` && !`+in(".panel")+`.hidden`)
+	waitJS(t, ctx, "the visitor's message from sendMessage", `Array.from(`+shadow+`.querySelectorAll(".msg.user")).some(function(m){return m.textContent.indexOf("pricing") >= 0})`)
+	// The pricing block shows the session data set before load.
+	botSays(t, ctx, "your plan is: pro")
+	events := evalJS[[]string](t, ctx, `window.events`)
+	joined := strings.Join(events, "|")
+	if !strings.Contains(joined, "open") || !strings.Contains(joined, "message:") {
+		t.Fatalf("events = %v, want open and message", events)
+	}
+	if !evalJS[bool](t, ctx, `Porthole.isOpen()`) {
+		t.Fatal("Porthole.isOpen() is false with the panel open")
+	}
+	evalJS[any](t, ctx, `Porthole.close(), null`)
+	waitJS(t, ctx, "the panel to close", in(".panel")+`.hidden`)
+}
+
+// TestWidgetStrictCSP: on a host page whose CSP allows nothing but the
+// proxy's origin and 'wasm-unsafe-eval', the widget loads, styles itself
+// and holds a conversation, without a single CSP violation.
+func TestWidgetStrictCSP(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, s.host.URL+"/strict")
+	evalJS[any](t, ctx, `window.violations = [], document.addEventListener("securitypolicyviolation", function (e) { violations.push(e.violatedDirective + " " + e.blockedURI) }), null`)
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	typeMessage(t, ctx, "hello")
+	botSays(t, ctx, "Hello, there!")
+	clickText(t, ctx, "Take the tour")
+	botSays(t, ctx, "This is a plain text message")
+	if v := evalJS[[]string](t, ctx, `window.violations`); len(v) > 0 {
+		t.Fatalf("CSP violations: %v", v)
+	}
+}
+
+// TestWidgetAccessibility runs axe-core (npm) against the page with the
+// panel open, on a desktop and on a phone, with WCAG 2.2 AA rules.
+func TestWidgetAccessibility(t *testing.T) {
+	axe, err := os.ReadFile(filepath.Join("..", "..", "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("axe-core is missing (npm ci installs it): %v", err)
+		}
+		t.Skipf("axe-core is not installed (run npm ci): %v", err)
+	}
+	s := newSite(t)
+	for _, tc := range []struct {
+		name          string
+		width, height int
+	}{{"desktop", 1280, 860}, {"phone", 390, 780}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := browser(t, tc.width, tc.height)
+			navigate(t, ctx, s.host.URL+"/")
+			click(t, ctx, ".launcher")
+			botSays(t, ctx, "Where shall we start?")
+			clickText(t, ctx, "Take the tour")
+			clickText(t, ctx, "Next: buttons")
+			clickText(t, ctx, "Show me a carousel")
+			waitJS(t, ctx, "the carousel", shadow+`.querySelectorAll(".card").length == 3`)
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(axe)+";true")); err != nil {
+				t.Fatal(err)
+			}
+			report, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`axe.run(document.querySelector("[data-porthole]"), {
+				runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}
+			}).then(function (r) {
+				return r.violations.map(function (v) {
+					return v.id + ": " + v.help + " — " + v.nodes.map(function (n) { return n.target.join(" ") + " " + n.failureSummary }).join("; ")
+				})
+			})`, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range report {
+				t.Errorf("axe: %s", v)
+			}
+		})
+	}
 }

@@ -146,6 +146,8 @@
   // load fetches and starts the Go program, once.
   function load() {
     if (state || !bot) return;
+    draw(); // the queue may call before the body exists
+    if (!root) return d.addEventListener("DOMContentLoaded", load);
     state = 1;
     w.__porthole_boot = {
       root: root, host: host, base: base, bot: bot, options: options, calls: calls, emit: emit,

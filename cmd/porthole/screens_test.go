@@ -1,0 +1,64 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+var updateScreens = flag.Bool("update-screenshots", false, "write the README's screenshots to docs/")
+
+// TestWidgetLayout opens the widget on a desktop and on a phone and checks
+// where the panel sits: anchored bottom-right on the desktop, the whole
+// screen on a phone with the composer inside the viewport. With
+// -update-screenshots it writes the images the README shows.
+func TestWidgetLayout(t *testing.T) {
+	s := newSite(t)
+	for _, tc := range []struct {
+		name          string
+		width, height int
+	}{
+		{"desktop", 1280, 800},
+		{"phone", 390, 780},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := browser(t, tc.width, tc.height)
+			navigate(t, ctx, s.host.URL+"/")
+			waitJS(t, ctx, "the styled launcher", launcherStyled)
+			click(t, ctx, ".launcher")
+			botSays(t, ctx, "Where shall we start?")
+			clickText(t, ctx, "Show the menu")
+			botSays(t, ctx, "everything I can show you")
+			if !evalJS[bool](t, ctx, in(".badge")+".hidden") {
+				t.Error("the unread badge shows while the panel is open")
+			}
+
+			rect := evalJS[map[string]float64](t, ctx, `(function(){var r = `+in(".panel")+`.getBoundingClientRect(), c = `+in(".composer")+`.getBoundingClientRect();
+				return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, composerBottom: c.bottom, vw: innerWidth, vh: innerHeight}})()`)
+			if tc.width < 480 {
+				if rect["left"] != 0 || rect["top"] != 0 || rect["right"] != rect["vw"] || rect["bottom"] < rect["vh"]-1 {
+					t.Errorf("phone panel %v does not fill the screen", rect)
+				}
+			} else if rect["right"] > rect["vw"]-10 || rect["bottom"] > rect["vh"]-60 || rect["right"]-rect["left"] > 420 {
+				t.Errorf("desktop panel %v is not a floating panel above the launcher", rect)
+			}
+			if rect["composerBottom"] > rect["vh"] {
+				t.Errorf("composer bottom %v is below the viewport (%v)", rect["composerBottom"], rect["vh"])
+			}
+			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if *updateScreens {
+				dir = filepath.Join("..", "..", "docs")
+			}
+			if err := os.WriteFile(filepath.Join(dir, "widget-"+tc.name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
