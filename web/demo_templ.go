@@ -8,8 +8,10 @@ package web
 import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
-// demoPage is a small landing page for `make run`: what Porthole is, how
-// to embed it, and which bot the server is running.
+// demoPage is the page `make run` serves at /: a plausible marketing site
+// with the widget embedded exactly as a customer would embed it, talking
+// to the built-in demo bot. It has no inline script or style, so it
+// runs under the same strict CSP a careful customer would set.
 func demoPage(bot string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -31,46 +33,59 @@ func demoPage(bot string) templ.Component {
 			templ_7745c5c3_Var1 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Porthole demo</title><link rel=\"stylesheet\" href=\"/static/site.css\"></head><body><main><h1>Porthole</h1><p class=\"lead\">Put your Chatlayer or ChatAIBot bot on any website with one script tag. Your platform token stays on this server.</p><h2>This server</h2><p>It runs the built-in demo bot <code>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Harbour Freight: shipping that answers back</title><meta name=\"description\" content=\"A demo site for Porthole: a chat bot on any website, with one script tag.\"><link rel=\"stylesheet\" href=\"/static/site.css\"></head><body><header class=\"top\"><a class=\"brand\" href=\"/\">Harbour<span>Freight</span></a><nav aria-label=\"Main\"><a href=\"#features\">Features</a> <a href=\"#pricing\">Pricing</a> <a href=\"#embed\">For developers</a></nav></header><main><section class=\"hero\"><p class=\"eyebrow\">Porthole demo</p><h1>Shipping that answers back</h1><p class=\"lead\">Track a parcel, book a container or ask about customs, any time. Our assistant lives in the bubble at the bottom right: open it and try.</p><p class=\"note\">This page is a stand-in for your own site. The chat is Porthole's widget talking to the built-in demo bot, exactly as it would talk to your Chatlayer or ChatAIBot bot.</p></section><section id=\"features\" class=\"cards\" aria-label=\"Features\"><article><h2>Fast on every page</h2><p>Only a 2 KB loader runs when the page opens. The chat itself loads when a visitor shows interest.</p></article><article><h2>Nothing is lost</h2><p>Messages typed on a train without signal are kept and sent when the connection is back, exactly once.</p></article><article><h2>Your token stays home</h2><p>The bot platform's API token lives on the Porthole server. Browsers never see it, and other sites cannot embed your bot.</p></article></section><section id=\"pricing\" class=\"pricing\"><h2>Pricing</h2><p>Ask the assistant: it knows. (It reads your plan from the page through <code>Porthole.setSessionData</code>.)</p></section><section id=\"embed\" class=\"embed\"><h2>Put it on your site</h2><p>One script tag, with a link for visitors without JavaScript:</p><pre><code>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var2 string
-		templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(bot)
+		templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(embedSnippet(bot))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/demo.templ`, Line: 19, Col: 48}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/demo.templ`, Line: 54, Col: 35}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var2))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "</code>. The WebSocket endpoint is <code>/v1/ws?bot=")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "</code></pre><p>This server runs the bot <code>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var3 string
 		templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinStringErrs(bot)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/demo.templ`, Line: 19, Col: 107}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/demo.templ`, Line: 55, Col: 44}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</code>, protocol <code>porthole.v1</code>; health checks are at <a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a>.</p><h2>Embed</h2><pre><code>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</code>. Its WebSocket endpoint is <code>/v1/ws?bot=")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var4 string
-		templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(embedSnippet(bot))
+		templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(bot)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/demo.templ`, Line: 21, Col: 34}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/demo.templ`, Line: 55, Col: 103}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "</code></pre></main></body></html>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "</code>; health checks are at <a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a>.</p></section></main><footer>Harbour Freight is not a real company. Porthole is.</footer><script async src=\"/widget.js\" data-bot=\"")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		var templ_7745c5c3_Var5 string
+		templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(bot)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/demo.templ`, Line: 59, Col: 48}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var5))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "\"></script><script async src=\"/static/demo-page.js\"></script></body></html>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

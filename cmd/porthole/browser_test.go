@@ -571,3 +571,16 @@ func TestWidgetAccessibility(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoPage: `make run`'s page at / embeds the widget like a customer
+// site and talks to the built-in demo bot, with the page's session data.
+func TestDemoPage(t *testing.T) {
+	p := start(t, t.TempDir())
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, "http://"+p.addr+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	clickText(t, ctx, "Pricing")
+	botSays(t, ctx, "your plan is: Pro (demo)")
+}

@@ -70,11 +70,12 @@
   "open close toggle destroy sendMessage setSessionData setLanguage render login logout".split(" ").forEach(function (n) {
     api[n] = call(n);
   });
+  // A page may queue calls before this script runs, and go on pushing
+  // after: window.Porthole = window.Porthole || []; Porthole.push(["open"]).
+  api.push = function (c) { api[c[0]].apply(api, c.slice(1)); };
   var queued = w.Porthole;
   w.Porthole = api;
-  // A page may have queued calls before this script ran:
-  // window.Porthole = window.Porthole || []; Porthole.push(["open"]).
-  if (queued && queued.forEach) queued.forEach(function (c) { api[c[0]].apply(api, c.slice(1)); });
+  if (queued && queued.forEach) queued.forEach(api.push);
 
   function el(tag, cls, parent, ns) {
     var e = ns ? d.createElementNS("http://www.w3.org/2000/svg", tag) : d.createElement(tag);
