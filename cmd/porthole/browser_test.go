@@ -72,7 +72,7 @@ type requests struct {
 	urls []string
 }
 
-func recordRequests(t *testing.T, ctx context.Context) *requests {
+func recordRequests(t testing.TB, ctx context.Context) *requests {
 	r := &requests{}
 	err := chromedp.Listen(ctx, func(ev any) {
 		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
@@ -106,9 +106,10 @@ type hostSite struct {
 	*httptest.Server
 	proxy string // http://localhost:PORT
 	// hold delays /slow.png, and with it the page's load event, until
-	// release closes it.
+	// release closes it; rearm makes a new one for the next page load.
+	mu   sync.Mutex
 	hold chan struct{}
-	once sync.Once
+	once *sync.Once
 }
 
 const hostPage = `<!doctype html>
@@ -118,10 +119,10 @@ const hostPage = `<!doctype html>
 <script async src="%s/widget.js" data-bot="demo"%s></script>
 </body></html>`
 
-func newHostSite(t *testing.T, proxy string) *hostSite {
+func newHostSite(t testing.TB, proxy string) *hostSite {
 	t.Helper()
-	h := &hostSite{proxy: proxy, hold: make(chan struct{})}
-	t.Cleanup(h.release)
+	h := &hostSite{proxy: proxy}
+	h.rearm()
 	mux := http.NewServeMux()
 	page := func(head, body, attrs string) string { return fmt.Sprintf(hostPage, head, body, proxy, attrs) }
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +134,10 @@ func newHostSite(t *testing.T, proxy string) *hostSite {
 		fmt.Fprint(w, page("", `<img src="/slow.png" alt="">`, ""))
 	})
 	mux.HandleFunc("/slow.png", func(w http.ResponseWriter, r *http.Request) {
-		<-h.hold
+		h.mu.Lock()
+		hold := h.hold
+		h.mu.Unlock()
+		<-hold
 		w.Header().Set("Content-Type", "image/gif")
 		w.Write([]byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"))
 	})
@@ -166,15 +170,28 @@ addEventListener("load", function () {
 	})
 	h.Server = httptest.NewServer(mux)
 	t.Cleanup(h.Server.Close)
+	t.Cleanup(h.release) // runs first: Close waits for a held request
 	return h
 }
 
 // release lets the held image load, firing the page's load event.
-func (h *hostSite) release() { h.once.Do(func() { close(h.hold) }) }
+func (h *hostSite) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hold := h.hold
+	h.once.Do(func() { close(hold) })
+}
+
+// rearm holds the next page load back again.
+func (h *hostSite) rearm() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hold, h.once = make(chan struct{}), new(sync.Once)
+}
 
 // startProxyOn runs porthole on port with the config in data (written
 // by writeProxyConfig) and returns it with its origin.
-func startProxyOn(t *testing.T, data string, port int) (*proc, string) {
+func startProxyOn(t testing.TB, data string, port int) (*proc, string) {
 	t.Helper()
 	proxy := fmt.Sprintf("http://localhost:%d", port)
 	cfg := filepath.Join(data, "porthole.yaml")
@@ -184,7 +201,7 @@ func startProxyOn(t *testing.T, data string, port int) (*proc, string) {
 	return startWith(t, data, fmt.Sprintf("127.0.0.1:%d", port), cfg), proxy
 }
 
-func writeProxyConfig(t *testing.T, data string, port int, hostOrigins ...string) {
+func writeProxyConfig(t testing.TB, data string, port int, hostOrigins ...string) {
 	t.Helper()
 	origins := `"self"`
 	for _, o := range hostOrigins {
@@ -208,7 +225,7 @@ bots:
 }
 
 // startWith is start with an explicit listen address and config file.
-func startWith(t *testing.T, data, addr, cfg string) *proc {
+func startWith(t testing.TB, data, addr, cfg string) *proc {
 	t.Helper()
 	p := &proc{t: t, addr: addr}
 	p.cmd = exec.Command(binary, "serve", "--listen", addr, "--data", data, "--config", cfg, "--log-level", "debug")
@@ -250,7 +267,7 @@ type site struct {
 	port  int
 }
 
-func newSite(t *testing.T) *site {
+func newSite(t testing.TB) *site {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -266,7 +283,7 @@ func newSite(t *testing.T) *site {
 }
 
 // restart kills the proxy and starts it again on the same port and data.
-func (s *site) restart(t *testing.T, pause time.Duration) {
+func (s *site) restart(t testing.TB, pause time.Duration) {
 	t.Helper()
 	s.proxy.kill()
 	time.Sleep(pause)
@@ -282,18 +299,29 @@ func jsString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
 }
 
-// waitJS polls a JavaScript expression until it is truthy.
-func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+// waitJS polls a JavaScript expression until it is truthy. A poll does
+// not survive a navigation, so one cut short by a new page starts again.
+func waitJS(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
-	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](`(function(){try{return !!(`+expr+`)}catch(e){return false}})()`, chromedp.WithPollingInterval(25*time.Millisecond))); err != nil {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tctx, cancel := context.WithDeadline(ctx, deadline)
+		_, err := chromedp.Run(tctx, chromedp.Poll[bool](`(function(){try{return !!(`+expr+`)}catch(e){return false}})()`, chromedp.WithPollingInterval(25*time.Millisecond)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if msg := err.Error(); time.Now().Before(deadline) && (strings.Contains(msg, "context with specified id") ||
+			strings.Contains(msg, "context was destroyed") || strings.Contains(msg, "navigated")) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		dump, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(function(){try{return `+shadow+`.innerHTML.slice(0, 4000)}catch(e){return String(e)}})()`))
 		t.Fatalf("waiting for %s: %v\nwidget DOM: %s", what, err, dump)
 	}
 }
 
-func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
+func evalJS[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
@@ -303,7 +331,7 @@ func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
 }
 
 // click clicks an element in the shadow root with real mouse events.
-func click(t *testing.T, ctx context.Context, sel string) {
+func click(t testing.TB, ctx context.Context, sel string) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.JSPath(in(sel)), chromedp.NodeVisible)); err != nil {
 		t.Fatalf("click %s: %v", sel, err)
@@ -312,7 +340,7 @@ func click(t *testing.T, ctx context.Context, sel string) {
 
 // clickText clicks the first button or link in the shadow root whose text
 // is exactly label.
-func clickText(t *testing.T, ctx context.Context, label string) {
+func clickText(t testing.TB, ctx context.Context, label string) {
 	t.Helper()
 	path := `Array.from(` + shadow + `.querySelectorAll("button, a")).filter(function(e){return e.textContent.trim() == ` + jsString(label) + ` && e.offsetParent})[0]`
 	waitJS(t, ctx, "a control labelled "+label, path)
@@ -322,7 +350,7 @@ func clickText(t *testing.T, ctx context.Context, label string) {
 }
 
 // typeMessage types text into the composer and presses Enter.
-func typeMessage(t *testing.T, ctx context.Context, text string) {
+func typeMessage(t testing.TB, ctx context.Context, text string) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.JSPath(in(".composer textarea")), text+kb.Enter)); err != nil {
 		t.Fatalf("type %q: %v", text, err)
@@ -330,19 +358,19 @@ func typeMessage(t *testing.T, ctx context.Context, text string) {
 }
 
 // botSays waits for a bot message containing text.
-func botSays(t *testing.T, ctx context.Context, text string) {
+func botSays(t testing.TB, ctx context.Context, text string) {
 	t.Helper()
 	waitJS(t, ctx, "the bot to say "+text, `Array.from(`+shadow+`.querySelectorAll(".msg.bot")).some(function(m){return m.textContent.indexOf(`+jsString(text)+`) >= 0})`)
 }
 
 // count returns how many elements in the shadow root match sel and
 // contain text.
-func count(t *testing.T, ctx context.Context, sel, text string) int {
+func count(t testing.TB, ctx context.Context, sel, text string) int {
 	t.Helper()
 	return evalJS[int](t, ctx, `Array.from(`+shadow+`.querySelectorAll(`+jsString(sel)+`)).filter(function(m){return m.textContent.indexOf(`+jsString(text)+`) >= 0}).length`)
 }
 
-func navigate(t *testing.T, ctx context.Context, url string) {
+func navigate(t testing.TB, ctx context.Context, url string) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("navigate %s: %v", url, err)
@@ -472,7 +500,7 @@ func TestWidgetSurvivesServerRestart(t *testing.T) {
 
 // replayOf reads the visitor's token from the page's localStorage and
 // replays the conversation from the server with a plain client.
-func replayOf(t *testing.T, s *site, ctx context.Context) (string, []string) {
+func replayOf(t testing.TB, s *site, ctx context.Context) (string, []string) {
 	t.Helper()
 	token := evalJS[string](t, ctx, `localStorage.getItem("porthole:demo:visitor")`)
 	if token == "" {

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // proc is a running `porthole serve`.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	addr string
 	mu   sync.Mutex
@@ -62,7 +62,7 @@ func (p *proc) log() string {
 
 // start runs the binary on a free port with data in dataDir and waits
 // until /readyz answers 200.
-func start(t *testing.T, dataDir string, args ...string) *proc {
+func start(t testing.TB, dataDir string, args ...string) *proc {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,12 +109,12 @@ func (p *proc) kill() {
 
 // wsc is a porthole.v1 client over a real WebSocket.
 type wsc struct {
-	t    *testing.T
+	t    testing.TB
 	c    *websocket.Conn
 	held []widget.Frame
 }
 
-func dial(t *testing.T, p *proc, origin string) (*wsc, *http.Response, error) {
+func dial(t testing.TB, p *proc, origin string) (*wsc, *http.Response, error) {
 	t.Helper()
 	hdr := http.Header{}
 	if origin != "" {
@@ -203,7 +203,7 @@ func (w *wsc) hello(token string, after uint64) *widget.Welcome {
 
 // replay opens a new socket with after and returns every replayed message
 // up to the conversation's last seq.
-func replay(t *testing.T, p *proc, token string, after uint64) (*widget.Welcome, []*widget.Msg) {
+func replay(t testing.TB, p *proc, token string, after uint64) (*widget.Welcome, []*widget.Msg) {
 	t.Helper()
 	c, _, err := dial(t, p, "")
 	if err != nil {
