@@ -80,6 +80,13 @@ func (w *widgetUI) listen(target js.Value, event string, fn func(ev js.Value)) {
 	target.Call("addEventListener", event, f)
 }
 
+// fn wraps a Go func as a JavaScript function for the widget's lifetime.
+func (w *widgetUI) fn(f func()) js.Func {
+	jf := js.FuncOf(func(js.Value, []js.Value) any { f(); return nil })
+	w.funcs = append(w.funcs, jf)
+	return jf
+}
+
 // after runs fn once after ms milliseconds and returns a cancel function.
 func after(ms int, fn func()) (cancel func()) {
 	var f js.Func

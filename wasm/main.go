@@ -56,6 +56,7 @@ type widgetUI struct {
 	nodes                                map[string]*msgNode
 
 	open      bool
+	atEnd     bool // the log is scrolled to its newest message
 	inline    bool
 	destroyed bool
 	texts     widget.Texts

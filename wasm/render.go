@@ -47,6 +47,15 @@ func (w *widgetUI) build() {
 		}
 	})
 	w.listen(w.textarea, "input", func(js.Value) { w.grow() })
+	// Images and video grow the log when they load, after the render that
+	// scrolled it: keep following the newest message while the visitor is
+	// at the end. load does not bubble, so listen in the capture phase.
+	w.listen(w.log, "scroll", func(js.Value) { w.atEnd = w.nearEnd() })
+	w.log.Call("addEventListener", "load", w.fn(func() {
+		if w.atEnd {
+			w.scrollToEnd()
+		}
+	}), true)
 
 	w.greeting = el("p", "greeting", js.Null())
 	w.divider = el("div", "greeting", js.Null())
@@ -346,6 +355,7 @@ func (w *widgetUI) nearEnd() bool {
 
 func (w *widgetUI) scrollToEnd() {
 	w.log.Set("scrollTop", w.log.Get("scrollHeight"))
+	w.atEnd = true
 }
 
 func (w *widgetUI) postback(title, payload string) {

@@ -437,9 +437,12 @@ func TestWidgetConversation(t *testing.T) {
 	// The carousel works from the keyboard: focus the track, go right.
 	clickText(t, ctx, "Pick the lighthouse")
 	botSays(t, ctx, "The lighthouse it is")
-	// Media: image with alt text, video, audio, file.
+	// Media: image with alt text, video, audio, file. Once the image has
+	// loaded, the log still shows the newest message.
 	waitJS(t, ctx, "the image", in(`.media img[alt="A round porthole looking out at the sea"]`))
 	waitJS(t, ctx, "the video", in(`.media video`))
+	waitJS(t, ctx, "the loaded image", in(`.media img`)+`.complete && `+in(`.media img`)+`.naturalWidth > 0`)
+	waitJS(t, ctx, "the log to end at the newest message", `(function(l){return l.scrollHeight - l.scrollTop - l.clientHeight < 2})(`+in(".log")+`)`)
 	clickText(t, ctx, "Yes, please")
 	waitJS(t, ctx, "the audio", in(`.media audio`))
 	waitJS(t, ctx, "the file link", in(`a.file[href$=".pdf"]`))
