@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -118,21 +118,9 @@ func (w WidgetConfig) Look() widget.Look {
 		BrandColor: w.BrandColor, Greeting: w.Greeting, Locale: w.Locale, Texts: w.Texts}
 }
 
-// Secret is a configuration value that must never be shown: its String,
-// GoString, LogValue and MarshalText all print a placeholder.
-type Secret string
-
-const redacted = "[redacted]"
-
-func (Secret) String() string                  { return redacted }
-func (Secret) GoString() string                { return redacted }
-func (Secret) MarshalText() ([]byte, error)    { return []byte(redacted), nil }
-func (s Secret) Reveal() string                { return string(s) }
-func (s Secret) Format(f fmt.State, _ rune)    { f.Write([]byte(redacted)) }
-func (s *Secret) UnmarshalText(b []byte) error { *s = Secret(b); return nil }
-
-// LogValue keeps the secret out of structured logs.
-func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+// Secret is a configuration value that must never be shown; see
+// provider.Secret, where the adapters can use it too.
+type Secret = provider.Secret
 
 // Duration is a time.Duration in YAML that also accepts days ("30d").
 type Duration time.Duration

@@ -505,7 +505,7 @@ func TestSecretNeverPrints(t *testing.T) {
 			t.Errorf("the session key leaked: %s", out)
 		}
 	}
-	if !strings.Contains(outputs[0], redacted) {
+	if !strings.Contains(outputs[0], "[redacted]") {
 		t.Errorf("%%v of a Config does not show the placeholder: %s", outputs[0])
 	}
 	if c.SessionKeys[0].Reveal() != testSessionKey {
