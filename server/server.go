@@ -22,6 +22,7 @@ import (
 	"github.com/porthole-chat/porthole/server/demo"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
 )
 
 // Options are the parts of a server that do not come from the config file.
@@ -198,6 +199,7 @@ func (s *Server) baseURL() string {
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /v1/ws", s.handleWS)
+	s.mux.HandleFunc("POST /hooks/{provider}/{bot}", s.handleHook)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -240,6 +242,22 @@ func (r *statusRecorder) WriteHeader(code int) {
 
 // Unwrap lets the WebSocket upgrade reach the underlying Hijacker.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// handleHook hands a platform's callback to the provider of the bot it
+// names, when that provider takes callbacks.
+func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
+	bot := s.bots[r.PathValue("bot")]
+	if bot == nil || bot.Config.Provider != r.PathValue("provider") {
+		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "no such bot for this provider")
+		return
+	}
+	hook, ok := s.service.providers[bot.Config.ID].(provider.Webhook)
+	if !ok {
+		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "this bot's provider takes no callbacks")
+		return
+	}
+	hook.ServeWebhook(w, r)
+}
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
