@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -198,7 +197,7 @@ func startProxyOn(t testing.TB, data string, port int) (*proc, string) {
 	if _, err := os.Stat(cfg); err != nil {
 		t.Fatalf("write the config first: %v", err)
 	}
-	return startWith(t, data, fmt.Sprintf("127.0.0.1:%d", port), cfg), proxy
+	return launch(t, fmt.Sprintf("127.0.0.1:%d", port), data, "--config", cfg), proxy
 }
 
 func writeProxyConfig(t testing.TB, data string, port int, hostOrigins ...string) {
@@ -221,40 +220,6 @@ bots:
 `, port, origins)
 	if err := os.WriteFile(filepath.Join(data, "porthole.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// startWith is start with an explicit listen address and config file.
-func startWith(t testing.TB, data, addr, cfg string) *proc {
-	t.Helper()
-	p := &proc{t: t, addr: addr}
-	p.cmd = exec.Command(binary, "serve", "--listen", addr, "--data", data, "--config", cfg, "--log-level", "debug")
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", p.log())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v\n%s", err, p.log())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -70,6 +70,14 @@ func start(t testing.TB, dataDir string, args ...string) *proc {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	return launch(t, addr, dataDir, args...)
+}
+
+// launch runs `porthole serve` on addr with data in dataDir and extra
+// args, and waits until /readyz answers 200. The process is killed when
+// the test ends; its log is shown if the test failed.
+func launch(t testing.TB, addr, dataDir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, addr: addr}
 	p.cmd = exec.Command(binary, append([]string{"serve", "--listen", addr, "--data", dataDir, "--log-level", "debug"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
