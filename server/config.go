@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -86,6 +87,9 @@ type BotConfig struct {
 	Origins []string `yaml:"origins"`
 	// Demo configures the built-in scripted bot (provider: demo).
 	Demo DemoConfig `yaml:"demo"`
+	// ChatAIBot configures a ChatAIBot "API as a channel" bot
+	// (provider: chataibot); see the README for where each value comes from.
+	ChatAIBot chataibot.Config `yaml:"chataibot"`
 	// Widget is the look the widget gets in its welcome frame.
 	Widget WidgetConfig `yaml:"widget"`
 }
@@ -503,7 +507,9 @@ func (c *Config) Validate() error {
 		seen[b.ID] = true
 		switch b.Provider {
 		case "demo":
-		case "chatlayer", "chataibot":
+		case "chataibot":
+			errs = append(errs, b.ChatAIBot.Validate(p+".chataibot")...)
+		case "chatlayer":
 			bad(p+".provider", "%q is not available in this build yet; use demo", b.Provider)
 		case "":
 			bad(p+".provider", "is missing; set it to demo, chatlayer or chataibot")

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/demo"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
@@ -71,6 +72,8 @@ type Server struct {
 	keys    *Keyring
 	bots    map[string]*Bot
 	closers []func() error
+	// upstream is the one HTTP client of every platform adapter.
+	upstream *provider.Upstream
 
 	limits  *limiter
 	mux     *http.ServeMux
@@ -137,6 +140,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		retry = *opts.Retry
 	}
 	s.service = NewService(s.store, s.bus, log, retry)
+	s.upstream = &provider.Upstream{}
 	for _, bc := range cfg.Bots {
 		p, closer, err := opts.Providers[bc.ID], (func() error)(nil), error(nil)
 		if p == nil {
@@ -176,6 +180,9 @@ func (s *Server) newProvider(bc BotConfig) (provider.Provider, func() error, err
 		}
 		bot := demo.New(script, s.service, demo.Options{TypingDelay: time.Duration(bc.Demo.TypingDelay), BaseURL: s.baseURL(), Log: s.log})
 		return bot, bot.Close, nil
+	case "chataibot":
+		a, err := chataibot.New(bc.ChatAIBot, bc.ID, s.service, s.upstream, s.log, storeLinker{s.store, bc.ID})
+		return a, nil, err
 	}
 	return nil, nil, fmt.Errorf("provider %q is not available", bc.Provider)
 }
@@ -338,6 +345,21 @@ func (s *Server) StartPruning(ctx context.Context) {
 			}
 		}
 	}()
+}
+
+// storeLinker maps a platform's conversation ids to ours in the store,
+// for adapters whose callbacks name only the platform's id.
+type storeLinker struct {
+	st  store.Store
+	bot string
+}
+
+func (l storeLinker) Link(ctx context.Context, ref, conv string) error {
+	return l.st.Link(ctx, l.bot, ref, conv)
+}
+
+func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
+	return l.st.Resolve(ctx, l.bot, ref)
 }
 
 // Service returns the conversation service (for webhooks and pages).

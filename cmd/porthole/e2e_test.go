@@ -119,10 +119,18 @@ func (p *proc) kill() {
 type wsc struct {
 	t    testing.TB
 	c    *websocket.Conn
+	bot  string
 	held []widget.Frame
+	// raw keeps every frame the server sent, for the secret scans.
+	frames []string
 }
 
 func dial(t testing.TB, p *proc, origin string) (*wsc, *http.Response, error) {
+	return dialBot(t, p, "demo", origin)
+}
+
+// dialBot opens a porthole.v1 socket to bot with the given Origin ("" for none).
+func dialBot(t testing.TB, p *proc, bot, origin string) (*wsc, *http.Response, error) {
 	t.Helper()
 	hdr := http.Header{}
 	if origin != "" {
@@ -130,14 +138,14 @@ func dial(t testing.TB, p *proc, origin string) (*wsc, *http.Response, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws://"+p.addr+"/v1/ws?bot=demo", &websocket.DialOptions{
+	c, resp, err := websocket.Dial(ctx, "ws://"+p.addr+"/v1/ws?bot="+bot, &websocket.DialOptions{
 		Subprotocols: []string{widget.Protocol}, HTTPHeader: hdr,
 	})
 	if err != nil {
 		return nil, resp, err
 	}
 	t.Cleanup(func() { c.CloseNow() })
-	return &wsc{t: t, c: c}, resp, nil
+	return &wsc{t: t, c: c, bot: bot}, resp, nil
 }
 
 func (w *wsc) send(f widget.Frame) { w.raw(widget.Encode(f)) }
@@ -167,6 +175,7 @@ func (w *wsc) until(what string, pred func(widget.Frame) bool) widget.Frame {
 		if err != nil {
 			w.t.Fatalf("waiting for %s: %v", what, err)
 		}
+		w.frames = append(w.frames, string(data))
 		f, err := widget.Decode(data)
 		if err != nil {
 			w.t.Fatalf("server sent an invalid frame %s: %v", data, err)
@@ -205,7 +214,7 @@ func (w *wsc) ack(id string) uint64 {
 
 func (w *wsc) hello(token string, after uint64) *widget.Welcome {
 	w.t.Helper()
-	w.send(&widget.Hello{Bot: "demo", Visitor: token, After: after, Locale: "en", TZ: "UTC"})
+	w.send(&widget.Hello{Bot: w.bot, Visitor: token, After: after, Locale: "en", TZ: "UTC"})
 	return w.until("welcome", func(f widget.Frame) bool { return f.Type() == widget.TypeWelcome }).(*widget.Welcome)
 }
 

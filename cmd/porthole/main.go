@@ -28,6 +28,7 @@ const usage = `porthole: put a Chatlayer or ChatAIBot bot on any website.
 
 Usage:
   porthole serve [flags]   run the proxy (no --config: the built-in demo bot)
+  porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
   porthole version         print the version
 
 Run 'porthole serve -h' for the flags.
@@ -44,6 +45,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:], os.Stderr)
+	case "sim":
+		err = sim(os.Args[2:], os.Stderr)
 	case "version":
 		fmt.Println("porthole", version)
 	case "-h", "--help", "help":
@@ -104,7 +107,7 @@ func serve(args []string, stderr io.Writer) error {
 		Logger:  log,
 		Static:  web.Static(),
 		Loader:  web.Loader(),
-		Index:   web.DemoPage(server.DemoBotID),
+		Index:   web.DemoPage(cfg.Bots[0].ID), // the first bot, as a customer page would embed it
 	})
 	if err != nil {
 		return err

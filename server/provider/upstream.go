@@ -146,7 +146,7 @@ func (u *Upstream) Do(ctx context.Context, r Request) (*Response, error) {
 		e.Reason = ReasonRejected
 	}
 	if e.Temporary {
-		e.After = u.wait(resp.Header)
+		e.After = u.wait(resp.Header, resp.StatusCode == http.StatusTooManyRequests)
 	}
 	return nil, e
 }
@@ -154,31 +154,49 @@ func (u *Upstream) Do(ctx context.Context, r Request) (*Response, error) {
 // wait reads how long the platform asked us to wait: Retry-After
 // (seconds or an HTTP date) or x-ratelimit-reset (an epoch time in
 // seconds or, as Chatlayer's docs show, milliseconds; a small number is
-// taken as seconds to wait). Capped at 10 minutes.
-func (u *Upstream) wait(h http.Header) time.Duration {
+// taken as seconds to wait). Capped at 10 minutes. The arithmetic is done
+// in float seconds and capped before converting: a huge, infinite or NaN
+// header value must not overflow time.Duration into a negative (no wait).
+//
+// x-ratelimit-reset says when the rate-limit window ends, and APIs send
+// it on every answer: on a 429 it is always a reason to wait, otherwise
+// only when x-ratelimit-remaining does not show calls left. Else a plain
+// 500 would wait out the rest of the window.
+func (u *Upstream) wait(h http.Header, limited bool) time.Duration {
 	now := time.Now
 	if u.Now != nil {
 		now = u.Now
 	}
-	var d time.Duration
+	const ceiling = 10 * time.Minute
+	nowSecs := func() float64 { return float64(now().UnixMilli()) / 1e3 }
+	var secs float64
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.ParseFloat(v, 64); err == nil {
-			d = time.Duration(secs * float64(time.Second))
+		if n, err := strconv.ParseFloat(v, 64); err == nil {
+			secs = n
 		} else if t, err := http.ParseTime(v); err == nil {
-			d = t.Sub(now())
+			secs = float64(t.UnixMilli())/1e3 - nowSecs()
 		}
 	}
-	if v := strings.TrimSpace(h.Get("X-Ratelimit-Reset")); d <= 0 && v != "" {
+	if left, err := strconv.Atoi(strings.TrimSpace(h.Get("X-Ratelimit-Remaining"))); err != nil || left <= 0 {
+		limited = true
+	}
+	if v := strings.TrimSpace(h.Get("X-Ratelimit-Reset")); !(secs > 0) && limited && v != "" {
 		if n, err := strconv.ParseFloat(v, 64); err == nil {
 			switch {
 			case n > 1e12: // epoch milliseconds
-				d = time.UnixMilli(int64(n)).Sub(now())
+				secs = n/1e3 - nowSecs()
 			case n > 1e9: // epoch seconds
-				d = time.Unix(int64(n), 0).Sub(now())
+				secs = n - nowSecs()
 			default: // seconds to wait
-				d = time.Duration(n * float64(time.Second))
+				secs = n
 			}
 		}
 	}
-	return min(max(d, 0), 10*time.Minute)
+	switch {
+	case !(secs > 0): // also NaN
+		return 0
+	case secs >= ceiling.Seconds():
+		return ceiling
+	}
+	return time.Duration(secs * float64(time.Second))
 }

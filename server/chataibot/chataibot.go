@@ -1,0 +1,573 @@
+// Package chataibot is the provider for bots built on ChatAIBot
+// (chataibot.io), through its "API as a channel": the visitor's first
+// message starts an upstream conversation, later ones are posted to it,
+// and the bot's replies come back by callback to ServeWebhook.
+//
+// What ChatAIBot documents is followed to the letter (see
+// ../shared/PROVIDERS.md). What it does not document is assumed, and each
+// assumption lives in one named place:
+//
+//   - the reply callback's shape, and bot messages in API answers:
+//     reply.go (Callback, BotMessage, Normalize);
+//   - a click on a button is sent as its title: visitorText;
+//   - which visitor facts fill variables.system: systemVariables;
+//   - a 404 on send means the upstream conversation is gone: Adapter.send.
+package chataibot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+)
+
+// AttrConversation is the Sink attribute holding ChatAIBot's id of our
+// conversation. Its presence is what says "already started".
+const AttrConversation = "chataibot.conversation"
+
+// startWait bounds how long a callback for an unknown conversation waits
+// while a start call is in flight: the bot may answer the first message
+// before the start call's answer has reached us.
+const startWait = 3 * time.Second
+
+// Linker maps ChatAIBot conversation ids to our conversations durably,
+// so that a callback, which names only ChatAIBot's id, finds its
+// conversation after a restart too. The server wires it to its store's
+// Link and Resolve for this bot. Resolve returns "" with a nil error, or
+// an error matching store.ErrNotFound, for an id never linked.
+type Linker interface {
+	Link(ctx context.Context, ref, conversation string) error
+	Resolve(ctx context.Context, ref string) (string, error)
+}
+
+// Adapter talks to ChatAIBot for one bot. It implements provider.Provider
+// and provider.Webhook.
+type Adapter struct {
+	cfg   Config
+	bot   string
+	sink  provider.Sink
+	up    *provider.Upstream
+	log   *slog.Logger
+	links Linker // nil: callbacks are routed from memory only
+
+	mu sync.Mutex
+	// locks serialize Sends per conversation, so two can never both
+	// start it.
+	locks map[string]*convLock
+	// unsaved holds conversations started upstream whose id could not be
+	// stored yet, so that the retry stores it instead of starting again.
+	unsaved map[string]started
+	// carried holds, by conversation, the key of a first message that
+	// went with its start call although its Send failed, once a later
+	// message stored the id: the first one's retry must not send it again.
+	carried map[string]string
+	// refs routes callbacks by ChatAIBot id: every conversation seen since
+	// start without a Linker; only those not yet linked with one.
+	refs     map[string]string
+	starting int           // start calls in flight
+	changed  chan struct{} // closed and replaced when refs or starting change
+}
+
+var (
+	_ provider.Provider = (*Adapter)(nil)
+	_ provider.Webhook  = (*Adapter)(nil)
+)
+
+type convLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// started is a conversation started upstream but not yet recorded: its
+// ChatAIBot id, and which visitor message started it.
+type started struct {
+	ref, msg string
+}
+
+// New returns the adapter of bot. It fails when cfg does not validate.
+// up is the shared upstream client (nil: a default one); log nil means
+// slog.Default(). links, at most one, makes callback routing durable;
+// without it the adapter routes callbacks from memory, which is lost on
+// restart until the visitor's next message.
+func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log *slog.Logger, links ...Linker) (*Adapter, error) {
+	if errs := cfg.Validate("chataibot"); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if sink == nil {
+		return nil, errors.New("chataibot: New needs a sink")
+	}
+	if len(links) > 1 {
+		return nil, errors.New("chataibot: New takes at most one Linker")
+	}
+	if up == nil {
+		up = &provider.Upstream{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &Adapter{
+		cfg: cfg.withDefaults(), bot: bot, sink: sink, up: up, log: log,
+		locks: map[string]*convLock{}, unsaved: map[string]started{}, carried: map[string]string{}, refs: map[string]string{},
+		changed: make(chan struct{}),
+	}
+	if len(links) == 1 {
+		a.links = links[0]
+	}
+	return a, nil
+}
+
+// Send hands a visitor message to ChatAIBot. The first message of a
+// conversation starts it upstream (ChatAIBot has no intro, so
+// provider.Start sends nothing: the bot speaks once the visitor has);
+// later ones are posted to it. Replies follow by callback.
+//
+// If the start call succeeded but its id could not be stored, Send
+// returns an error and remembers the id in memory: the service's retry
+// of the same message then stores it and sends nothing (the start call
+// carried the message). Should a later message come first (the first one
+// was shown as failed), it stores the id and goes to that conversation,
+// and the first one's retry still sends nothing. Only a restart in
+// between loses the id, and then the retry starts a second upstream
+// conversation. The same happens when the start call's
+// answer is lost on the network: ChatAIBot offers no idempotency key.
+func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
+	switch m.Kind {
+	case provider.Start:
+		return nil
+	case provider.Text, provider.Postback:
+	default:
+		return rejected(fmt.Errorf("chataibot: unknown message kind %q", m.Kind))
+	}
+	if m.Conversation == "" {
+		return rejected(errors.New("chataibot: message without a conversation"))
+	}
+	text := visitorText(m)
+	if strings.TrimSpace(text) == "" {
+		return rejected(errors.New("chataibot: empty message"))
+	}
+	defer a.lock(m.Conversation)()
+
+	ref, err := a.sink.Attr(ctx, m.Conversation, AttrConversation)
+	if err != nil {
+		return err
+	}
+	if ref == "" {
+		a.mu.Lock()
+		s, ok := a.unsaved[m.Conversation]
+		a.mu.Unlock()
+		if !ok {
+			return a.start(ctx, m, text)
+		}
+		if err := a.save(ctx, m.Conversation, s.ref); err != nil {
+			return err
+		}
+		if s.msg == messageKey(m) {
+			return nil // the start call carried this very message
+		}
+		a.mu.Lock()
+		a.carried[m.Conversation] = s.msg
+		a.mu.Unlock()
+		ref = s.ref
+	} else {
+		a.mu.Lock()
+		first, ok := a.carried[m.Conversation]
+		if ok && first == messageKey(m) {
+			delete(a.carried, m.Conversation)
+		}
+		a.mu.Unlock()
+		if ok && first == messageKey(m) {
+			return nil // the start call carried it, before a later message stored the id
+		}
+		if a.links == nil {
+			a.index(ref, m.Conversation) // rebuilds the routing after a restart
+		}
+	}
+	return a.send(ctx, m, ref, text)
+}
+
+// visitorText is what goes upstream as message.data.body. ASSUMED for
+// postbacks: ChatAIBot documents no postback, and its flows match typed
+// text, so a click is sent as the button's title (its payload when it
+// has no title).
+func visitorText(m provider.Message) string {
+	if m.Kind == provider.Postback && strings.TrimSpace(m.Text) == "" {
+		return m.Payload
+	}
+	return m.Text
+}
+
+// messageKey names a visitor message across retries.
+func messageKey(m provider.Message) string {
+	if m.ClientID != "" {
+		return m.ClientID
+	}
+	return "seq:" + strconv.FormatUint(m.Seq, 10)
+}
+
+// The request bodies, exactly as documented.
+type (
+	textMessage struct {
+		Data messageData `json:"data"`
+		Type string      `json:"type"`
+	}
+	messageData struct {
+		Body string `json:"body"`
+	}
+	startRequest struct {
+		Channel   string      `json:"channel"`
+		Message   textMessage `json:"message"`
+		Variables *variables  `json:"variables,omitempty"`
+		BotKey    string      `json:"bot_key"`
+		From      startFrom   `json:"from"`
+	}
+	variables struct {
+		System       map[string]string `json:"system,omitempty"`
+		Contact      map[string]string `json:"contact,omitempty"` // from login, when it exists
+		Conversation json.RawMessage   `json:"conversation,omitempty"`
+	}
+	startFrom struct {
+		UserExternalID string `json:"user_external_id"`
+		Type           string `json:"type"`
+	}
+	sendRequest struct {
+		Message textMessage `json:"message"`
+		User    sendUser    `json:"user"`
+	}
+	sendUser struct {
+		Type string `json:"type"`
+	}
+)
+
+func newText(s string) textMessage { return textMessage{Data: messageData{Body: s}, Type: "text"} }
+
+// start opens the upstream conversation with m, its first message.
+func (a *Adapter) start(ctx context.Context, m provider.Message, text string) error {
+	if m.Visitor.ID == "" {
+		return rejected(errors.New("chataibot: message without a visitor id"))
+	}
+	req := startRequest{
+		Channel: "API", Message: newText(text), BotKey: a.cfg.BotKey,
+		From: startFrom{UserExternalID: m.Visitor.ID, Type: "VISITOR"},
+	}
+	vars := variables{System: systemVariables(m.Visitor), Conversation: sessionObject(m.Session)}
+	if m.Session != nil && vars.Conversation == nil {
+		a.log.Warn("chataibot: session data is not a JSON object; not sent", "bot", a.bot, "conversation", m.Conversation)
+	}
+	if len(vars.System) > 0 || len(vars.Contact) > 0 || vars.Conversation != nil {
+		req.Variables = &vars
+	}
+
+	a.mu.Lock()
+	a.starting++
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.starting--
+		a.notifyLocked()
+		a.mu.Unlock()
+	}()
+
+	const what = "POST /api/v1/conversations"
+	resp, err := a.up.Do(ctx, provider.Request{Method: http.MethodPost, URL: a.cfg.BaseURL + "/api/v1/conversations", Header: a.auth(), JSON: req})
+	if err != nil {
+		return err
+	}
+	ans, err := a.parse(what, resp, true)
+	if err != nil {
+		return err
+	}
+	ref := ans.Conversation.ID
+	if ref == "" {
+		return &provider.Error{Reason: provider.ReasonRejected, Status: resp.Status, Err: errors.New(what + ": the answer has no conversation.id")}
+	}
+	a.mu.Lock()
+	a.unsaved[m.Conversation] = started{ref: ref, msg: messageKey(m)}
+	a.refs[ref] = m.Conversation
+	a.notifyLocked()
+	a.mu.Unlock()
+	a.log.Debug("chataibot: conversation started", "bot", a.bot, "conversation", m.Conversation, "ref", ref)
+	a.deliverAnswer(ctx, m.Conversation, ref, "start", ans)
+	if err := a.save(ctx, m.Conversation, ref); err != nil {
+		a.log.Warn("chataibot: conversation started but its id could not be stored; the retry stores it", "bot", a.bot, "conversation", m.Conversation, "err", err)
+		return err
+	}
+	return nil
+}
+
+// send posts a later visitor message to the upstream conversation ref.
+func (a *Adapter) send(ctx context.Context, m provider.Message, ref, text string) error {
+	path := "/api/v1/conversation/" + url.PathEscape(ref) + "/messages"
+	what := "POST " + path
+	resp, err := a.up.Do(ctx, provider.Request{Method: http.MethodPost, URL: a.cfg.BaseURL + path, Header: a.auth(),
+		JSON: sendRequest{Message: newText(text), User: sendUser{Type: "VISITOR"}}})
+	if e := (*provider.Error)(nil); errors.As(err, &e) && e.Status == http.StatusNotFound {
+		// ASSUMED: a 404 here means ChatAIBot no longer knows the
+		// conversation (expired or deleted). Start a new one with this
+		// message rather than failing every message from now on.
+		a.log.Warn("chataibot: upstream conversation not found; starting a new one", "bot", a.bot, "conversation", m.Conversation, "ref", ref)
+		if err := a.sink.SetAttr(ctx, m.Conversation, AttrConversation, ""); err != nil {
+			return err
+		}
+		a.forget(ref)
+		return a.start(ctx, m, text)
+	}
+	if err != nil {
+		return err
+	}
+	ans, err := a.parse(what, resp, false)
+	if err != nil {
+		return err
+	}
+	id := ans.MessageID
+	if id == "" {
+		id = messageKey(m)
+	}
+	a.deliverAnswer(ctx, m.Conversation, ref, "reply/"+id, ans)
+	return nil
+}
+
+// systemVariables fills variables.system from what the widget's hello
+// said. ASSUMED: referrerUrl is the page the chat happens on (what
+// ChatAIBot's own widget would report), else the page's referrer.
+func systemVariables(v provider.Visitor) map[string]string {
+	sys := map[string]string{}
+	set := func(k, v string) {
+		if v != "" {
+			sys[k] = v
+		}
+	}
+	set("timezone", v.TZ)
+	set("browserLanguage", v.Locale)
+	if v.PageURL != "" {
+		set("referrerUrl", v.PageURL)
+	} else {
+		set("referrerUrl", v.Referrer)
+	}
+	return sys
+}
+
+// sessionObject returns the session data when it is a non-empty JSON
+// object, for variables.conversation.
+func sessionObject(b []byte) json.RawMessage {
+	var obj map[string]json.RawMessage
+	if len(b) == 0 || json.Unmarshal(b, &obj) != nil || len(obj) == 0 {
+		return nil
+	}
+	return json.RawMessage(b)
+}
+
+// save records that conv is ref upstream: the link first, so that a
+// stored id always has its route back.
+func (a *Adapter) save(ctx context.Context, conv, ref string) error {
+	if a.links != nil {
+		if err := a.links.Link(ctx, ref, conv); err != nil {
+			return err
+		}
+	}
+	if err := a.sink.SetAttr(ctx, conv, AttrConversation, ref); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	delete(a.unsaved, conv)
+	if a.links != nil {
+		delete(a.refs, ref)
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// auth returns the headers that authenticate a call.
+func (a *Adapter) auth() http.Header {
+	return http.Header{"Authorization": {"Bearer " + a.cfg.Token.Reveal()}}
+}
+
+// apiAnswer is what the start and send calls answer; Messages and Reply
+// are read by parseMessages, leniently.
+type apiAnswer struct {
+	OK           *bool           `json:"ok"`
+	Error        json.RawMessage `json:"error"`
+	Conversation ConversationID  `json:"conversation"`
+	MessageID    string          `json:"message_id"`
+	Messages     json.RawMessage `json:"messages"`
+	Reply        json.RawMessage `json:"reply"`
+}
+
+// parse reads an API answer. "ok": false is an error whatever the status.
+// An answer that is not JSON is an error when the caller needs its
+// content (start), and is taken as a success otherwise: the 2xx said so.
+func (a *Adapter) parse(what string, resp *provider.Response, need bool) (*apiAnswer, error) {
+	var ans apiAnswer
+	if err := json.Unmarshal(resp.Body, &ans); err != nil {
+		if need {
+			return nil, &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true, Status: resp.Status, Err: errors.New(what + ": the answer is not JSON")}
+		}
+		a.log.Warn("chataibot: answer is not JSON; taken as accepted", "bot", a.bot, "call", what, "status", resp.Status)
+		return &ans, nil
+	}
+	if ans.OK != nil && !*ans.OK {
+		msg := what + " answered ok:false"
+		if s := a.scrub(errorText(ans.Error)); s != "" {
+			msg += ": " + s
+		}
+		return nil, &provider.Error{Reason: provider.ReasonRejected, Status: resp.Status, Err: errors.New(msg)}
+	}
+	return &ans, nil
+}
+
+// errorText reads "error" as a string or as an object with a message.
+func errorText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var obj struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &obj) == nil {
+		return obj.Message
+	}
+	return ""
+}
+
+// scrub makes upstream text safe for an error: no secret of ours, no
+// control characters, bounded.
+func (a *Adapter) scrub(s string) string {
+	for _, secret := range []string{a.cfg.Token.Reveal(), a.cfg.WebhookSecret.Reveal()} {
+		if len(secret) >= 6 { // a shorter one would mangle ordinary words
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	return clip(strings.TrimSpace(s), 200)
+}
+
+// deliverAnswer hands over bot messages found in an API answer. A failure
+// is logged, not returned: the visitor's message was accepted, and
+// failing would send it again.
+func (a *Adapter) deliverAnswer(ctx context.Context, conv, ref, tag string, ans *apiAnswer) {
+	var msgs []BotMessage
+	for _, raw := range []json.RawMessage{ans.Messages, ans.Reply} {
+		if len(raw) == 0 {
+			continue
+		}
+		var list BotMessages
+		if err := json.Unmarshal(raw, &list); err != nil {
+			a.log.Warn("chataibot: unreadable bot messages in an API answer", "bot", a.bot, "conversation", conv, "err", err)
+			continue
+		}
+		msgs = append(msgs, list...)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	bodies, skipped := Normalize(msgs)
+	if skipped > 0 {
+		a.log.Warn("chataibot: bot messages skipped", "bot", a.bot, "conversation", conv, "skipped", skipped)
+	}
+	if len(bodies) == 0 {
+		return
+	}
+	if err := a.sink.Deliver(context.WithoutCancel(ctx), conv, dedupKey(ref, tag), bodies...); err != nil {
+		a.log.Error("chataibot: bot messages from an API answer lost", "bot", a.bot, "conversation", conv, "err", err)
+	}
+}
+
+// lock serializes Sends of one conversation; the returned func unlocks.
+func (a *Adapter) lock(conv string) func() {
+	a.mu.Lock()
+	l := a.locks[conv]
+	if l == nil {
+		l = &convLock{}
+		a.locks[conv] = l
+	}
+	l.refs++
+	a.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		a.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(a.locks, conv)
+		}
+		a.mu.Unlock()
+	}
+}
+
+// index routes callbacks for ref to conv from memory.
+func (a *Adapter) index(ref, conv string) {
+	a.mu.Lock()
+	if a.refs[ref] != conv {
+		a.refs[ref] = conv
+		a.notifyLocked()
+	}
+	a.mu.Unlock()
+}
+
+// forget drops ref from the memory index.
+func (a *Adapter) forget(ref string) {
+	a.mu.Lock()
+	delete(a.refs, ref)
+	a.mu.Unlock()
+}
+
+// notifyLocked wakes callbacks waiting for a route; a.mu must be held.
+func (a *Adapter) notifyLocked() {
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// resolve finds our conversation for ChatAIBot's ref, or "" when there is
+// none. While a start call is in flight it waits a little for the route
+// to appear, since the bot's first reply can overtake the start answer.
+func (a *Adapter) resolve(ctx context.Context, ref string) (string, error) {
+	timer := time.NewTimer(startWait)
+	defer timer.Stop()
+	for {
+		a.mu.Lock()
+		conv := a.refs[ref]
+		waiting := a.starting > 0
+		changed := a.changed
+		a.mu.Unlock()
+		if conv != "" {
+			return conv, nil
+		}
+		if a.links != nil {
+			conv, err := a.links.Resolve(ctx, ref)
+			switch {
+			case err == nil && conv != "":
+				return conv, nil
+			case err != nil && !errors.Is(err, store.ErrNotFound):
+				return "", err
+			}
+		}
+		if !waiting {
+			return "", nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return "", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+func rejected(err error) error {
+	return &provider.Error{Reason: provider.ReasonRejected, Err: err}
+}

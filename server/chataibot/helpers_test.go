@@ -1,0 +1,281 @@
+package chataibot_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/chataibot"
+	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+const (
+	hookSecret = "hook-secret-0123456789abcdef"
+	convA      = "0123456789abcdef0123456789abcdef"
+	convB      = "fedcba9876543210fedcba9876543210"
+)
+
+// fakeSink stores deliveries deduplicated per conversation and key, like
+// the conversation service, and keeps attributes in memory. Failures can
+// be injected.
+type fakeSink struct {
+	mu             sync.Mutex
+	attrs          map[string]string
+	seen           map[string]bool
+	stored         []delivery
+	calls          int // Deliver calls
+	failSetAttr    int // next SetAttr calls that fail
+	failDeliver    int // next Deliver calls that fail
+	delivered      chan struct{}
+	typing         int
+	setAttrHistory []string
+}
+
+type delivery struct {
+	conv, key string
+	body      widget.Body
+}
+
+func newSink() *fakeSink {
+	return &fakeSink{attrs: map[string]string{}, seen: map[string]bool{}, delivered: make(chan struct{}, 1000)}
+}
+
+func (f *fakeSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.failDeliver > 0 {
+		f.failDeliver--
+		return errors.New("store unavailable")
+	}
+	if key != "" && f.seen[conv+"\x00"+key] {
+		return nil
+	}
+	f.seen[conv+"\x00"+key] = true
+	for _, b := range bodies {
+		if err := b.Validate(); err != nil {
+			panic("invalid body delivered: " + err.Error())
+		}
+		f.stored = append(f.stored, delivery{conv, key, b})
+		f.delivered <- struct{}{}
+	}
+	return nil
+}
+
+func (f *fakeSink) Typing(string, bool) {
+	f.mu.Lock()
+	f.typing++
+	f.mu.Unlock()
+}
+
+func (f *fakeSink) Attr(_ context.Context, conv, key string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attrs[conv+"/"+key], nil
+}
+
+func (f *fakeSink) SetAttr(_ context.Context, conv, key, value string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failSetAttr > 0 {
+		f.failSetAttr--
+		return errors.New("store unavailable")
+	}
+	f.attrs[conv+"/"+key] = value
+	f.setAttrHistory = append(f.setAttrHistory, key+"="+value)
+	return nil
+}
+
+func (f *fakeSink) all() []delivery {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]delivery(nil), f.stored...)
+}
+
+// await waits until n bodies have been stored in all.
+func (f *fakeSink) await(t *testing.T, n int) []delivery {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for len(f.all()) < n {
+		select {
+		case <-f.delivered:
+		case <-deadline:
+			t.Fatalf("stored %d bodies, want %d", len(f.all()), n)
+		}
+	}
+	return f.all()
+}
+
+func (f *fakeSink) ref(conv string) string {
+	v, _ := f.Attr(context.Background(), conv, chataibot.AttrConversation)
+	return v
+}
+
+// fakeLinker is the store's Link/Resolve for one bot.
+type fakeLinker struct {
+	mu    sync.Mutex
+	links map[string]string
+}
+
+func (l *fakeLinker) Link(_ context.Context, ref, conv string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.links == nil {
+		l.links = map[string]string{}
+	}
+	l.links[ref] = conv
+	return nil
+}
+
+func (l *fakeLinker) Resolve(_ context.Context, ref string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.links[ref]; ok {
+		return c, nil
+	}
+	return "", store.ErrNotFound
+}
+
+// logBuffer collects every log line of a test, for the secret scan.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// rig is an adapter in front of an emulator, with its webhook served.
+type rig struct {
+	t    *testing.T
+	emu  *chataibottest.Server
+	ad   *chataibot.Adapter
+	sink *fakeSink
+	hook *httptest.Server
+	logs *logBuffer
+	cfg  chataibot.Config
+}
+
+type rigOptions struct {
+	emu    chataibottest.Options
+	cfg    func(*chataibot.Config)
+	linker chataibot.Linker
+	// front wraps the emulator's API, e.g. to delay its answers.
+	front func(http.Handler) http.Handler
+	// hook wraps the webhook's handler.
+	hook func(http.Handler) http.Handler
+}
+
+func newRig(t *testing.T, o rigOptions) *rig {
+	t.Helper()
+	r := &rig{t: t, sink: newSink(), logs: &logBuffer{}}
+	r.emu = chataibottest.NewServer(o.emu)
+	t.Cleanup(r.emu.Close)
+	base := r.emu.URL
+	if o.front != nil {
+		fs := httptest.NewServer(o.front(r.emu.Handler()))
+		t.Cleanup(fs.Close)
+		base = fs.URL
+	}
+	r.cfg = chataibot.Config{
+		BaseURL: base, Token: chataibottest.DefaultToken, BotKey: chataibottest.DefaultBotKey,
+		WebhookSecret: hookSecret,
+	}
+	if o.cfg != nil {
+		o.cfg(&r.cfg)
+	}
+	var links []chataibot.Linker
+	if o.linker != nil {
+		links = append(links, o.linker)
+	}
+	ad, err := chataibot.New(r.cfg, "shop", r.sink, &provider.Upstream{Client: &http.Client{Timeout: 5 * time.Second}}, r.logs.logger(), links...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ad = ad
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hooks/chataibot/shop", ad.ServeWebhook)
+	var h http.Handler = mux
+	if o.hook != nil {
+		h = o.hook(h)
+	}
+	r.hook = httptest.NewServer(h)
+	t.Cleanup(r.hook.Close)
+	r.emu.SetCallback(r.hook.URL+"/hooks/chataibot/shop", hookSecret)
+	return r
+}
+
+// visitor is what a hello told the server.
+var visitor = provider.Visitor{ID: "v-42", Locale: "en-GB", TZ: "Europe/Brussels", PageURL: "https://shop.example/pricing", Referrer: "https://www.google.com/"}
+
+func text(conv, id, s string) provider.Message {
+	return provider.Message{Bot: "shop", Conversation: conv, Seq: 1, ClientID: id, Kind: provider.Text, Text: s, Visitor: visitor}
+}
+
+func (r *rig) send(m provider.Message) error {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.ad.Send(ctx, m)
+}
+
+func (r *rig) mustSend(m provider.Message) {
+	r.t.Helper()
+	if err := r.send(m); err != nil {
+		r.t.Fatalf("Send(%q): %v", m.Text, err)
+	}
+}
+
+// post sends a callback body to the webhook with the given headers and
+// returns the status and answer.
+func (r *rig) post(body string, header http.Header) (int, string) {
+	r.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, r.hook.URL+"/hooks/chataibot/shop", strings.NewReader(body))
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func bearer(secret string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + secret}, "Content-Type": {"application/json"}}
+}
+
+func (r *rig) wait() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.emu.Wait(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+}
