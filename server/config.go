@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/porthole-chat/porthole/server/chataibot"
+	"github.com/porthole-chat/porthole/server/chatlayer"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -87,6 +88,9 @@ type BotConfig struct {
 	Origins []string `yaml:"origins"`
 	// Demo configures the built-in scripted bot (provider: demo).
 	Demo DemoConfig `yaml:"demo"`
+	// Chatlayer configures a Chatlayer bot through its Webhook channel
+	// (provider: chatlayer); see the README for where each value comes from.
+	Chatlayer chatlayer.Config `yaml:"chatlayer"`
 	// ChatAIBot configures a ChatAIBot "API as a channel" bot
 	// (provider: chataibot); see the README for where each value comes from.
 	ChatAIBot chataibot.Config `yaml:"chataibot"`
@@ -510,7 +514,7 @@ func (c *Config) Validate() error {
 		case "chataibot":
 			errs = append(errs, b.ChatAIBot.Validate(p+".chataibot")...)
 		case "chatlayer":
-			bad(p+".provider", "%q is not available in this build yet; use demo", b.Provider)
+			errs = append(errs, b.Chatlayer.Validate(p+".chatlayer")...)
 		case "":
 			bad(p+".provider", "is missing; set it to demo, chatlayer or chataibot")
 		default:

@@ -113,7 +113,8 @@ func TestParseConfigErrors(t *testing.T) {
 
 		{"unknown provider", "bots:\n  - id: a\n    provider: openai\n    origins: [self]\n", []string{"bots[0].provider:", `"openai"`, "demo"}},
 		{"missing provider", "bots:\n  - id: a\n    origins: [self]\n", []string{"bots[0].provider:", "missing"}},
-		{"provider not in build", "bots:\n  - id: a\n    provider: chatlayer\n    origins: [self]\n", []string{"bots[0].provider:", `"chatlayer"`, "not available"}},
+		{"chatlayer without its settings", "bots:\n  - id: a\n    provider: chatlayer\n    origins: [self]\n", []string{"bots[0].chatlayer.channel_id", "bots[0].chatlayer.token"}},
+		{"chataibot without its settings", "bots:\n  - id: a\n    provider: chataibot\n    origins: [self]\n", []string{"bots[0].chataibot.token", "bots[0].chataibot.bot_key"}},
 
 		{"brand_color", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      brand_color: red\n",
 			[]string{"bots[0].widget.brand_color:", `"red"`, "#007171"}},

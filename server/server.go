@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/porthole-chat/porthole/server/chataibot"
+	"github.com/porthole-chat/porthole/server/chatlayer"
 	"github.com/porthole-chat/porthole/server/demo"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
@@ -180,6 +181,12 @@ func (s *Server) newProvider(bc BotConfig) (provider.Provider, func() error, err
 		}
 		bot := demo.New(script, s.service, demo.Options{TypingDelay: time.Duration(bc.Demo.TypingDelay), BaseURL: s.baseURL(), Log: s.log})
 		return bot, bot.Close, nil
+	case "chatlayer":
+		a, err := chatlayer.New(bc.Chatlayer, bc.ID, s.service, s.upstream, s.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a, a.Close, nil
 	case "chataibot":
 		a, err := chataibot.New(bc.ChatAIBot, bc.ID, s.service, s.upstream, s.log, storeLinker{s.store, bc.ID})
 		return a, nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
+	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -197,4 +199,164 @@ func lastSeq(t testing.TB, p *proc, bot, token string) uint64 {
 	}
 	defer c.c.CloseNow()
 	return c.hello(token, 0).Last
+}
+
+// TestChatlayerEndToEnd runs the real binary against the Chatlayer
+// emulator (V1 webhook channel) with a real WebSocket client.
+func TestChatlayerEndToEnd(t *testing.T) {
+	emu := chatlayertest.NewServer(chatlayertest.Options{})
+	t.Cleanup(emu.Close)
+	addr := freeAddr(t)
+	emu.SetCallback("http://" + addr + "/hooks/chatlayer/acme")
+	data := t.TempDir()
+	cfg := filepath.Join(data, "porthole.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`bots:
+  - id: acme
+    provider: chatlayer
+    origins: ["self"]
+    chatlayer:
+      base_url: %q
+      channel_id: %q
+      token: "${CHATLAYER_TOKEN}"
+      verify_token: "${CHATLAYER_VERIFY}"
+      reorder_wait: 300ms
+`, emu.URL, chatlayertest.DefaultChannelID)), 0o600)
+	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
+	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
+	p := launch(t, addr, data, "--config", cfg)
+	var responses []string
+
+	c, _, err := dialBot(t, p, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.hello("", 0)
+	// The greeting: Porthole sent introMessage, the bot spoke first.
+	greet := c.until("the greeting", func(f widget.Frame) bool {
+		m, ok := f.(*widget.Msg)
+		return ok && m.From == "bot" && len(m.Body.QuickReplies) > 0
+	}).(*widget.Msg)
+
+	// Session data goes with the next message.
+	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
+	c.ack("s1")
+	c.send(&widget.Send{ID: "m1", Text: "carousel"})
+	c.ack("m1")
+	if s := c.status("m1"); s.State != widget.StateDelivered {
+		t.Fatalf("status = %+v", s)
+	}
+	car := c.until("a carousel", func(f widget.Frame) bool {
+		m, ok := f.(*widget.Msg)
+		return ok && m.Body.Kind == widget.KindCarousel
+	}).(*widget.Msg)
+	c.botSaid("Your plan is pro.")
+
+	// A quick reply of the greeting and a carousel button are postbacks
+	// whose payloads go back untouched.
+	qr := greet.Body.QuickReplies[0]
+	c.send(&widget.Postback{ID: "m2", Title: qr.Title, Payload: qr.Payload})
+	c.ack("m2")
+	c.botSaid("You clicked " + qr.Title + ".")
+	var pb *widget.Button
+	for _, card := range car.Body.Cards {
+		for i, b := range card.Buttons {
+			if b.Type == widget.ButtonPostback && pb == nil {
+				pb = &card.Buttons[i]
+			}
+		}
+	}
+	if pb == nil {
+		t.Fatalf("no postback button in the carousel: %+v", car.Body)
+	}
+	c.send(&widget.Postback{ID: "m3", Title: pb.Title, Payload: pb.Payload})
+	c.botSaid("You clicked " + pb.Title + ".")
+
+	// A callback with a wrong verify token, for this very conversation,
+	// gets 401 and reaches nobody.
+	idle(t, emu)
+	seqBefore := lastSeq(t, p, "acme", w.Visitor)
+	resp, err := http.Post("http://"+addr+"/hooks/chatlayer/acme", "application/json",
+		strings.NewReader(`{"senderId":"`+w.Conversation+`","message":{"text":"forged"},"messageCounter":999,"verifyToken":"wrong"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	responses = append(responses, string(body))
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged callback: %d", resp.StatusCode)
+	}
+	nothingAfter(t, p, "acme", w.Visitor, seqBefore, 300*time.Millisecond)
+
+	// A retried (duplicated) callback shows once.
+	emu.DuplicateCallbacks(1)
+	c.send(&widget.Send{ID: "m4", Text: "twice?"})
+	c.botSaid("You said: twice?")
+	idle(t, emu)
+	time.Sleep(300 * time.Millisecond) // a wrong second copy would be stored by now
+	if n := countStored(t, p, "acme", w.Visitor, "You said: twice?"); n != 1 {
+		t.Fatalf("the duplicated callback was stored %d times", n)
+	}
+
+	// A 429 then success delivers once.
+	before := emu.Accepted(w.Conversation)
+	emu.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
+	c.send(&widget.Send{ID: "m5", Text: "after a 429"})
+	if s := c.status("m5"); s.State != widget.StateDelivered {
+		t.Fatalf("after 429: %+v", s)
+	}
+	c.botSaid("You said: after a 429")
+	if got := emu.Accepted(w.Conversation) - before; got != 1 {
+		t.Fatalf("the platform accepted the message %d times", got)
+	}
+
+	// Down for a while, then back: failed, then delivered.
+	emu.FailNext(3, http.StatusServiceUnavailable, nil)
+	c.send(&widget.Send{ID: "m6", Text: "are you down?"})
+	if s := c.status("m6"); s.State != widget.StateFailed || s.Error != "upstream_unavailable" {
+		t.Fatalf("while down: %+v", s)
+	}
+	if s := c.status("m6"); s.State != widget.StateDelivered {
+		t.Fatalf("once back: %+v", s)
+	}
+	c.botSaid("You said: are you down?")
+
+	for _, s := range append(append(c.frames, responses...), p.log()) {
+		for _, v := range []string{chatlayertest.DefaultToken, chatlayertest.DefaultVerifyToken, "emu-token-secret"} {
+			if strings.Contains(s, v) {
+				t.Fatalf("a secret leaked: %.200s", s)
+			}
+		}
+	}
+}
+
+// idle waits until the Chatlayer emulator has no callback in flight.
+func idle(t testing.TB, emu *chatlayertest.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := emu.WaitIdle(ctx); err != nil {
+		t.Fatalf("emulator not idle: %v", err)
+	}
+}
+
+// countStored replays the whole conversation over a fresh socket and
+// counts the messages whose text contains text.
+func countStored(t testing.TB, p *proc, bot, token, text string) int {
+	t.Helper()
+	c, _, err := dialBot(t, p, bot, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.c.CloseNow()
+	w := c.hello(token, 0)
+	n := 0
+	for seq := uint64(0); seq < w.Last; {
+		m := c.until("replay", func(f widget.Frame) bool { return f.Type() == widget.TypeMsg }).(*widget.Msg)
+		seq = m.Seq
+		if strings.Contains(m.Body.Text, text) {
+			n++
+		}
+	}
+	return n
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
+	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 )
 
 // Credentials of the emulators as `porthole sim` runs them. They are not
@@ -31,6 +32,8 @@ func sim(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	proxy := fs.String("proxy", "http://127.0.0.1:8080", "`origin` of the porthole server the emulators call back")
+	clAddr := fs.String("chatlayer", "127.0.0.1:9101", "listen `address` of the Chatlayer emulator (empty: off)")
+	clBot := fs.String("chatlayer-bot", "acme", "bot `id` whose webhook the Chatlayer emulator calls")
 	aiAddr := fs.String("chataibot", "127.0.0.1:9102", "listen `address` of the ChatAIBot emulator (empty: off)")
 	aiBot := fs.String("chataibot-bot", "shop", "bot `id` whose webhook the ChatAIBot emulator calls")
 	if err := fs.Parse(args); err != nil {
@@ -51,6 +54,17 @@ func sim(args []string, stderr io.Writer) error {
 		go hs.Serve(ln)
 		return "http://" + ln.Addr().String(), nil
 	}
+	if *clAddr != "" {
+		e := chatlayertest.New(chatlayertest.Options{MediaBase: proxyURL + "/static/demo", ReplyDelay: 400 * time.Millisecond})
+		defer e.Close()
+		url, err := serve("chatlayer", *clAddr, e.Handler())
+		if err != nil {
+			return err
+		}
+		e.URL = url
+		e.SetCallback(proxyURL + "/hooks/chatlayer/" + *clBot)
+		fmt.Fprintf(stderr, "Chatlayer emulator on %s, calling back %s/hooks/chatlayer/%s\n", url, proxyURL, *clBot)
+	}
 	if *aiAddr != "" {
 		e := chataibottest.New(chataibottest.Options{MediaBase: proxyURL + "/static/demo"})
 		defer e.Close()
@@ -63,9 +77,9 @@ func sim(args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "ChatAIBot emulator on %s, calling back %s/hooks/chataibot/%s\n", url, proxyURL, *aiBot)
 	}
 	if len(servers) == 0 {
-		return errors.New("no emulator to run; give --chataibot an address")
+		return errors.New("no emulator to run; give --chatlayer or --chataibot an address")
 	}
-	fmt.Fprintln(stderr, "Now run: porthole serve --config examples/chataibot-sim.yaml   (Ctrl-C stops the emulators)")
+	fmt.Fprintln(stderr, "Now run: porthole serve --config examples/chatlayer-sim.yaml (or chataibot-sim.yaml); Ctrl-C stops the emulators")
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

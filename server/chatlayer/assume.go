@@ -1,0 +1,172 @@
+package chatlayer
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// This file keeps, in one place, every behaviour the Chatlayer
+// documentation leaves open (PROVIDERS.md marks them "assumed"). Change
+// them here and nowhere else.
+//
+//  1. Any 2xx answer means Chatlayer accepted a message and its body is
+//     ignored: the V1 response is undocumented, the legacy one is the
+//     plain text EVENT_RECEIVED (see Send; provider.Upstream returns a
+//     response for a 2xx only).
+//  2. A postback payload is either the JSON "button/quickreply" kind or
+//     an opaque id; opaque ids go out as postbackMessage.payload in mode
+//     v1 (see classifyPayload and v1Postback).
+//  3. The id a callback routes on (senderId, recipient.id or sender.id)
+//     is the user id we sent, that is our conversation id, possibly
+//     behind a prefix such as "default-" (see conversationOf).
+//  4. messageCounter counts a conversation's bot messages (events
+//     included) from 1, one by one, so a gap means a callback still on
+//     its way (see firstCounter).
+//  5. Mode legacy has no intro message: a conversation start sends
+//     nothing, and the bot speaks once the visitor does (see Send).
+//  6. Mode legacy has no session data: Porthole.setSessionData is not
+//     passed upstream in that mode (see Send).
+
+// firstCounter is the messageCounter expected first in a conversation
+// for which no counter was stored yet (assumption 4). A conversation
+// whose counters start higher pays one reorder wait, once.
+const firstCounter = 1
+
+// clickPayload is the JSON kind of postback payload Chatlayer puts on
+// buttons and quick replies, in both generations: "parameters" (current)
+// and "params" (the legacy webhook's button click).
+type clickPayload struct {
+	Title             string          `json:"title"`
+	Caption           string          `json:"caption"`
+	OriginalTitle     string          `json:"originalTitle"`
+	Type              string          `json:"type"`
+	NextDialogstateID json.RawMessage `json:"nextDialogstateId"`
+	Parameters        []clickParam    `json:"parameters"`
+	Params            []clickParam    `json:"params"`
+}
+
+// clickParam is one session variable a click sets.
+type clickParam struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// classifyPayload returns the parsed payload when it is the JSON
+// button/quickreply kind, or nil for an opaque id (assumption 2). The
+// JSON kind is an object naming a next dialog state or parameters to
+// set; anything else, JSON or not, is opaque and never interpreted.
+func classifyPayload(payload string) *clickPayload {
+	s := strings.TrimSpace(payload)
+	if !strings.HasPrefix(s, "{") {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal([]byte(s), &raw) != nil {
+		return nil
+	}
+	_, next := raw["nextDialogstateId"]
+	_, params := raw["parameters"]
+	_, legacy := raw["params"]
+	if !next && !params && !legacy {
+		return nil
+	}
+	var p clickPayload
+	if json.Unmarshal([]byte(s), &p) != nil {
+		return nil // a field of an unexpected type: treat it as opaque
+	}
+	return &p
+}
+
+// v1Postback builds the postbackMessage for a click on a button titled
+// title with the payload the bot gave it. The JSON kind becomes
+// nextDialogstateId and sessionDataToSet, as Chatlayer's own channels
+// send it; an opaque id goes back untouched as payload (assumption 2).
+func v1Postback(title, payload string) *postbackMessage {
+	p := classifyPayload(payload)
+	if p == nil {
+		if strings.TrimSpace(title) == "" {
+			title = payload
+		}
+		return &postbackMessage{Title: title, Payload: payload}
+	}
+	if strings.TrimSpace(title) == "" {
+		title = firstNonEmpty(p.Caption, p.Title, p.OriginalTitle)
+	}
+	m := &postbackMessage{Title: title, NextDialogstateID: dialogStateID(p.NextDialogstateID)}
+	for _, ps := range [][]clickParam{p.Parameters, p.Params} {
+		for _, kv := range ps {
+			if kv.Key == "" {
+				continue
+			}
+			v := kv.Value
+			if len(v) == 0 {
+				v = json.RawMessage("null")
+			}
+			m.SessionDataToSet = append(m.SessionDataToSet, sessionKV{Key: kv.Key, Value: v})
+		}
+	}
+	return m
+}
+
+// dialogStateID reads nextDialogstateId, a string in every sample but
+// taken as a number too.
+func dialogStateID(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+// conversationOf returns our conversation id from the id a callback
+// routes on (assumption 3). We send our conversation id, 32 lowercase
+// hex characters, as the Chatlayer user (or legacy sender) id, so a
+// callback names it back; a prefix Chatlayer may add, ending in "-", ":"
+// or "_" (the documentation shows "default-<id>"), is ignored.
+func conversationOf(id string) (string, bool) {
+	if isConversationID(id) {
+		return id, true
+	}
+	if len(id) > 32 {
+		tail := id[len(id)-32:]
+		switch id[len(id)-33] {
+		case '-', ':', '_':
+			if isConversationID(tail) {
+				return tail, true
+			}
+		}
+	}
+	return "", false
+}
+
+// isConversationID reports whether s has the shape of our conversation
+// ids: 32 lowercase hex characters.
+func isConversationID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if strings.TrimSpace(s) != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,277 @@
+// Package chatlayer connects Porthole to a Chatlayer bot through
+// Chatlayer's Webhook channel: visitor messages go up by HTTP (the V1
+// API, or the legacy webhookMessage endpoint), and the bot's replies come
+// back asynchronously, one callback per bot message, to ServeWebhook.
+//
+// The contract followed is PROVIDERS.md ("Chatlayer"); what it leaves
+// open is decided in assume.go. Normalize turns both documented message
+// shapes into the neutral widget model. The chatlayertest package
+// emulates Chatlayer for tests and `porthole sim`.
+package chatlayer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/porthole-chat/porthole/server/provider"
+)
+
+// Adapter is one bot's connection to Chatlayer. It implements
+// provider.Provider (Send) and provider.Webhook (ServeWebhook).
+type Adapter struct {
+	cfg  Config
+	bot  string
+	sink provider.Sink
+	up   *provider.Upstream
+	log  *slog.Logger
+	base string
+
+	ctx    context.Context // cancelled by Close: releases held callbacks
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	lanes    map[string]*lane   // conversations with callbacks in progress
+	inflight map[string]*flight // conversations with a Send in progress
+}
+
+var (
+	_ provider.Provider = (*Adapter)(nil)
+	_ provider.Webhook  = (*Adapter)(nil)
+)
+
+// flight tracks the Sends of one conversation in progress, so that a
+// reply arriving before Send returns keeps the typing indicator off.
+type flight struct {
+	refs    int
+	replied bool
+}
+
+// New returns the adapter of bot, configured by cfg (defaults applied
+// here too), replying through sink and calling Chatlayer through up. It
+// fails when cfg does not validate.
+func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log *slog.Logger) (*Adapter, error) {
+	cfg.ApplyDefaults()
+	if errs := cfg.Validate("chatlayer"); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if sink == nil {
+		return nil, errors.New("chatlayer: a sink is required")
+	}
+	if up == nil {
+		up = &provider.Upstream{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Adapter{
+		cfg: cfg, bot: bot, sink: sink, up: up,
+		log:  log.With("provider", "chatlayer", "bot", bot),
+		base: cfg.Endpoint(),
+		ctx:  ctx, cancel: cancel,
+		lanes: map[string]*lane{}, inflight: map[string]*flight{},
+	}, nil
+}
+
+// Close releases callbacks held for ordering (they answer 503, so
+// Chatlayer retries them against the next server) and makes later ones
+// answer 503 too. The adapter runs no goroutine of its own.
+func (a *Adapter) Close() error {
+	a.cancel()
+	return nil
+}
+
+// Wire shapes of the V1 message endpoint.
+type (
+	v1Request struct {
+		User        v1User          `json:"user"`
+		Message     v1Message       `json:"message"`
+		SessionData json.RawMessage `json:"sessionData,omitempty"`
+	}
+	v1User struct {
+		ID                string `json:"id"`
+		PreferredLanguage string `json:"preferredLanguage,omitempty"`
+	}
+	v1Message struct {
+		TextMessage     *textMessage     `json:"textMessage,omitempty"`
+		PostbackMessage *postbackMessage `json:"postbackMessage,omitempty"`
+		IntroMessage    *struct{}        `json:"introMessage,omitempty"`
+	}
+	textMessage struct {
+		Text string `json:"text"`
+	}
+	postbackMessage struct {
+		Title             string      `json:"title"`
+		NextDialogstateID string      `json:"nextDialogstateId,omitempty"`
+		SessionDataToSet  []sessionKV `json:"sessionDataToSet,omitempty"`
+		Payload           string      `json:"payload,omitempty"`
+	}
+	sessionKV struct {
+		Key   string          `json:"key"`
+		Value json.RawMessage `json:"value"`
+	}
+)
+
+// legacyRequest is the body of the legacy webhookMessage endpoint.
+type legacyRequest struct {
+	Text        string       `json:"text"`
+	Sender      legacySender `json:"sender"`
+	VerifyToken string       `json:"verifyToken"`
+	Locale      string       `json:"locale,omitempty"`
+}
+
+type legacySender struct {
+	ID string `json:"id"`
+}
+
+// Send hands m to Chatlayer and returns once Chatlayer accepted it; the
+// replies come back through ServeWebhook. Errors are *provider.Error,
+// classified by provider.Upstream; Send never retries by itself, since
+// the conversation service does.
+func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
+	// Our conversation id is the Chatlayer user id: callbacks route on it,
+	// and mode legacy needs a sender id of at least 32 characters.
+	if !isConversationID(m.Conversation) {
+		return rejected("conversation id %q is not 32 lowercase hex characters", m.Conversation)
+	}
+	var req provider.Request
+	switch a.cfg.Mode {
+	case ModeLegacy:
+		body := legacyRequest{
+			Sender:      legacySender{ID: m.Conversation},
+			VerifyToken: a.cfg.VerifyToken.Reveal(),
+			Locale:      language(m.Visitor.Locale),
+		}
+		switch m.Kind {
+		case provider.Start:
+			return nil // assumption 5: no intro message in mode legacy
+		case provider.Text:
+			body.Text = m.Text
+		case provider.Postback:
+			// The payload goes back unchanged: a stringified JSON is how
+			// the legacy endpoint takes a click.
+			body.Text = m.Payload
+			if body.Text == "" {
+				body.Text = m.Text
+			}
+		default:
+			return rejected("unknown message kind %q", m.Kind)
+		}
+		if len(body.Sender.ID) < 32 {
+			return rejected("legacy sender ids need at least 32 characters")
+		}
+		req = provider.Request{Method: http.MethodPost, URL: a.base + "/api/webhookMessage/" + url.PathEscape(a.cfg.BotID), JSON: body}
+	default:
+		body := v1Request{User: v1User{ID: m.Conversation, PreferredLanguage: language(m.Visitor.Locale)}}
+		switch m.Kind {
+		case provider.Start:
+			if !*a.cfg.Greet {
+				return nil
+			}
+			body.Message.IntroMessage = &struct{}{}
+		case provider.Text:
+			body.Message.TextMessage = &textMessage{Text: m.Text}
+		case provider.Postback:
+			body.Message.PostbackMessage = v1Postback(m.Text, m.Payload)
+		default:
+			return rejected("unknown message kind %q", m.Kind)
+		}
+		body.SessionData = a.sessionData(m)
+		req = provider.Request{
+			Method: http.MethodPost,
+			URL:    a.base + "/v1/channels/webhook/" + url.PathEscape(a.cfg.ChannelID) + "/messages",
+			Header: http.Header{"Authorization": {"Bearer " + a.cfg.Token.Reveal()}},
+			JSON:   body,
+		}
+	}
+
+	f := a.takeoff(m.Conversation)
+	_, err := a.up.Do(ctx, req) // assumption 1: a 2xx is acceptance; its body is ignored
+	replied := a.land(m.Conversation, f)
+	if err != nil {
+		return err
+	}
+	if *a.cfg.ReplyTyping && !replied {
+		a.sink.Typing(m.Conversation, true)
+	}
+	return nil
+}
+
+// sessionData returns the visitor's session data for V1's sessionData,
+// or nil when there is none or it is not a JSON object.
+func (a *Adapter) sessionData(m provider.Message) json.RawMessage {
+	if len(m.Session) == 0 {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(m.Session, &obj); err != nil {
+		a.log.Warn("session data is not a JSON object; not sent", "conversation", m.Conversation)
+		return nil
+	}
+	if len(obj) == 0 {
+		return nil
+	}
+	return json.RawMessage(m.Session)
+}
+
+// takeoff registers a Send in progress for conversation conv.
+func (a *Adapter) takeoff(conv string) *flight {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.inflight[conv]
+	if f == nil {
+		f = &flight{}
+		a.inflight[conv] = f
+	}
+	f.refs++
+	return f
+}
+
+// land ends a Send registered by takeoff and reports whether a reply
+// was delivered meanwhile.
+func (a *Adapter) land(conv string, f *flight) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	replied := f.replied
+	if f.refs--; f.refs == 0 {
+		delete(a.inflight, conv)
+	}
+	return replied
+}
+
+// noteReply tells a Send in progress for conv that a reply arrived.
+func (a *Adapter) noteReply(conv string) {
+	a.mu.Lock()
+	if f := a.inflight[conv]; f != nil {
+		f.replied = true
+	}
+	a.mu.Unlock()
+}
+
+// language returns the primary subtag of a BCP 47 tag ("en" for
+// "en-GB"), or "" when there is none worth sending.
+func language(tag string) string {
+	primary, _, _ := strings.Cut(strings.ReplaceAll(tag, "_", "-"), "-")
+	primary = strings.ToLower(strings.TrimSpace(primary))
+	if len(primary) < 2 || len(primary) > 3 {
+		return ""
+	}
+	for i := 0; i < len(primary); i++ {
+		if c := primary[i]; c < 'a' || c > 'z' {
+			return ""
+		}
+	}
+	return primary
+}
+
+// rejected is a permanent failure found before calling Chatlayer.
+func rejected(format string, args ...any) error {
+	return &provider.Error{Reason: provider.ReasonRejected, Err: fmt.Errorf("chatlayer: "+format, args...)}
+}

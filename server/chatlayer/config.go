@@ -1,0 +1,179 @@
+package chatlayer
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/provider"
+)
+
+// Modes of the adapter.
+const (
+	// ModeV1 speaks the current Webhook channel API:
+	// POST {base}/v1/channels/webhook/{channel_id}/messages with a bearer
+	// token. It is the default.
+	ModeV1 = "v1"
+	// ModeLegacy speaks the deprecated but documented
+	// POST {base}/api/webhookMessage/{bot_id}, authenticated by the
+	// verify token in the body.
+	ModeLegacy = "legacy"
+)
+
+// regions are Chatlayer's API hosts by region, from PROVIDERS.md, so an
+// operator writes "region: us" instead of copying a host name.
+var regions = map[string]string{
+	"eu":      "https://api.chatlayer.ai",
+	"us":      "https://api.prod.us-east4.gcp.chatlayer.ai",
+	"asia":    "https://api.prod.asia-south1.gcp.chatlayer.ai",
+	"staging": "https://api.staging.europe-west1.gc.chatlayer.ai",
+}
+
+// DefaultRegion is the region used when neither region nor base_url is set.
+const DefaultRegion = "eu"
+
+// DefaultReorderWait is how long a callback that arrives ahead of its
+// turn waits for the missing ones before it is shown anyway.
+const DefaultReorderWait = time.Second
+
+// maxReorderWait bounds reorder_wait: a held callback keeps Chatlayer's
+// HTTP request open, so the wait must stay well under its timeout.
+const maxReorderWait = 10 * time.Second
+
+// Config is one bot's Chatlayer settings, the `chatlayer:` block of a bot
+// in the server configuration. Secrets are provider.Secret, so printing
+// or logging a Config never shows them.
+type Config struct {
+	// Mode is the API generation to speak: "v1" (default, the Webhook
+	// channel API with a bearer token) or "legacy" (the older
+	// /api/webhookMessage endpoint, for bots without a V1 channel).
+	Mode string `yaml:"mode"`
+	// Region picks Chatlayer's API host: "eu" (default,
+	// https://api.chatlayer.ai), "us", "asia" or "staging". Ignored when
+	// BaseURL is set.
+	Region string `yaml:"region"`
+	// BaseURL is the API host to call, such as https://api.chatlayer.ai
+	// or an emulator's URL; it overrides Region. No trailing path is
+	// needed; one is kept if given (for a forwarding proxy).
+	BaseURL string `yaml:"base_url"`
+	// ChannelID is the id of the bot's Webhook channel in Chatlayer.
+	// Required in mode v1.
+	ChannelID string `yaml:"channel_id"`
+	// BotID is the Chatlayer bot id. Required in mode legacy, where it is
+	// part of the message URL.
+	BotID string `yaml:"bot_id"`
+	// Token is the V1 API token, written <tokenId>:<tokenSecret> and sent
+	// as "Authorization: Bearer <token>". Required in mode v1. Write it as
+	// "${CHATLAYER_TOKEN}" and keep the value in the environment.
+	Token provider.Secret `yaml:"token"`
+	// VerifyToken is the verify token set on the Webhook channel in
+	// Chatlayer. Every callback must carry it (compared in constant time);
+	// mode legacy also sends it with each message. Required.
+	VerifyToken provider.Secret `yaml:"verify_token"`
+	// Greet sends Chatlayer's introMessage when a conversation starts, so
+	// the bot's welcome flow greets the visitor first. Default true. Mode
+	// legacy has no intro message and never greets.
+	Greet *bool `yaml:"greet"`
+	// ReplyTyping shows the bot's typing indicator once Chatlayer accepted
+	// a visitor message, until the first reply arrives (the widget hides
+	// it on a bot message, or after 30 seconds without one). Default true.
+	ReplyTyping *bool `yaml:"reply_typing"`
+	// ReorderWait is how long a callback whose messageCounter is ahead of
+	// the next expected one waits for the missing ones before it is shown
+	// anyway, such as "1s" (default). At most 10s.
+	ReorderWait time.Duration `yaml:"reorder_wait"`
+}
+
+// ApplyDefaults fills the settings left empty, so that a Config read from
+// YAML can be validated and used as it is.
+func (c *Config) ApplyDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeV1
+	}
+	if c.Region == "" && c.BaseURL == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Greet == nil {
+		t := true
+		c.Greet = &t
+	}
+	if c.ReplyTyping == nil {
+		t := true
+		c.ReplyTyping = &t
+	}
+	if c.ReorderWait == 0 {
+		c.ReorderWait = DefaultReorderWait
+	}
+}
+
+// Endpoint returns the API base URL to call, without a trailing slash:
+// BaseURL when set, else the Region's host (the EU host by default).
+func (c Config) Endpoint() string {
+	if c.BaseURL != "" {
+		return strings.TrimRight(c.BaseURL, "/")
+	}
+	if u, ok := regions[c.Region]; ok {
+		return u
+	}
+	return regions[DefaultRegion]
+}
+
+// Validate reports every problem of c, each naming its field under
+// prefix (such as "bots[0].chatlayer") and saying how to fix it. It
+// never shows a secret's value. Empty fields that have a default are
+// fine: Validate reads c as ApplyDefaults would complete it.
+func (c Config) Validate(prefix string) []error {
+	c.ApplyDefaults()
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		path := field
+		if prefix != "" {
+			path = prefix + "." + field
+		}
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
+	}
+
+	switch c.Mode {
+	case ModeV1, ModeLegacy:
+	default:
+		bad("mode", "%q is not a mode; use v1 (the Webhook channel API, default) or legacy", c.Mode)
+	}
+	if c.BaseURL != "" {
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			bad("base_url", "%q is not an API base URL; write it like https://api.chatlayer.ai (scheme and host, no query), or remove it and set region", c.BaseURL)
+		}
+	} else if _, ok := regions[c.Region]; !ok {
+		bad("region", "%q is not a region; use eu (default), us, asia or staging, or set base_url", c.Region)
+	}
+
+	idOK := func(s string) bool { return !strings.ContainsAny(s, "/?#%\\ \t\r\n") }
+	switch c.Mode {
+	case ModeV1:
+		if c.ChannelID == "" {
+			bad("channel_id", "is empty; copy the id of the bot's Webhook channel from Chatlayer (required in mode v1)")
+		} else if !idOK(c.ChannelID) {
+			bad("channel_id", "%q contains a slash, space or URL character; copy only the channel id", c.ChannelID)
+		}
+		if c.Token == "" {
+			bad("token", "is empty; set it to the Chatlayer API token (<tokenId>:<tokenSecret>), e.g. token: \"${CHATLAYER_TOKEN}\" (required in mode v1)")
+		} else if strings.ContainsAny(c.Token.Reveal(), " \t\r\n") {
+			bad("token", "contains a space or line break; copy the token exactly, as <tokenId>:<tokenSecret>")
+		}
+	case ModeLegacy:
+		if c.BotID == "" {
+			bad("bot_id", "is empty; copy the Chatlayer bot id (required in mode legacy)")
+		} else if !idOK(c.BotID) {
+			bad("bot_id", "%q contains a slash, space or URL character; copy only the bot id", c.BotID)
+		}
+	}
+	if c.VerifyToken == "" {
+		bad("verify_token", "is empty; set it to the verify token of the bot's Webhook channel in Chatlayer, e.g. verify_token: \"${CHATLAYER_VERIFY_TOKEN}\"; callbacks are refused without it")
+	} else if strings.ContainsAny(c.VerifyToken.Reveal(), "\r\n") {
+		bad("verify_token", "contains a line break; copy the verify token exactly")
+	}
+	if c.ReorderWait < 0 || c.ReorderWait > maxReorderWait {
+		bad("reorder_wait", "%s is out of range; use a duration between 1ms and 10s, such as 1s (default)", c.ReorderWait)
+	}
+	return errs
+}
