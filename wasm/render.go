@@ -49,13 +49,15 @@ func (w *widgetUI) build() {
 	w.listen(w.textarea, "input", func(js.Value) { w.grow() })
 	// Images and video grow the log when they load, after the render that
 	// scrolled it: keep following the newest message while the visitor is
-	// at the end. load does not bubble, so listen in the capture phase.
+	// at the end. Media events do not bubble: listen in the capture phase.
 	w.listen(w.log, "scroll", func(js.Value) { w.atEnd = w.nearEnd() })
-	w.log.Call("addEventListener", "load", w.fn(func() {
+	follow := w.fn(func() {
 		if w.atEnd {
 			w.scrollToEnd()
 		}
-	}), true)
+	})
+	w.log.Call("addEventListener", "load", follow, true)           // images
+	w.log.Call("addEventListener", "loadedmetadata", follow, true) // video and audio
 
 	w.greeting = el("p", "greeting", js.Null())
 	w.divider = el("div", "greeting", js.Null())
