@@ -94,7 +94,7 @@ func newHarness(t *testing.T, tweak func(*Config, *Options)) *harness {
 	retry := testRetry
 	opts := Options{
 		DataDir:   t.TempDir(),
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:    slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Store:     st,
 		Retry:     &retry,
 		Providers: map[string]provider.Provider{"demo": fp, "acme": fp},
@@ -121,10 +121,31 @@ func newHarness(t *testing.T, tweak func(*Config, *Options)) *harness {
 }
 
 // testWriter sends server logs to t.Log, shown only for failing tests.
-type testWriter struct{ t *testing.T }
+// Goroutines of the server may still log after the test has ended, when
+// t.Log would panic: from then on their lines are dropped.
+type testWriter struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
+	// Registered first, so it runs after every other cleanup.
+	t.Cleanup(func() {
+		w.mu.Lock()
+		*w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 

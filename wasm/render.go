@@ -58,6 +58,7 @@ func (w *widgetUI) build() {
 	})
 	w.log.Call("addEventListener", "load", follow, true)           // images
 	w.log.Call("addEventListener", "loadedmetadata", follow, true) // video and audio
+	w.log.Call("addEventListener", "resize", follow, true)         // video size known
 
 	w.greeting = el("p", "greeting", js.Null())
 	w.divider = el("div", "greeting", js.Null())
@@ -267,7 +268,9 @@ func (w *widgetUI) renderLook() {
 // creating or replacing only the entries whose content changed, and
 // moving nodes only where the order differs.
 func (w *widgetUI) renderTranscript() {
-	stick := w.nearEnd()
+	// Follow the conversation unless the visitor scrolled away from its
+	// end; media that grew the log since do not count as scrolling away.
+	stick := w.atEnd || w.nearEnd()
 	entries := w.client.Entries()
 	qrEntry, qrs := w.client.QuickReplies()
 	divider := w.client.Divider()

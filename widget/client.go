@@ -99,7 +99,6 @@ const (
 	KeyOutbox  = "outbox"  // JSON array of send/postback/session frames with "at" (unix ms)
 	KeySeen    = "seen"    // "<seq>:<conversation>": newest message the visitor has seen
 	KeyUnread  = "unread"  // decimal unread count, for the loader's badge before the wasm runs
-	KeyLook    = "look"    // JSON of the bot's look from the latest welcome
 )
 
 // StorageKey returns the localStorage key of item name for bot:
@@ -325,7 +324,6 @@ func NewClient(o ClientOptions) *Client {
 	c.seen, c.seenConv = c.loadSeen()
 	c.storedUnread = c.loadUnread()
 	c.savedUnread = c.storedUnread
-	c.serverLook = c.loadLook()
 	for _, it := range c.loadOutbox() {
 		c.adopt(it)
 	}
@@ -685,7 +683,6 @@ func (c *Client) onWelcome(w *Welcome, u *Update) {
 	}
 	if !lookEqual(c.serverLook, w.Widget) {
 		c.serverLook = w.Widget
-		c.store.Set(c.key(KeyLook), string(appendLook(nil, &w.Widget)))
 		u.Change |= ChangeLook
 	}
 	if c.conn != ConnOnline { // not the answer to a resync hello

@@ -161,31 +161,3 @@ func (c *Client) loadSeen() (uint64, string) {
 func (c *Client) saveSeen() {
 	c.store.Set(c.key(KeySeen), strconv.FormatUint(c.seen, 10)+":"+c.seenConv)
 }
-
-// The look of the latest welcome, so a reload renders the bot's colours
-// and texts before the socket opens.
-
-func appendLook(b []byte, l *Look) []byte {
-	w := jsonWriter{b: b}
-	l.appendJSON(&w)
-	return w.b
-}
-
-func (c *Client) loadLook() Look {
-	s, ok := c.get(KeyLook)
-	if !ok {
-		return Look{}
-	}
-	v, err := ParseJSON([]byte(s))
-	if err != nil || v.Kind != JSONObject {
-		return Look{}
-	}
-	// Read it as the widget member of a welcome frame.
-	r := reader{v: JSONValue{Kind: JSONObject, Fields: []JSONField{{Key: "widget", Value: v}}}}
-	var w Welcome
-	w.read(&r)
-	if r.err != nil {
-		return Look{}
-	}
-	return w.Widget
-}

@@ -1,7 +1,6 @@
 package chatlayer
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -111,21 +110,7 @@ func v1Postback(title, payload string) *postbackMessage {
 
 // dialogStateID reads nextDialogstateId, a string in every sample but
 // taken as a number too.
-func dialogStateID(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String()
-	}
-	return ""
-}
+func dialogStateID(raw json.RawMessage) string { return scalar(raw) }
 
 // conversationOf returns our conversation id from the id a callback
 // routes on (assumption 3). We send our conversation id, 32 lowercase
