@@ -81,6 +81,10 @@ type BotConfig struct {
 	ID string `yaml:"id"`
 	// Provider is "demo", "chatlayer" or "chataibot".
 	Provider string `yaml:"provider"`
+	// IdentitySecret lets the host site sign in its users
+	// (Porthole.login): its backend signs the user id with
+	// HMAC-SHA256 under this secret. Empty: login is refused.
+	IdentitySecret Secret `yaml:"identity_secret"`
 	// Origins are the sites allowed to embed the bot, such as
 	// "https://www.acme.com" or "https://*.acme.com"; "self" is this
 	// server's own origin, "loopback" any http(s) origin on localhost,
@@ -519,6 +523,9 @@ func (c *Config) Validate() error {
 			bad(p+".provider", "is missing; set it to demo, chatlayer or chataibot")
 		default:
 			bad(p+".provider", "%q is not a provider; use demo, chatlayer or chataibot", b.Provider)
+		}
+		if s := b.IdentitySecret.Reveal(); s != "" && len(s) < 16 {
+			bad(p+".identity_secret", "is %d characters; use at least 16 random characters, e.g. from `openssl rand -hex 32`", len(s))
 		}
 		if len(b.Origins) == 0 {
 			bad(p+".origins", "is empty; list the sites that embed the bot, like https://www.example.com")

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +51,7 @@ const (
 	attrVisitor = "visitor" // provider.Visitor as JSON, from the last hello
 	attrSession = "session" // session data object as JSON
 	attrRead    = "read"    // highest seq the visitor has seen
+	attrContact = "contact" // provider.Contact as JSON, from a verified login
 )
 
 // Service is the conversation service, the only place that orders
@@ -170,6 +174,33 @@ func (s *Service) SetSession(ctx context.Context, conv string, data []byte) erro
 		return &widget.Error{Code: widget.CodeTooLarge, Field: "data", Message: fmt.Sprintf("session data would grow past %d bytes; remove keys by setting them to null", widget.MaxSessionData)}
 	}
 	return s.store.SetAttr(ctx, conv, attrSession, string(out))
+}
+
+// ErrBadSignature reports a login whose signature does not match.
+var ErrBadSignature = &widget.Error{Code: widget.CodeUnauthorized, Field: "signature", Message: "does not match the user; sign the user id with HMAC-SHA256 under the bot's identity_secret"}
+
+// ErrLoginOff reports a login for a bot without an identity secret.
+var ErrLoginOff = &widget.Error{Code: widget.CodeUnauthorized, Message: "login is not enabled for this bot; set its identity_secret"}
+
+// Login verifies a Porthole.login and stores the contact for the
+// providers, or forgets it on logout (an empty user). The signature is
+// checked in constant time.
+func (s *Service) Login(ctx context.Context, conv, secret string, f *widget.Login) error {
+	if f.User == "" {
+		return s.store.SetAttr(ctx, conv, attrContact, "")
+	}
+	if secret == "" {
+		return ErrLoginOff
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(f.User))
+	want := mac.Sum(nil)
+	got, err := hex.DecodeString(f.Signature)
+	if err != nil || !hmac.Equal(got, want) {
+		return ErrBadSignature
+	}
+	c, _ := json.Marshal(provider.Contact{User: f.User, Name: f.Name, Email: f.Email, Phone: f.Phone})
+	return s.store.SetAttr(ctx, conv, attrContact, string(c))
 }
 
 // MarkRead records that the visitor has seen messages up to seq.
@@ -410,6 +441,12 @@ func (s *Service) attempt(conv string, it *item) bool {
 	}
 	if raw, err := s.store.Attr(ctx, conv, attrSession); err == nil && raw != "" {
 		pm.Session = []byte(raw)
+	}
+	if raw, err := s.store.Attr(ctx, conv, attrContact); err == nil && raw != "" {
+		var c provider.Contact
+		if json.Unmarshal([]byte(raw), &c) == nil {
+			pm.Contact = &c
+		}
 	}
 	var msg store.Message
 	if it.seq > 0 {

@@ -459,6 +459,15 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 			return
 		}
 		so.reply(ctx, &widget.Ack{ID: f.ID})
+	case *widget.Login:
+		if !so.allow(ctx, f.ID) {
+			return
+		}
+		if err := svc.Login(ctx, so.conv.ID, so.bot.Config.IdentitySecret.Reveal(), f); err != nil {
+			so.reply(ctx, so.storeError(err, f.ID))
+			return
+		}
+		so.reply(ctx, &widget.Ack{ID: f.ID})
 	case *widget.Read:
 		if err := svc.MarkRead(ctx, so.conv.ID, f.Seq); err != nil {
 			so.srv.log.Warn("cannot record read marker", "conversation", so.conv.ID, "error", err)

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"strings"
 	"sync"
@@ -520,5 +523,60 @@ func TestHeartbeatDropsADeadClient(t *testing.T) {
 			t.Fatal("silent client still connected")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLoginIsVerifiedAndReachesTheProvider(t *testing.T) {
+	const secret = "identity-secret-0123456789"
+	h := newHarness(t, func(c *Config, _ *Options) {
+		for i := range c.Bots {
+			if c.Bots[i].ID == "acme" {
+				c.Bots[i].IdentitySecret = secret
+			}
+		}
+	})
+	sign := func(user string) string {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(user))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	c := h.connect("acme")
+	c.hello("", 0)
+
+	// A forged signature is refused and stores nothing.
+	c.send(&widget.Login{ID: "l1", User: "user-42", Signature: sign("user-43")})
+	e := c.waitFor("error", isType(widget.TypeError)).(*widget.ErrorFrame)
+	if e.Code != widget.CodeUnauthorized || e.ID != "l1" || !strings.Contains(e.Message, "signature") {
+		t.Fatalf("forged login: %+v", e)
+	}
+	// A signed one is acknowledged, and the next message carries it.
+	c.send(&widget.Login{ID: "l2", User: "user-42", Signature: sign("user-42"), Name: "Ann Lee", Email: "ann@example.com"})
+	c.ack("l2")
+	c.send(&widget.Send{ID: "m1", Text: "hi"})
+	c.status("m1")
+	h.fp.mu.Lock()
+	got := h.fp.calls[len(h.fp.calls)-1].Contact
+	h.fp.mu.Unlock()
+	if got == nil || got.User != "user-42" || got.Name != "Ann Lee" || got.Email != "ann@example.com" {
+		t.Fatalf("contact upstream = %+v", got)
+	}
+	// Logout forgets it.
+	c.send(&widget.Login{ID: "l3"})
+	c.ack("l3")
+	c.send(&widget.Send{ID: "m2", Text: "bye"})
+	c.status("m2")
+	h.fp.mu.Lock()
+	got = h.fp.calls[len(h.fp.calls)-1].Contact
+	h.fp.mu.Unlock()
+	if got != nil {
+		t.Fatalf("contact after logout = %+v", got)
+	}
+
+	// A bot without an identity secret refuses login.
+	d := h.connect("demo")
+	d.hello("", 0)
+	d.send(&widget.Login{ID: "l4", User: "user-42", Signature: sign("user-42")})
+	if e := d.waitFor("error", isType(widget.TypeError)).(*widget.ErrorFrame); e.Code != widget.CodeUnauthorized || !strings.Contains(e.Message, "identity_secret") {
+		t.Fatalf("login without a secret: %+v", e)
 	}
 }

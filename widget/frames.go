@@ -77,6 +77,20 @@ type Session struct {
 	Data RawJSON `json:"data"`
 }
 
+// Login attaches the host site's signed-in user to the conversation
+// (Porthole.login), so that the bot platform gets the contact. Signature
+// is the hex HMAC-SHA256 of User under the bot's identity_secret,
+// computed by the site's own backend: a page cannot claim a user it did
+// not sign. An empty User logs out.
+type Login struct {
+	ID        string `json:"id"`
+	User      string `json:"user"`
+	Signature string `json:"signature,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Email     string `json:"email,omitempty"`
+	Phone     string `json:"phone,omitempty"`
+}
+
 // Read tells the server the visitor has seen messages up to Seq.
 type Read struct {
 	Seq uint64 `json:"seq"`
@@ -156,6 +170,7 @@ const (
 	TypePostback = "postback"
 	TypeSession  = "session"
 	TypeRead     = "read"
+	TypeLogin    = "login"
 	TypeWelcome  = "welcome"
 	TypeMsg      = "msg"
 	TypeAck      = "ack"
@@ -169,6 +184,7 @@ func (*Send) Type() string       { return TypeSend }
 func (*Postback) Type() string   { return TypePostback }
 func (*Session) Type() string    { return TypeSession }
 func (*Read) Type() string       { return TypeRead }
+func (*Login) Type() string      { return TypeLogin }
 func (*Welcome) Type() string    { return TypeWelcome }
 func (*Msg) Type() string        { return TypeMsg }
 func (*Ack) Type() string        { return TypeAck }
@@ -227,6 +243,18 @@ func (f *Session) AppendJSON(b []byte) []byte {
 	} else {
 		w.b = append(w.b, f.Data...)
 	}
+	w.close()
+	return w.b
+}
+
+func (f *Login) AppendJSON(b []byte) []byte {
+	w := frameStart(b, TypeLogin)
+	w.str("id", f.ID, false)
+	w.str("user", f.User, false)
+	w.str("signature", f.Signature, true)
+	w.str("name", f.Name, true)
+	w.str("email", f.Email, true)
+	w.str("phone", f.Phone, true)
 	w.close()
 	return w.b
 }
@@ -414,6 +442,8 @@ func Decode(data []byte) (Frame, error) {
 		f = new(Session)
 	case TypeRead:
 		f = new(Read)
+	case TypeLogin:
+		f = new(Login)
 	case TypeWelcome:
 		f = new(Welcome)
 	case TypeMsg:
@@ -639,6 +669,15 @@ func (f *Session) read(r *reader) {
 
 func (f *Read) read(r *reader) { f.Seq = r.uint("seq") }
 
+func (f *Login) read(r *reader) {
+	f.ID = r.str("id")
+	f.User = r.str("user")
+	f.Signature = r.str("signature")
+	f.Name = r.str("name")
+	f.Email = r.str("email")
+	f.Phone = r.str("phone")
+}
+
 func (f *Welcome) read(r *reader) {
 	f.Visitor = r.str("visitor")
 	f.Conversation = r.str("conversation")
@@ -758,6 +797,46 @@ func (f *Session) Validate() error {
 		return invalid("data", "is larger than "+strconv.Itoa(MaxSessionData)+" bytes")
 	}
 	return nil
+}
+
+// Validate checks a login frame: a signature of 64 hex digits for a
+// user, none for a logout.
+func (f *Login) Validate() error {
+	if err := CheckClientID("id", f.ID); err != nil {
+		return err
+	}
+	if len(f.User) > MaxTitle {
+		return invalid("user", "is longer than "+strconv.Itoa(MaxTitle)+" bytes")
+	}
+	if f.User == "" {
+		if f.Signature != "" {
+			return invalid("signature", "must be empty for a logout")
+		}
+		return nil
+	}
+	if len(f.Signature) != 64 || !hexDigits64(f.Signature) {
+		return invalid("signature", "must be the 64 hex digits of HMAC-SHA256(identity_secret, user)")
+	}
+	if err := checkText("name", f.Name, MaxTitle); err != nil {
+		return err
+	}
+	if len(f.Email) > MaxTitle || f.Email != "" && IndexByte(f.Email, '@') < 1 {
+		return invalid("email", "must be an e-mail address")
+	}
+	if f.Phone != "" && !validPhone(f.Phone) {
+		return invalid("phone", "must be a phone number such as +32 477 99 00 22")
+	}
+	return nil
+}
+
+func hexDigits64(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate accepts every read frame.

@@ -232,7 +232,7 @@ type (
 	}
 	variables struct {
 		System       map[string]string `json:"system,omitempty"`
-		Contact      map[string]string `json:"contact,omitempty"` // from login, when it exists
+		Contact      map[string]string `json:"contact,omitempty"` // from Porthole.login
 		Conversation json.RawMessage   `json:"conversation,omitempty"`
 	}
 	startFrom struct {
@@ -259,7 +259,7 @@ func (a *Adapter) start(ctx context.Context, m provider.Message, text string) er
 		Channel: "API", Message: newText(text), BotKey: a.cfg.BotKey,
 		From: startFrom{UserExternalID: m.Visitor.ID, Type: "VISITOR"},
 	}
-	vars := variables{System: systemVariables(m.Visitor), Conversation: sessionObject(m.Session)}
+	vars := variables{System: systemVariables(m.Visitor), Contact: contactVariables(m.Contact), Conversation: sessionObject(m.Session)}
 	if m.Session != nil && vars.Conversation == nil {
 		a.log.Warn("chataibot: session data is not a JSON object; not sent", "bot", a.bot, "conversation", m.Conversation)
 	}
@@ -334,6 +334,26 @@ func (a *Adapter) send(ctx context.Context, m provider.Message, ref, text string
 	}
 	a.deliverAnswer(ctx, m.Conversation, ref, "reply/"+id, ans)
 	return nil
+}
+
+// contactVariables fills variables.contact from the host site's signed-in
+// user (Porthole.login). ChatAIBot documents no call to update variables
+// later, so a login after the conversation started reaches it only in a
+// new conversation.
+func contactVariables(c *provider.Contact) map[string]string {
+	if c == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range map[string]string{"name": c.Name, "email": c.Email, "phone": c.Phone} {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // systemVariables fills variables.system from what the widget's hello

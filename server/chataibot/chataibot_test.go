@@ -108,6 +108,7 @@ func TestStartThenSend(t *testing.T) {
 	}
 	first := text(convA, "c1", "Hello")
 	first.Session = []byte(`{"plan":"pro","n":2}`)
+	first.Contact = &provider.Contact{User: "user-42", Name: "Ann Lee", Email: "ann@example.com"}
 	r.mustSend(first)
 	second := text(convA, "c2", "count")
 	second.Seq = 2
@@ -132,6 +133,7 @@ func TestStartThenSend(t *testing.T) {
 		"from":    map[string]any{"user_external_id": "v-42", "type": "VISITOR"},
 		"variables": map[string]any{
 			"system":       map[string]any{"timezone": "Europe/Brussels", "browserLanguage": "en-GB", "referrerUrl": "https://shop.example/pricing"},
+			"contact":      map[string]any{"name": "Ann Lee", "email": "ann@example.com"},
 			"conversation": map[string]any{"plan": "pro", "n": 2.0},
 		},
 	}

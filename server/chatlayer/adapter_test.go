@@ -450,3 +450,31 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 		}
 	})
 }
+
+// TestAdapterSendsTheSignedInUser: a Porthole.login contact goes upstream
+// as user names and session data, without overriding the page's keys.
+func TestAdapterSendsTheSignedInUser(t *testing.T) {
+	r := newRig(t, ModeV1, nil)
+	r.send(provider.Message{Kind: provider.Text, Text: "hi", Session: []byte(`{"email":"page@example.com","plan":"pro"}`),
+		Contact: &provider.Contact{User: "user-42", Name: "Ann Marie Lee", Email: "ann@example.com", Phone: "+32 477 99 00 22"}})
+	reqs := r.emu.Requests()
+	if len(reqs) != 1 || reqs[0].Status != http.StatusOK {
+		t.Fatalf("requests = %+v", reqs)
+	}
+	var b struct {
+		User        map[string]string `json:"user"`
+		SessionData map[string]string `json:"sessionData"`
+	}
+	if err := json.Unmarshal(reqs[0].Body, &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.User["firstName"] != "Ann" || b.User["lastName"] != "Marie Lee" || b.User["id"] != convA {
+		t.Errorf("user = %v", b.User)
+	}
+	want := map[string]string{"externalId": "user-42", "email": "page@example.com", "phone": "+32 477 99 00 22", "plan": "pro"}
+	for k, v := range want {
+		if b.SessionData[k] != v {
+			t.Errorf("sessionData[%s] = %q, want %q", k, b.SessionData[k], v)
+		}
+	}
+}

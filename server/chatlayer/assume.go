@@ -3,6 +3,8 @@ package chatlayer
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/porthole-chat/porthole/server/provider"
 )
 
 // This file keeps, in one place, every behaviour the Chatlayer
@@ -26,6 +28,10 @@ import (
 //     nothing, and the bot speaks once the visitor does (see Send).
 //  6. Mode legacy has no session data: Porthole.setSessionData is not
 //     passed upstream in that mode (see Send).
+//  7. A signed-in user (Porthole.login) goes upstream as user.firstName
+//     and user.lastName (the name split at its first space) and as the
+//     session data keys externalId, email and phone, unless the page's
+//     own session data already sets them. See contactSessionData.
 
 // firstCounter is the messageCounter expected first in a conversation
 // for which no counter was stored yet (assumption 4). A conversation
@@ -154,4 +160,25 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// splitName splits a display name into first and last name at its first
+// space (assumption 7).
+func splitName(name string) (first, last string) {
+	name = strings.TrimSpace(name)
+	first, last, _ = strings.Cut(name, " ")
+	return first, strings.TrimSpace(last)
+}
+
+// contactSessionData adds the signed-in user's id, e-mail and phone to
+// V1 session data, without overriding what the page set (assumption 7).
+func contactSessionData(obj map[string]json.RawMessage, c *provider.Contact) {
+	if c == nil {
+		return
+	}
+	for k, v := range map[string]string{"externalId": c.User, "email": c.Email, "phone": c.Phone} {
+		if _, set := obj[k]; !set && v != "" {
+			obj[k], _ = json.Marshal(v)
+		}
+	}
 }

@@ -97,6 +97,8 @@ type (
 	}
 	v1User struct {
 		ID                string `json:"id"`
+		FirstName         string `json:"firstName,omitempty"`
+		LastName          string `json:"lastName,omitempty"`
 		PreferredLanguage string `json:"preferredLanguage,omitempty"`
 	}
 	v1Message struct {
@@ -170,6 +172,9 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 		req = provider.Request{Method: http.MethodPost, URL: a.base + "/api/webhookMessage/" + url.PathEscape(a.cfg.BotID), JSON: body}
 	default:
 		body := v1Request{User: v1User{ID: m.Conversation, PreferredLanguage: language(m.Visitor.Locale)}}
+		if m.Contact != nil {
+			body.User.FirstName, body.User.LastName = splitName(m.Contact.Name)
+		}
 		switch m.Kind {
 		case provider.Start:
 			if !*a.cfg.Greet {
@@ -205,20 +210,22 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 }
 
 // sessionData returns the visitor's session data for V1's sessionData,
-// or nil when there is none or it is not a JSON object.
+// with the signed-in user's contact added (assumption 7), or nil when
+// there is none.
 func (a *Adapter) sessionData(m provider.Message) json.RawMessage {
-	if len(m.Session) == 0 {
-		return nil
+	obj := map[string]json.RawMessage{}
+	if len(m.Session) > 0 {
+		if err := json.Unmarshal(m.Session, &obj); err != nil {
+			a.log.Warn("session data is not a JSON object; not sent", "conversation", m.Conversation)
+			obj = map[string]json.RawMessage{}
+		}
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(m.Session, &obj); err != nil {
-		a.log.Warn("session data is not a JSON object; not sent", "conversation", m.Conversation)
-		return nil
-	}
+	contactSessionData(obj, m.Contact)
 	if len(obj) == 0 {
 		return nil
 	}
-	return json.RawMessage(m.Session)
+	out, _ := json.Marshal(obj)
+	return out
 }
 
 // takeoff registers a Send in progress for conversation conv.

@@ -56,6 +56,17 @@ type Message struct {
 	// Session is the visitor's session data as a JSON object (from
 	// Porthole.setSessionData), or nil.
 	Session []byte
+	// Contact is the host site's signed-in user (Porthole.login), verified
+	// by the server, or nil.
+	Contact *Contact
+}
+
+// Contact is a user the host site vouched for with its identity secret.
+type Contact struct {
+	User  string `json:"user"` // the site's own id of the user
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
 }
 
 // Provider hands visitor messages to one bot platform.
