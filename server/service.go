@@ -299,6 +299,9 @@ type item struct {
 	first     time.Time
 	notBefore time.Time
 	shown     bool // the visitor was told it failed; it no longer holds back later messages
+	// gen counts the visitor's retries: an attempt that was in flight
+	// when the visitor pressed retry must not record its stale outcome.
+	gen int
 }
 
 // enqueue adds seq to the conversation's queue, starting its worker if
@@ -318,7 +321,8 @@ func (s *Service) enqueue(conv string, seq uint64, reset bool) bool {
 	for i, it := range q.items {
 		if it.seq == seq {
 			if reset {
-				*it = item{seq: seq, first: now, notBefore: now}
+				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
+				it.gen++
 			}
 			added = false
 			break
@@ -423,6 +427,11 @@ func (s *Service) abandon(conv string) {
 // gone).
 func (s *Service) attempt(conv string, it *item) bool {
 	ctx := s.ctx
+	// The item is shared with enqueue (a retry resets it): read it, and
+	// later record the outcome, under the lock only.
+	s.mu.Lock()
+	seq, attempts, first, shown, gen := it.seq, it.attempts, it.first, it.shown, it.gen
+	s.mu.Unlock()
 	c, err := s.store.Get(ctx, conv)
 	if err != nil {
 		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, err)
@@ -432,7 +441,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 		s.log.Error("no provider for bot", "bot", c.Bot, "conversation", conv)
 		return true
 	}
-	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: it.seq, Kind: provider.Start}
+	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: seq, Kind: provider.Start}
 	if raw, err := s.store.Attr(ctx, conv, attrVisitor); err == nil && raw != "" {
 		_ = json.Unmarshal([]byte(raw), &pm.Visitor)
 	}
@@ -449,18 +458,18 @@ func (s *Service) attempt(conv string, it *item) bool {
 		}
 	}
 	var msg store.Message
-	if it.seq > 0 {
-		ms, err := s.store.Read(ctx, conv, it.seq-1, 1)
+	if seq > 0 {
+		ms, err := s.store.Read(ctx, conv, seq-1, 1)
 		if err != nil {
 			return s.storeTrouble(conv, it, err)
 		}
-		if len(ms) == 0 || ms[0].Seq != it.seq || ms[0].State == store.Delivered {
+		if len(ms) == 0 || ms[0].Seq != seq || ms[0].State == store.Delivered {
 			return true
 		}
 		msg = ms[0]
 		body, err := widget.DecodeBody(msg.Body)
 		if err != nil {
-			s.log.Error("stored message does not decode", "conversation", conv, "seq", it.seq, "error", err)
+			s.log.Error("stored message does not decode", "conversation", conv, "seq", seq, "error", err)
 			return true
 		}
 		pm.ClientID, pm.Text, pm.Kind = msg.ClientID, body.Text, provider.Text
@@ -478,13 +487,13 @@ func (s *Service) attempt(conv string, it *item) bool {
 	err = p.Send(callCtx, pm)
 	cancel()
 	<-s.sem
-	it.attempts++
+	attempts++
 
 	if err == nil {
-		s.log.Debug("handed upstream", "bot", c.Bot, "conversation", conv, "seq", it.seq, "kind", string(pm.Kind), "attempt", it.attempts)
-		if it.seq > 0 {
-			if _, err := s.store.SetState(ctx, conv, it.seq, store.Delivered, ""); err != nil {
-				s.log.Error("cannot record delivery", "conversation", conv, "seq", it.seq, "error", err)
+		s.log.Debug("handed upstream", "bot", c.Bot, "conversation", conv, "seq", seq, "kind", string(pm.Kind), "attempt", attempts)
+		if seq > 0 {
+			if _, err := s.store.SetState(ctx, conv, seq, store.Delivered, ""); err != nil {
+				s.log.Error("cannot record delivery", "conversation", conv, "seq", seq, "error", err)
 			}
 			s.publishStatus(conv, msg.ClientID, widget.StateDelivered, "")
 		}
@@ -494,25 +503,29 @@ func (s *Service) attempt(conv string, it *item) bool {
 		return false
 	}
 	reason, temporary, after := provider.Classify(err)
-	give := time.Since(it.first) > s.retry.GiveUp
-	s.log.Warn("upstream call failed", "bot", c.Bot, "conversation", conv, "seq", it.seq,
-		"attempt", it.attempts, "reason", reason, "retry", temporary && !give, "error", err)
-	if !temporary || give || it.attempts >= s.retry.Quick && !it.shown {
-		if it.seq > 0 && !it.shown {
-			if _, err := s.store.SetState(ctx, conv, it.seq, store.Failed, reason); err != nil {
-				s.log.Error("cannot record failure", "conversation", conv, "seq", it.seq, "error", err)
-			}
-			s.publishStatus(conv, msg.ClientID, widget.StateFailed, reason)
-		}
-		it.shown = true
-		if !temporary || give {
-			return true
-		}
-	}
+	give := time.Since(first) > s.retry.GiveUp
+	retry := temporary && !give
+	markFailed := !shown && (!retry || attempts >= s.retry.Quick)
+	s.log.Warn("upstream call failed", "bot", c.Bot, "conversation", conv, "seq", seq,
+		"attempt", attempts, "reason", reason, "retry", retry, "error", err)
 	s.mu.Lock()
-	it.notBefore = time.Now().Add(s.retry.backoff(it.attempts, after))
+	if it.gen != gen { // the visitor retried meanwhile: that retry starts afresh
+		s.mu.Unlock()
+		return false
+	}
+	it.attempts = attempts
+	it.shown = it.shown || markFailed
+	if retry {
+		it.notBefore = time.Now().Add(s.retry.backoff(attempts, after))
+	}
 	s.mu.Unlock()
-	return false
+	if markFailed && seq > 0 {
+		if _, err := s.store.SetState(ctx, conv, seq, store.Failed, reason); err != nil {
+			s.log.Error("cannot record failure", "conversation", conv, "seq", seq, "error", err)
+		}
+		s.publishStatus(conv, msg.ClientID, widget.StateFailed, reason)
+	}
+	return !retry
 }
 
 // storeTrouble logs a store error during dispatch and schedules the item

@@ -57,6 +57,7 @@ type widgetUI struct {
 
 	open      bool
 	atEnd     bool // the log is scrolled to its newest message
+	pinned    int  // the log's scrollTop when we last scrolled it to the end
 	inline    bool
 	destroyed bool
 	texts     widget.Texts

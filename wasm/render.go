@@ -50,7 +50,12 @@ func (w *widgetUI) build() {
 	// Images and video grow the log when they load, after the render that
 	// scrolled it: keep following the newest message while the visitor is
 	// at the end. Media events do not bubble: listen in the capture phase.
-	w.listen(w.log, "scroll", func(js.Value) { w.atEnd = w.nearEnd() })
+	// Only the visitor scrolling up leaves the end: a scroll event from our
+	// own pinning can arrive after media grew the log, when the position
+	// is no longer near the (new) end but still where we put it.
+	w.listen(w.log, "scroll", func(js.Value) {
+		w.atEnd = w.nearEnd() || w.log.Get("scrollTop").Int() >= w.pinned-2
+	})
 	follow := w.fn(func() {
 		if w.atEnd {
 			w.scrollToEnd()
@@ -360,6 +365,7 @@ func (w *widgetUI) nearEnd() bool {
 
 func (w *widgetUI) scrollToEnd() {
 	w.log.Set("scrollTop", w.log.Get("scrollHeight"))
+	w.pinned = w.log.Get("scrollTop").Int()
 	w.atEnd = true
 }
 

@@ -407,7 +407,11 @@ func TestWidgetConversation(t *testing.T) {
 	waitJS(t, ctx, "the image", in(`.media img[alt="A round porthole looking out at the sea"]`))
 	waitJS(t, ctx, "the video", in(`.media video`))
 	waitJS(t, ctx, "the loaded image", in(`.media img`)+`.complete && `+in(`.media img`)+`.naturalWidth > 0`)
-	waitJS(t, ctx, "the log to end at the newest message", `(function(l){return l.scrollHeight - l.scrollTop - l.clientHeight < 2})(`+in(".log")+`)`)
+	atEnd := `(function(l){return l.scrollHeight - l.scrollTop - l.clientHeight < 2})(` + in(".log") + `)`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](atEnd, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		m := evalJS[map[string]float64](t, ctx, `(function(l){return {height: l.scrollHeight, top: l.scrollTop, client: l.clientHeight}})(`+in(".log")+`)`)
+		t.Fatalf("the log does not end at the newest message: %v (%v)", m, err)
+	}
 	clickText(t, ctx, "Yes, please")
 	waitJS(t, ctx, "the audio", in(`.media audio`))
 	waitJS(t, ctx, "the file link", in(`a.file[href$=".pdf"]`))
