@@ -54,9 +54,18 @@ func (w *widgetUI) api() js.Value {
 			w.renderInline(arg)
 		case "destroy":
 			w.destroy()
+		case "login", "logout":
+			// login(userId, signature, {name, email, phone}); logout().
+			l := widget.Login{}
+			if a[0].String() == "login" {
+				l.User, l.Signature = jsString(args, 0), jsString(args, 1)
+				if args.Length() > 2 && args.Index(2).Type() == js.TypeObject {
+					o := args.Index(2)
+					l.Name, l.Email, l.Phone = jsString(o, "name"), jsString(o, "email"), jsString(o, "phone")
+				}
+			}
+			w.apply(w.client.Login(l))
 		}
-		// login and logout attach the host site's signed user identity;
-		// their server side arrives with the platform adapters.
 		return nil
 	})
 	return f.Value
@@ -104,4 +113,23 @@ func (w *widgetUI) destroy() {
 		f.Release()
 	}
 	w.funcs = nil // the API dispatcher stays: calls after destroy do nothing
+}
+
+// jsString reads args[key] (an index or a property name) as a string, or
+// "" when it is not one.
+func jsString(v js.Value, key any) string {
+	var x js.Value
+	switch k := key.(type) {
+	case int:
+		if k >= v.Length() {
+			return ""
+		}
+		x = v.Index(k)
+	case string:
+		x = v.Get(k)
+	}
+	if x.Type() != js.TypeString {
+		return ""
+	}
+	return x.String()
 }

@@ -681,10 +681,8 @@ func (c *Client) onWelcome(w *Welcome, u *Update) {
 		c.seen = w.Last
 		c.saveSeen()
 	}
-	if !lookEqual(c.serverLook, w.Widget) {
-		c.serverLook = w.Widget
-		u.Change |= ChangeLook
-	}
+	c.serverLook = w.Widget // repainting the look on every welcome is cheap
+	u.Change |= ChangeLook
 	if c.conn != ConnOnline { // not the answer to a resync hello
 		c.welcomedAt = now
 	}
@@ -909,21 +907,26 @@ func (c *Client) SetSession(data RawJSON) Update {
 		u.Notice = &Notice{Code: CodeBadRequest, Message: "session data must be a JSON object"}
 		return c.finish(u)
 	}
-	if n := len(c.queue); n > 0 {
-		last := c.queue[n-1]
-		if s, ok := last.frame.(*Session); ok && (last.gen != c.gen || c.conn != ConnOnline) {
-			if old, err := ParseJSON(s.Data); err == nil {
-				merged := AppendJSONValue(nil, mergeObjects(old, v))
-				if len(merged) <= MaxSessionData {
-					last.frame = &Session{ID: s.ID, Data: merged}
-					c.saveItem(last)
-					c.flush(&u)
-					return c.finish(u)
-				}
-			}
-		}
-	}
+	// Updates queued while offline go out one by one: the server merges
+	// them into the session data in order, as it would online.
 	f := &Session{ID: c.newID(), Data: AppendJSONValue(nil, v)}
+	return c.queueSetting(f.ID, f, true)
+}
+
+// Login queues Porthole.login(user, signature, {name, email, phone}), or
+// a logout when user is empty. It waits while offline, but is not kept
+// across a reload: a page calls login on every load, as sites do with
+// Chatlayer's widget. The server checks the signature and answers a
+// forged one with an error (a Notice), not a retry loop.
+func (c *Client) Login(f Login) Update {
+	f.ID = c.newID()
+	return c.queueSetting(f.ID, &f, false)
+}
+
+// queueSetting puts a session or login frame on the outbox, kept in
+// Storage when persist is set, and sends it when the socket is up.
+func (c *Client) queueSetting(id string, f validator, persist bool) Update {
+	var u Update
 	if err := f.Validate(); err != nil {
 		u.Notice = noticeOf(err)
 		return c.finish(u)
@@ -932,32 +935,13 @@ func (c *Client) SetSession(data RawJSON) Update {
 		u.Notice = &Notice{Code: CodeOutboxFull, Message: "too many updates are waiting to be sent"}
 		return c.finish(u)
 	}
-	it := &item{id: f.ID, frame: f, at: c.now(), persist: true}
-	c.saveItem(it)
+	it := &item{id: id, frame: f, at: c.now(), persist: persist}
+	if persist {
+		c.saveItem(it)
+	}
 	c.queue = append(c.queue, it)
 	c.flush(&u)
 	return c.finish(u)
-}
-
-// mergeObjects returns a with b's members set on it, later ones winning.
-func mergeObjects(a, b JSONValue) JSONValue {
-	out := JSONValue{Kind: JSONObject, Fields: make([]JSONField, 0, len(a.Fields)+len(b.Fields))}
-	set := func(f JSONField) {
-		for i := range out.Fields {
-			if out.Fields[i].Key == f.Key {
-				out.Fields[i].Value = f.Value
-				return
-			}
-		}
-		out.Fields = append(out.Fields, f)
-	}
-	for _, f := range a.Fields {
-		set(f)
-	}
-	for _, f := range b.Fields {
-		set(f)
-	}
-	return out
 }
 
 // Retry sends a failed message again with the same client id; the
@@ -1321,19 +1305,6 @@ func MergeLook(base, over Look) Look {
 		}
 	}
 	return out
-}
-
-func lookEqual(a, b Look) bool {
-	if a.Title != b.Title || a.Subtitle != b.Subtitle || a.Icon != b.Icon || a.Position != b.Position ||
-		a.BrandColor != b.BrandColor || a.Greeting != b.Greeting || a.Locale != b.Locale || len(a.Texts) != len(b.Texts) {
-		return false
-	}
-	for k, v := range a.Texts {
-		if w, ok := b.Texts[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // Transcript bookkeeping.

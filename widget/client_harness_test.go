@@ -2,6 +2,7 @@ package widget
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,6 +41,7 @@ type fakeServer struct {
 	sessions []string
 	reads    []uint64
 	received []Frame
+	logins   []string // users logged in; "" for a logout
 	// limit, when set, refuses a client frame with rate_limited and the
 	// returned retry_ms when it is above 0.
 	limit func(id string) int64
@@ -152,6 +154,13 @@ func (s *fakeServer) receive(c *fakeConn, data []byte) {
 			return
 		}
 		s.sessions = append(s.sessions, string(f.Data))
+		s.push(c, &Ack{ID: f.ID})
+	case *Login:
+		if f.User != "" && f.Signature != strings.Repeat("a", 64) { // the fake's only valid signature
+			s.push(c, &ErrorFrame{Code: CodeUnauthorized, Message: "bad signature", ID: f.ID})
+			return
+		}
+		s.logins = append(s.logins, f.User)
 		s.push(c, &Ack{ID: f.ID})
 	case *Read:
 		s.reads = append(s.reads, f.Seq)

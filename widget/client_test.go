@@ -602,7 +602,9 @@ func appendInt(b []byte, n int64) []byte {
 	return append(b, byte('0'+n%10))
 }
 
-func TestSessionQueuedAndMerged(t *testing.T) {
+// TestSessionQueued: session updates made offline wait in the outbox, in
+// order with messages, one frame each (the server merges them).
+func TestSessionQueued(t *testing.T) {
 	clock := newClock()
 	srv := newServer(t, clock)
 	store := new(MemoryStorage)
@@ -616,13 +618,13 @@ func TestSessionQueuedAndMerged(t *testing.T) {
 	tb.apply(u)
 	tb.apply(tb.c.SetSession(RawJSON(`{"c":true}`)))
 	stored, _ := store.Get("porthole:acme:outbox")
-	if strings.Count(stored, `"type":"session"`) != 2 {
+	if strings.Count(stored, `"type":"session"`) != 3 {
 		t.Fatalf("stored outbox: %s", stored)
 	}
 	// A reload keeps them.
 	tb = newTab(t, "reloaded", srv, store, 20).online()
-	want := []string{`{"plan":"pro","a":null,"b":[1,2]}`, `{"c":true}`}
-	if len(srv.sessions) != 2 || srv.sessions[0] != want[0] || srv.sessions[1] != want[1] {
+	want := []string{`{"plan":"pro","a":1}`, `{"a":null,"b":[1,2]}`, `{"c":true}`}
+	if len(srv.sessions) != 3 || srv.sessions[0] != want[0] || srv.sessions[1] != want[1] || srv.sessions[2] != want[2] {
 		t.Fatalf("sessions %q", srv.sessions)
 	}
 	// In order with the message between them.
@@ -630,7 +632,7 @@ func TestSessionQueuedAndMerged(t *testing.T) {
 	for _, f := range srv.received {
 		order = append(order, f.Type())
 	}
-	if strings.Join(order, ",") != "hello,session,send,session" {
+	if strings.Join(order, ",") != "hello,session,session,send,session" {
 		t.Fatalf("order %v", order)
 	}
 	if tb.c.Entry(e.ClientID) == nil {
@@ -642,7 +644,7 @@ func TestSessionQueuedAndMerged(t *testing.T) {
 	// Online: sent at once.
 	tb.apply(tb.c.SetSession(RawJSON(`{"d":1}`)))
 	tb.pump()
-	if len(srv.sessions) != 3 {
+	if len(srv.sessions) != 4 {
 		t.Fatal("online session update not sent")
 	}
 }
@@ -972,3 +974,38 @@ func TestStatusEdgesAndShowState(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestLoginQueuedAndRefusedOnce: a login made offline goes out once the
+// socket is up; a forged one is refused with a notice and not retried.
+func TestLoginQueuedAndRefusedOnce(t *testing.T) {
+	clock := newClock()
+	srv := newServer(t, clock)
+	store := new(MemoryStorage)
+	tb := newTab(t, "tab", srv, store, 31)
+	tb.apply(tb.c.Login(Login{User: "user-42", Signature: strings.Repeat("a", 64), Name: "Ann"}))
+	if u := tb.apply(tb.c.Login(Login{User: "user-42", Signature: "short"})); u.Notice == nil || u.Notice.Code != CodeBadRequest {
+		t.Fatalf("an invalid login was queued: %+v", u.Notice)
+	}
+	if stored, _ := store.Get("porthole:acme:outbox"); strings.Contains(stored, "login") {
+		t.Fatalf("a login was stored for the next page: %s", stored)
+	}
+	tb.online()
+	if len(srv.logins) != 1 || srv.logins[0] != "user-42" {
+		t.Fatalf("logins = %q", srv.logins)
+	}
+	tb.apply(tb.c.Login(Login{User: "user-43", Signature: strings.Repeat("b", 64)}))
+	tb.pump()
+	if n := len(srv.sentFrames(TypeLogin)); n != 2 {
+		t.Fatalf("%d login frames sent, want 2 (the forged one once)", n)
+	}
+	tb.apply(tb.c.Tick())
+	tb.pump()
+	if n := len(srv.sentFrames(TypeLogin)); n != 2 {
+		t.Fatalf("the forged login was retried: %d frames", n)
+	}
+	tb.apply(tb.c.Login(Login{}))
+	tb.pump()
+	if len(srv.logins) != 2 || srv.logins[1] != "" {
+		t.Fatalf("logout not sent: %q", srv.logins)
+	}
+}

@@ -161,6 +161,8 @@ window.Porthole = window.Porthole || [];
 Porthole.push(["setSessionData", {plan: "pro"}]);
 Porthole.push(["on", "open", function () { events.push("open"); }]);
 Porthole.push(["on", "message", function (m) { events.push("message:" + m.text); }]);
+Porthole.push(["on", "error", function (e) { events.push("error:" + e.code); }]);
+Porthole.push(["login", "user-1", "`+strings.Repeat("0", 64)+`", {name: "Ann"}]);
 addEventListener("load", function () {
   Porthole.open();
   Porthole.sendMessage("pricing");
@@ -501,6 +503,8 @@ func TestWidgetAPIBeforeLoad(t *testing.T) {
 	if !strings.Contains(joined, "open") || !strings.Contains(joined, "message:") {
 		t.Fatalf("events = %v, want open and message", events)
 	}
+	// This bot has no identity_secret: the queued login is refused.
+	waitJS(t, ctx, "the refused login", `window.events.indexOf("error:unauthorized") >= 0`)
 	if !evalJS[bool](t, ctx, `Porthole.isOpen()`) {
 		t.Fatal("Porthole.isOpen() is false with the panel open")
 	}
