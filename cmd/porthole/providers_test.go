@@ -153,31 +153,7 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 	twice := c.botSaid("You said: twice?")
 	nothingAfter(t, p, "shop", w.Visitor, twice.Seq, 500*time.Millisecond)
 
-	// A 429 followed by success delivers once.
-	before := emu.Stats().Messages
-	emu.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
-	c.send(&widget.Send{ID: "m6", Text: "after a 429"})
-	c.ack("m6")
-	if s := c.status("m6"); s.State != widget.StateDelivered {
-		t.Fatalf("after 429: %+v", s)
-	}
-	c.botSaid("You said: after a 429")
-	if got := emu.Stats().Messages - before; got != 1 {
-		t.Fatalf("the platform accepted the message %d times", got)
-	}
-
-	// The platform down for a while: the visitor sees failed, then
-	// delivered once it is back, with the reply.
-	emu.FailNext(3, http.StatusServiceUnavailable, nil)
-	c.send(&widget.Send{ID: "m7", Text: "are you down?"})
-	c.ack("m7")
-	if s := c.status("m7"); s.State != widget.StateFailed || s.Error != "upstream_unavailable" {
-		t.Fatalf("while down: %+v", s)
-	}
-	if s := c.status("m7"); s.State != widget.StateDelivered {
-		t.Fatalf("once back: %+v", s)
-	}
-	c.botSaid("You said: are you down?")
+	upstreamFaults(t, c, emu.FailNext, func() int { return emu.Stats().Messages })
 
 	// No token or secret in any frame, HTTP answer or log line.
 	scan := append(append(c.frames, responses...), p.log())
@@ -298,28 +274,7 @@ func TestChatlayerEndToEnd(t *testing.T) {
 		t.Fatalf("the duplicated callback was stored %d times", n)
 	}
 
-	// A 429 then success delivers once.
-	before := emu.Accepted(w.Conversation)
-	emu.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
-	c.send(&widget.Send{ID: "m5", Text: "after a 429"})
-	if s := c.status("m5"); s.State != widget.StateDelivered {
-		t.Fatalf("after 429: %+v", s)
-	}
-	c.botSaid("You said: after a 429")
-	if got := emu.Accepted(w.Conversation) - before; got != 1 {
-		t.Fatalf("the platform accepted the message %d times", got)
-	}
-
-	// Down for a while, then back: failed, then delivered.
-	emu.FailNext(3, http.StatusServiceUnavailable, nil)
-	c.send(&widget.Send{ID: "m6", Text: "are you down?"})
-	if s := c.status("m6"); s.State != widget.StateFailed || s.Error != "upstream_unavailable" {
-		t.Fatalf("while down: %+v", s)
-	}
-	if s := c.status("m6"); s.State != widget.StateDelivered {
-		t.Fatalf("once back: %+v", s)
-	}
-	c.botSaid("You said: are you down?")
+	upstreamFaults(t, c, emu.FailNext, func() int { return emu.Accepted(w.Conversation) })
 
 	for _, s := range append(append(c.frames, responses...), p.log()) {
 		for _, v := range []string{chatlayertest.DefaultToken, chatlayertest.DefaultVerifyToken, "emu-token-secret"} {
@@ -359,4 +314,34 @@ func countStored(t testing.TB, p *proc, bot, token, text string) int {
 		}
 	}
 	return n
+}
+
+// upstreamFaults checks, against a platform's emulator, that a 429 then
+// success delivers the message once, and that a platform down for three
+// attempts shows the visitor "failed", then "delivered" with the reply.
+// failNext injects faults; accepted counts the messages the platform took.
+func upstreamFaults(t testing.TB, c *wsc, failNext func(n, status int, h http.Header), accepted func() int) {
+	t.Helper()
+	before := accepted()
+	failNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
+	c.send(&widget.Send{ID: "f429", Text: "after a 429"})
+	c.ack("f429")
+	if s := c.status("f429"); s.State != widget.StateDelivered {
+		t.Fatalf("after 429: %+v", s)
+	}
+	c.botSaid("You said: after a 429")
+	if got := accepted() - before; got != 1 {
+		t.Fatalf("the platform accepted the message %d times", got)
+	}
+
+	failNext(3, http.StatusServiceUnavailable, nil)
+	c.send(&widget.Send{ID: "fdown", Text: "are you down?"})
+	c.ack("fdown")
+	if s := c.status("fdown"); s.State != widget.StateFailed || s.Error != "upstream_unavailable" {
+		t.Fatalf("while down: %+v", s)
+	}
+	if s := c.status("fdown"); s.State != widget.StateDelivered {
+		t.Fatalf("once back: %+v", s)
+	}
+	c.botSaid("You said: are you down?")
 }
