@@ -134,17 +134,7 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 	req, _ := http.NewRequest("POST", "http://"+addr+"/hooks/chataibot/shop",
 		strings.NewReader(`{"conversation_id":"`+convs[0].ID+`","message_id":"forged","messages":[{"type":"text","data":{"body":"forged"}}]}`))
 	req.Header.Set("Authorization", "Bearer wrong-secret")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	responses = append(responses, string(body))
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("forged callback: %d", resp.StatusCode)
-	}
+	responses = append(responses, refused(t, req))
 	nothingAfter(t, p, "shop", w.Visitor, seqBefore, 300*time.Millisecond)
 
 	// A callback delivered twice shows once.
@@ -251,17 +241,9 @@ func TestChatlayerEndToEnd(t *testing.T) {
 	// gets 401 and reaches nobody.
 	idle(t, emu)
 	seqBefore := lastSeq(t, p, "acme", w.Visitor)
-	resp, err := http.Post("http://"+addr+"/hooks/chatlayer/acme", "application/json",
+	req, _ := http.NewRequest("POST", "http://"+addr+"/hooks/chatlayer/acme",
 		strings.NewReader(`{"senderId":"`+w.Conversation+`","message":{"text":"forged"},"messageCounter":999,"verifyToken":"wrong"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	responses = append(responses, string(body))
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("forged callback: %d", resp.StatusCode)
-	}
+	responses = append(responses, refused(t, req))
 	nothingAfter(t, p, "acme", w.Visitor, seqBefore, 300*time.Millisecond)
 
 	// A retried (duplicated) callback shows once.
@@ -344,4 +326,21 @@ func upstreamFaults(t testing.TB, c *wsc, failNext func(n, status int, h http.He
 		t.Fatalf("once back: %+v", s)
 	}
 	c.botSaid("You said: are you down?")
+}
+
+// refused posts a forged callback, asserts the 401 and returns the
+// answer's body for the secret scan.
+func refused(t testing.TB, req *http.Request) string {
+	t.Helper()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged callback: %d %s", resp.StatusCode, body)
+	}
+	return string(body)
 }
