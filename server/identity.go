@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -184,4 +185,31 @@ func writeNewFile(path, data string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// FormToken returns the token a fallback page's forms carry against
+// cross-site request forgery: an HMAC of the bot and visitor under the
+// first key, so that only a page we rendered for this visitor has it.
+// It needs no server state, and it stays valid as long as its key is in
+// the ring.
+func (k *Keyring) FormToken(bot, visitor string) string {
+	return formToken(k.pairs[0], bot, visitor)
+}
+
+// CheckFormToken reports, in constant time, whether token is the form
+// token of bot and visitor under any key of the ring.
+func (k *Keyring) CheckFormToken(bot, visitor, token string) bool {
+	ok := false
+	for i := 0; i < len(k.pairs); i += 2 {
+		if hmac.Equal([]byte(formToken(k.pairs[i], bot, visitor)), []byte(token)) {
+			ok = true
+		}
+	}
+	return ok && token != ""
+}
+
+func formToken(key []byte, bot, visitor string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("porthole form\x00" + bot + "\x00" + visitor))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gorilla/sessions"
 	"golang.org/x/time/rate"
 
 	"github.com/porthole-chat/porthole/server/chataibot"
@@ -71,8 +72,10 @@ type Server struct {
 	bus     Bus
 	service *Service
 	keys    *Keyring
-	bots    map[string]*Bot
-	closers []func() error
+	// pageSessions keeps the chat pages' session cookie.
+	pageSessions *sessions.CookieStore
+	bots         map[string]*Bot
+	closers      []func() error
 	// upstream is the one HTTP client of every platform adapter.
 	upstream *provider.Upstream
 
@@ -118,6 +121,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if s.keys, err = NewKeyring(secrets); err != nil {
 		return nil, err
 	}
+	s.pageSessions = newPageSessions(s.keys)
 
 	s.store = opts.Store
 	if s.store == nil {
@@ -219,6 +223,8 @@ func (s *Server) routes() {
 		w.Write([]byte("ok\n"))
 	})
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("GET /chat/{bot}", s.handleChatPage)
+	s.mux.HandleFunc("POST /chat/{bot}", s.handleChatPost)
 	if s.opts.Static != nil {
 		s.mux.Handle("GET /static/", s.opts.Static)
 	}

@@ -71,7 +71,8 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	queues map[string]*queue // conversations with work for upstream
+	queues map[string]*queue    // conversations with work for upstream
+	typing map[string]time.Time // conversations whose bot is typing, since when
 }
 
 // NewService returns a service over st and bus. Providers are added with
@@ -84,6 +85,7 @@ func NewService(st store.Store, bus Bus, log *slog.Logger, retry RetryPolicy) *S
 		sem:       make(chan struct{}, 256),
 		ctx:       ctx, cancel: cancel,
 		queues: map[string]*queue{},
+		typing: map[string]time.Time{},
 	}
 }
 
@@ -109,6 +111,23 @@ func (s *Service) Open(ctx context.Context, bot string, v provider.Visitor) (sto
 	if created {
 		s.enqueue(c.ID, 0, false)
 	}
+	return c, nil
+}
+
+// Start returns the visitor's conversation with bot, creating it on first
+// use (and then asking the bot to greet). Unlike Open it leaves what an
+// earlier hello said about the visitor as it was: the fallback pages use
+// it, and a form post knows less about the visitor than a hello.
+func (s *Service) Start(ctx context.Context, bot string, v provider.Visitor) (store.Conversation, error) {
+	c, created, err := s.store.Conversation(ctx, bot, v.ID)
+	if err != nil || !created {
+		return c, err
+	}
+	info, _ := json.Marshal(v)
+	if err := s.store.SetAttr(ctx, c.ID, attrVisitor, string(info)); err != nil {
+		return c, err
+	}
+	s.enqueue(c.ID, 0, false)
 	return c, nil
 }
 
@@ -238,7 +257,40 @@ func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widge
 
 // Typing shows or hides the bot's typing indicator (provider.Sink).
 func (s *Service) Typing(conv string, on bool) {
+	s.mu.Lock()
+	if on {
+		now := time.Now()
+		if len(s.typing) >= 4096 { // forget indicators nobody turned off
+			for c, since := range s.typing {
+				if now.Sub(since) > typingFor {
+					delete(s.typing, c)
+				}
+			}
+		}
+		s.typing[conv] = now
+	} else {
+		delete(s.typing, conv)
+	}
+	s.mu.Unlock()
 	s.bus.Publish(Event{Conversation: conv, Typing: &on})
+}
+
+// typingFor bounds how long a typing indicator counts as a reply on its
+// way, for a provider that never turns it off.
+const typingFor = time.Minute
+
+// IsTyping reports whether the bot is typing in conv: it turned the
+// indicator on less than a minute ago and not off since. The fallback
+// page keeps refreshing while it is.
+func (s *Service) IsTyping(conv string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, ok := s.typing[conv]
+	if ok && time.Since(since) > typingFor {
+		delete(s.typing, conv)
+		return false
+	}
+	return ok
 }
 
 // Attr returns provider state (provider.Sink).

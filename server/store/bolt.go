@@ -125,6 +125,20 @@ func (s *Bolt) Conversation(_ context.Context, bot, visitor string) (Conversatio
 	return c, created, err
 }
 
+// Find implements Store.
+func (s *Bolt) Find(_ context.Context, bot, visitor string) (Conversation, error) {
+	c := Conversation{}
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		id := tx.Bucket(bucketVisitor).Get(pair(nil, bot, visitor))
+		if id == nil {
+			return ErrNotFound
+		}
+		c, err = getConv(tx, id)
+		return err
+	})
+	return c, err
+}
+
 // Get implements Store.
 func (s *Bolt) Get(_ context.Context, id string) (Conversation, error) {
 	raw, ok := parseID(id)

@@ -86,6 +86,18 @@ func (s *Memory) Conversation(_ context.Context, bot, visitor string) (Conversat
 	return c.Conversation, true, nil
 }
 
+// Find implements Store.
+func (s *Memory) Find(_ context.Context, bot, visitor string) (Conversation, error) {
+	if err := s.lock(); err != nil {
+		return Conversation{}, err
+	}
+	defer s.mu.Unlock()
+	if id, ok := s.visitors[[2]string{bot, visitor}]; ok {
+		return s.convs[id].Conversation, nil
+	}
+	return Conversation{}, ErrNotFound
+}
+
 // Get implements Store.
 func (s *Memory) Get(_ context.Context, id string) (Conversation, error) {
 	if err := s.lock(); err != nil {

@@ -92,6 +92,10 @@ type Store interface {
 	// was made by this call.
 	Conversation(ctx context.Context, bot, visitor string) (c Conversation, created bool, err error)
 
+	// Find returns the conversation of visitor with bot without creating
+	// it, or ErrNotFound: for pages that only show what exists.
+	Find(ctx context.Context, bot, visitor string) (Conversation, error)
+
 	// Get returns the conversation with the given id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Conversation, error)
 

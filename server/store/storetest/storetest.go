@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Conversation", testConversation},
 		{"ConversationRace", testConversationRace},
 		{"GetNotFound", testGetNotFound},
+		{"Find", testFind},
 		{"AppendSeq", testAppendSeq},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendNotFound", testAppendNotFound},
@@ -620,5 +621,26 @@ func testAppendRace(t *testing.T, s store.Store) {
 	}
 	if got := outbox(t, s, 2*n); len(got) != n {
 		t.Errorf("Outbox has %d messages, want %d", len(got), n)
+	}
+}
+
+func testFind(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.Find(ctx, "bot", "v"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Find before Conversation: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Find(ctx, "bot", "v"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Find created the conversation: err = %v", err)
+	}
+	c := conv(t, s, "bot", "v")
+	got, err := s.Find(ctx, "bot", "v")
+	if err != nil || got.ID != c.ID || got.Bot != "bot" || got.Visitor != "v" {
+		t.Fatalf("Find = %+v, %v; want %+v", got, err, c)
+	}
+	if _, err := s.Find(ctx, "other", "v"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Find for another bot: err = %v, want ErrNotFound", err)
+	}
+	if _, created, _ := s.Conversation(ctx, "bot", "v"); created {
+		t.Fatal("Conversation after Find created a second conversation")
 	}
 }

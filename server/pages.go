@@ -1,0 +1,502 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/web"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// The chat pages (GET and POST /chat/{bot}) let a visitor without
+// JavaScript or WebAssembly hold the whole conversation with plain HTML
+// forms, through the same service, store and providers as the widget.
+//
+// The visitor is known by a gorilla/sessions cookie and, because a page
+// framed by another site gets no cookies in most browsers, also by the
+// signed visitor token that every form carries (and every link, when the
+// cookie did not come back). Forms carry a token tied to the visitor
+// against cross-site posts, which are refused by their Origin as well.
+
+// Timings of the chat pages.
+const (
+	// pageRefresh is how often a page waiting for a reply reloads.
+	pageRefresh = 3 * time.Second
+	// replyWait is how long after the visitor's message a page keeps
+	// waiting for the bot's first reply.
+	replyWait = time.Minute
+	// replyQuiet is how long after a bot message the page still waits
+	// for the next one of the same turn.
+	replyQuiet = 4 * time.Second
+	// greetWait is how long a new conversation waits for its greeting.
+	greetWait = 20 * time.Second
+)
+
+const (
+	pageCookie  = "porthole_chat"
+	maxPageForm = 64 << 10 // bytes of a posted form
+)
+
+func newPageSessions(k *Keyring) *sessions.CookieStore {
+	st := sessions.NewCookieStore(k.Pairs()...)
+	st.MaxAge(int(VisitorTokenMaxAge / time.Second))
+	st.Options.Path = "/chat/"
+	st.Options.HttpOnly = true
+	st.Options.SameSite = http.SameSiteLaxMode
+	return st
+}
+
+// pageVisitor is who a chat page request is from, and how we know.
+type pageVisitor struct {
+	id     string
+	cookie string // the visitor the session cookie names, if any
+	sess   *sessions.Session
+}
+
+// resolveVisitor finds the visitor of a page request: the token the form
+// or link carries (token) or the session cookie, else a new visitor. At
+// the top level the cookie wins over a token in a link, so that a link
+// with someone else's token cannot put a visitor who has a conversation
+// into a stranger's; in a frame the token wins, because it is the one the
+// loader handed over for the widget's conversation.
+func (s *Server) resolveVisitor(r *http.Request, bot, token string) pageVisitor {
+	sess, _ := s.pageSessions.Get(r, pageCookie) // a bad cookie gives a new session
+	pv := pageVisitor{sess: sess}
+	if v, ok := sess.Values["v:"+bot].(string); ok && validVisitorID(v) {
+		pv.cookie = v
+	}
+	fromToken, ok := s.keys.Visitor(bot, token)
+	switch {
+	case ok && (pv.cookie == "" || framed(r)):
+		pv.id = fromToken
+	case pv.cookie != "":
+		pv.id = pv.cookie
+	default:
+		pv.id = NewVisitorID()
+	}
+	return pv
+}
+
+// framed says whether the request loads a page inside a frame.
+func framed(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Dest") == "iframe"
+}
+
+// remember puts the visitor in the session cookie when it named nobody.
+func (s *Server) remember(w http.ResponseWriter, r *http.Request, bot string, pv pageVisitor) {
+	if pv.cookie != "" {
+		return
+	}
+	pv.sess.Values["v:"+bot] = pv.id
+	opts := *s.pageSessions.Options
+	opts.Secure = s.isHTTPS(r)
+	pv.sess.Options = &opts
+	if err := pv.sess.Save(r, w); err != nil {
+		s.log.Warn("cannot save chat page session", "error", err)
+	}
+}
+
+// isHTTPS says whether the visitor reached us over HTTPS, directly or
+// through a proxy we trust.
+func (s *Server) isHTTPS(r *http.Request) bool {
+	if r.TLS != nil || strings.HasPrefix(s.cfg.PublicURL, "https://") {
+		return true
+	}
+	return s.cfg.Limits.TrustForwardedFor && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// handleChatPage serves GET /chat/{bot}: the transcript and a composer.
+// It never creates a conversation: that waits for the first message, so
+// that crawlers and link previews cost the bot platform nothing.
+func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
+	bot := s.bots[r.PathValue("bot")]
+	if bot == nil {
+		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
+		return
+	}
+	q := r.URL.Query()
+	pv := s.resolveVisitor(r, bot.Config.ID, q.Get("v"))
+	p, err := s.chatPage(w, r, bot, pv, q)
+	s.remember(w, r, bot.Config.ID, pv)
+	if err != nil {
+		s.log.Error("cannot read conversation for chat page", "bot", bot.Config.ID, "error", err)
+		p.Error = p.Texts.Get(widget.TextErrorGeneric)
+		p.Render(w, r, http.StatusServiceUnavailable)
+		return
+	}
+	if p.Refreshing {
+		w.Header().Set("Refresh", strconv.Itoa(int(pageRefresh/time.Second))+"; url="+p.URL()+"#end")
+	}
+	p.Render(w, r, http.StatusOK)
+}
+
+// chatPage builds the page of visitor pv with the transcript as stored.
+func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv pageVisitor, in url.Values) (*web.ChatPage, error) {
+	look := bot.Config.Widget.Look()
+	lang := in.Get("lang")
+	if !validLang(lang) {
+		lang = ""
+	}
+	p := &web.ChatPage{
+		Bot: bot.Config.ID, Look: look, Embed: in.Get("embed") == "1",
+		Texts: web.NewChatTexts(web.PickLanguage(lang, look.Locale, r.Header.Get("Accept-Language")), look.Texts),
+		Query: url.Values{}, CSRF: s.keys.FormToken(bot.Config.ID, pv.id),
+		Form: randomHex(16), Nonce: randomHex(16),
+	}
+	setPageHeaders(w, s.frameAncestors(bot), p.Nonce)
+	if p.Embed {
+		p.Query.Set("embed", "1")
+		p.Handover = true
+	}
+	if lang != "" {
+		p.Query.Set("lang", lang)
+	}
+	token, err := s.keys.MintVisitor(bot.Config.ID, pv.id)
+	if err != nil {
+		return p, err
+	}
+	p.Visitor = token
+	if pv.cookie != pv.id {
+		p.Query.Set("v", token) // the cookie may not come back: links carry the visitor
+	}
+	refresh := in.Get("refresh") != "off"
+	if !refresh {
+		p.Query.Set("refresh", "off")
+	}
+	return p, s.fillTranscript(r, p, bot, pv, refresh)
+}
+
+// fillTranscript adds the visitor's conversation, if any, to p.
+func (s *Server) fillTranscript(r *http.Request, p *web.ChatPage, bot *Bot, pv pageVisitor, refresh bool) error {
+	c, err := s.store.Find(r.Context(), bot.Config.ID, pv.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	after := uint64(0)
+	if c.Last > web.MaxEntries {
+		after, p.Earlier = c.Last-web.MaxEntries, true
+	}
+	ms, err := s.store.Read(r.Context(), c.ID, after, web.MaxEntries)
+	if err != nil {
+		return err
+	}
+	lastUser := -1
+	for i, m := range ms {
+		body, err := widget.DecodeBody(m.Body)
+		if err != nil {
+			body = widget.Text("[this message could not be shown]")
+		}
+		e := web.ChatEntry{Seq: m.Seq, Mine: m.From == store.FromUser, Body: body}
+		if e.Mine {
+			lastUser = i
+			e.State, e.Reason = entryState(m)
+			e.ShowState = m.State != store.Delivered
+		}
+		p.Entries = append(p.Entries, e)
+	}
+	if lastUser >= 0 {
+		p.Entries[lastUser].ShowState = true
+	}
+	p.Waiting = s.awaitingReply(c, ms)
+	p.Refreshing = p.Waiting && refresh
+	if len(ms) > 0 && ms[len(ms)-1].Seq > 0 {
+		if err := s.service.MarkRead(r.Context(), c.ID, ms[len(ms)-1].Seq); err != nil {
+			s.log.Warn("cannot record read marker", "conversation", c.ID, "error", err)
+		}
+	}
+	return nil
+}
+
+func entryState(m store.Message) (state, reason string) {
+	switch m.State {
+	case store.Delivered:
+		return widget.StateDelivered, ""
+	case store.Failed:
+		return widget.StateFailed, m.Reason
+	}
+	return widget.StateSent, ""
+}
+
+// awaitingReply says whether the bot is expected to write soon: a
+// visitor's message is not yet with the platform, the bot is typing, the
+// visitor's latest message is recent and unanswered or answered only
+// moments ago (a turn often has several messages), or a new conversation
+// is waiting for its greeting.
+func (s *Server) awaitingReply(c store.Conversation, ms []store.Message) bool {
+	now := time.Now()
+	if s.service.IsTyping(c.ID) {
+		return true
+	}
+	if len(ms) == 0 {
+		return now.Sub(c.Created) < greetWait
+	}
+	var lastUser, lastBot *store.Message
+	for i := range ms {
+		m := &ms[i]
+		if m.From == store.FromUser {
+			if m.State == store.Pending {
+				return true
+			}
+			lastUser = m
+		} else {
+			lastBot = m
+		}
+	}
+	if lastUser == nil {
+		return lastBot != nil && now.Sub(lastBot.At) < replyQuiet && now.Sub(c.Created) < greetWait
+	}
+	if now.Sub(lastUser.At) > replyWait || lastUser.State == store.Failed {
+		return false
+	}
+	return lastBot == nil || lastBot.Seq < lastUser.Seq || now.Sub(lastBot.At) < replyQuiet
+}
+
+func validLang(l string) bool {
+	for _, x := range widget.Languages {
+		if l == x {
+			return true
+		}
+	}
+	return false
+}
+
+// handleChatPost serves POST /chat/{bot}: a typed message, a button or
+// quick-reply click, or a retry; then 303 back to the page.
+func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
+	bot := s.bots[r.PathValue("bot")]
+	if bot == nil {
+		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
+		return
+	}
+	if !s.sameOrigin(r) {
+		s.log.Info("cross-site chat form refused", "bot", bot.Config.ID, "origin", r.Header.Get("Origin"))
+		s.pageError(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Open the chat page and write there.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxPageForm)
+	if err := r.ParseForm(); err != nil {
+		s.pageError(w, r, http.StatusBadRequest, "The form could not be read. Go back and try again.")
+		return
+	}
+	// The page's query (embed, lang, refresh) is on the action URL.
+	q := r.URL.Query()
+	pv := s.resolveVisitor(r, bot.Config.ID, r.PostFormValue("v"))
+	text := strings.ToValidUTF8(strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n"), "\uFFFD")
+
+	// fail shows the page again with the problem and the visitor's text
+	// in the composer: nothing typed is lost. When even the transcript
+	// cannot be read, the page shows the composer alone.
+	fail := func(status int, msg func(web.ChatTexts) string) {
+		p, err := s.chatPage(w, r, bot, pv, q)
+		if err != nil {
+			s.log.Error("cannot read conversation for chat page", "bot", bot.Config.ID, "error", err)
+			status = http.StatusServiceUnavailable
+			msg = func(t web.ChatTexts) string { return t.Get(widget.TextErrorGeneric) }
+		}
+		p.Error, p.Draft, p.Refreshing = msg(p.Texts), text, false
+		s.remember(w, r, bot.Config.ID, pv)
+		p.Render(w, r, status)
+	}
+	if !s.keys.CheckFormToken(bot.Config.ID, pv.id, r.PostFormValue("csrf")) {
+		fail(http.StatusForbidden, func(t web.ChatTexts) string { return t.Get(web.TextExpired) })
+		return
+	}
+	in, problem := s.pageInbound(r, bot, pv.id, text)
+	if problem != "" {
+		fail(http.StatusBadRequest, func(t web.ChatTexts) string { return t.Get(problem) })
+		return
+	}
+	if in != nil {
+		if ok, _ := s.limits.allow(pv.id, s.clientIP(r)); !ok {
+			fail(http.StatusTooManyRequests, func(t web.ChatTexts) string { return t.Get(web.TextTooFast) })
+			return
+		}
+		lang := web.PickLanguage(q.Get("lang"), bot.Config.Widget.Locale, r.Header.Get("Accept-Language"))
+		c, err := s.service.Start(r.Context(), bot.Config.ID, provider.Visitor{ID: pv.id, Locale: lang})
+		if err == nil {
+			_, err = s.service.Post(r.Context(), c.ID, *in)
+		}
+		if err != nil {
+			var we *widget.Error
+			if errors.As(err, &we) {
+				fail(http.StatusBadRequest, func(t web.ChatTexts) string { return t.Error(we.Code) })
+				return
+			}
+			s.log.Error("cannot store message from chat page", "bot", bot.Config.ID, "error", err)
+			fail(http.StatusServiceUnavailable, func(t web.ChatTexts) string { return t.Get(widget.TextErrorGeneric) })
+			return
+		}
+	}
+	s.remember(w, r, bot.Config.ID, pv)
+	p := &web.ChatPage{Bot: bot.Config.ID, Query: pageQuery(q)}
+	if pv.cookie != pv.id {
+		token, err := s.keys.MintVisitor(bot.Config.ID, pv.id)
+		if err == nil {
+			p.Query.Set("v", token)
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", p.URL()+"#end")
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// pageQuery keeps the parts of a page's query that carry over.
+func pageQuery(q url.Values) url.Values {
+	out := url.Values{}
+	if q.Get("embed") == "1" {
+		out.Set("embed", "1")
+	}
+	if l := q.Get("lang"); validLang(l) {
+		out.Set("lang", l)
+	}
+	if q.Get("refresh") == "off" {
+		out.Set("refresh", "off")
+	}
+	return out
+}
+
+// pageInbound reads what a chat form asks for. A nil Inbound with no
+// problem means there is nothing to do (a retry of a message that is no
+// longer failed, a click on a button that is gone). problem is a text key.
+func (s *Server) pageInbound(r *http.Request, bot *Bot, visitor, text string) (*Inbound, string) {
+	ctx := r.Context()
+	form := r.PostFormValue("form")
+	if len(form) != 32 {
+		form = randomHex(16) // no form id: no duplicate detection either
+	}
+	// A message's id is made of the rendering's id and its content, so a
+	// form sent twice (a double click, a resubmission) stores it once,
+	// while different messages from the same rendering stay apart.
+	id := func(kind, content string) string {
+		sum := sha256.Sum256([]byte(kind + "\x00" + content))
+		return "p-" + form + "-" + hex.EncodeToString(sum[:8])
+	}
+	message := func(seq uint64) (store.Message, bool) {
+		c, err := s.store.Find(ctx, bot.Config.ID, visitor)
+		if err != nil {
+			return store.Message{}, false
+		}
+		ms, err := s.store.Read(ctx, c.ID, seq-1, 1)
+		if err != nil || len(ms) == 0 || ms[0].Seq != seq {
+			return store.Message{}, false
+		}
+		return ms[0], true
+	}
+	switch {
+	case r.PostForm.Has("retry"):
+		seq, err := strconv.ParseUint(r.PostFormValue("retry"), 10, 64)
+		if err != nil || seq == 0 {
+			return nil, ""
+		}
+		m, ok := message(seq)
+		if !ok || m.From != store.FromUser || m.State != store.Failed {
+			return nil, ""
+		}
+		body, err := widget.DecodeBody(m.Body)
+		if err != nil {
+			return nil, ""
+		}
+		return &Inbound{ClientID: m.ClientID, Text: body.Text, Payload: m.Payload}, ""
+	case r.PostForm.Has("pb"):
+		ref, ok := web.ParseRef(r.PostFormValue("pb"))
+		if !ok {
+			return nil, ""
+		}
+		m, ok := message(ref.Seq)
+		if !ok || m.From != store.FromBot {
+			return nil, ""
+		}
+		body, err := widget.DecodeBody(m.Body)
+		if err != nil {
+			return nil, ""
+		}
+		title, payload, ok := ref.Postback(body)
+		if !ok {
+			return nil, ""
+		}
+		return &Inbound{ClientID: id("pb", ref.String()), Text: title, Payload: payload}, ""
+	}
+	if strings.TrimSpace(text) == "" {
+		return nil, web.TextEmpty
+	}
+	if utf8.RuneCountInString(text) > widget.MaxText {
+		return nil, widget.TextErrorTooLarge
+	}
+	return &Inbound{ClientID: id("text", text), Text: text}, ""
+}
+
+// sameOrigin says whether a form post comes from one of our own pages.
+// Browsers send Origin with every POST; an older one without it is
+// judged by Sec-Fetch-Site when present. The form token is checked too.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		o, err := parseOrigin(origin)
+		return err == nil && o == s.selfOrigin(r)
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
+}
+
+// frameAncestors turns a bot's origins into CSP frame-ancestors sources:
+// only the sites that may embed the bot may frame its chat page.
+func (s *Server) frameAncestors(b *Bot) string {
+	var srcs []string
+	for _, o := range b.origins {
+		switch o {
+		case "self":
+			srcs = append(srcs, "'self'")
+		case "loopback":
+			for _, scheme := range []string{"http", "https"} {
+				srcs = append(srcs, scheme+"://localhost:*", scheme+"://*.localhost:*", scheme+"://127.0.0.1:*")
+			}
+		default:
+			srcs = append(srcs, o)
+		}
+	}
+	if len(srcs) == 0 {
+		return "'none'"
+	}
+	return strings.Join(srcs, " ")
+}
+
+// setPageHeaders sets what every chat page answers with: no caching (it
+// shows a private conversation), no referrer (its links may carry the
+// visitor token), and a CSP that allows the page's own inline style and
+// script only, posts to us only, and framing by the bot's sites only.
+func setPageHeaders(w http.ResponseWriter, ancestors, nonce string) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Robots-Tag", "noindex, nofollow")
+	csp := "default-src 'none'; img-src * data:; media-src *; base-uri 'none'; form-action 'self'; frame-ancestors " + ancestors
+	if nonce != "" {
+		csp += "; style-src 'nonce-" + nonce + "'; script-src 'nonce-" + nonce + "'"
+	}
+	h.Set("Content-Security-Policy", csp)
+}
+
+// pageError answers a chat page request that cannot show the chat with a
+// short plain page.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	setPageHeaders(w, "'none'", "")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write([]byte(msg + "\n"))
+}

@@ -1,0 +1,342 @@
+package web
+
+import (
+	_ "embed"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/a-h/templ"
+
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// ChatPage is everything the no-JavaScript chat page shows: the server
+// fills it from the store and renders it with Render. The page works with
+// plain HTML forms only; its one optional script tells a loader that
+// framed it which visitor it is (see Handover).
+type ChatPage struct {
+	// Bot is the bot's id, as in /chat/{bot}.
+	Bot string
+	// Look is the bot's configured appearance.
+	Look widget.Look
+	// Texts are the page's texts in the visitor's language.
+	Texts ChatTexts
+	// Embed is set when the loader shows the page in its panel (an
+	// iframe): the page fills the frame and links open new tabs.
+	Embed bool
+	// Query is what every link and form of the page carries over to the
+	// next page, such as embed=1, lang=nl, and v=<visitor token> when no
+	// session cookie identifies the visitor.
+	Query url.Values
+	// Visitor is the signed visitor token, carried in every form so that
+	// the page works where the session cookie is blocked (a third-party
+	// frame); empty before the first message.
+	Visitor string
+	// Handover, in an embedded page, hands Visitor to the loader that
+	// framed it, so the next page of the host site finds the same
+	// conversation. Without JavaScript nothing happens and nothing is lost.
+	Handover bool
+	// CSRF is the form token tied to the visitor (or to the session
+	// cookie before the first message).
+	CSRF string
+	// Form is a fresh random value per rendering: a message's id is made
+	// of it and the message's content, so a form submitted twice stores
+	// its message once.
+	Form string
+	// Nonce allows the page's inline style and script under its CSP.
+	Nonce string
+	// Entries are the transcript, oldest first.
+	Entries []ChatEntry
+	// Earlier is set when older messages exist than Entries shows.
+	Earlier bool
+	// Waiting is set while a reply is expected: the server makes the page
+	// refresh itself (Refresh header) and the page says so.
+	Waiting bool
+	// Refreshing is set when Waiting and the visitor has not turned
+	// automatic refreshing off.
+	Refreshing bool
+	// Error is a problem with the visitor's last submit; Draft is the
+	// text they typed, put back into the composer so nothing is lost.
+	Error, Draft string
+}
+
+// ChatEntry is one transcript message.
+type ChatEntry struct {
+	Seq  uint64
+	Mine bool // written by the visitor
+	Body widget.Body
+	// State is the delivery state of a visitor's message: one of
+	// widget.StateSent (stored, the bot platform has not taken it yet),
+	// StateDelivered or StateFailed, with Reason the error code of a
+	// failure. ShowState says whether the page shows it: always for
+	// failed and unsent messages, else only for the visitor's latest.
+	State, Reason string
+	ShowState     bool
+}
+
+// MaxEntries is how many of the latest messages the page shows.
+const MaxEntries = 200
+
+// Render writes the page.
+func (p *ChatPage) Render(w http.ResponseWriter, r *http.Request, status int) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_ = chatPage(p).Render(r.Context(), w)
+	}
+}
+
+// Title is the bot's title, or the generic "Chat".
+func (p *ChatPage) Title() string {
+	if p.Look.Title != "" {
+		return p.Look.Title
+	}
+	return p.Texts.Get(widget.TextChat)
+}
+
+// URL returns the page's relative URL (it lives at /chat/{bot}) with the
+// page's query and extra pairs ("key", "value", ...) that replace any
+// earlier value of the same key; an empty value removes the key.
+func (p *ChatPage) URL(pairs ...string) string {
+	q := url.Values{}
+	for k, v := range p.Query {
+		q[k] = v
+	}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			q.Del(pairs[i])
+		} else {
+			q.Set(pairs[i], pairs[i+1])
+		}
+	}
+	u := url.PathEscape(p.Bot)
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// QuickReplies returns the quick replies of the latest message, the only
+// ones offered (as in the widget), and that message's seq.
+func (p *ChatPage) QuickReplies() (uint64, []widget.QuickReply) {
+	if n := len(p.Entries); n > 0 && !p.Entries[n-1].Mine {
+		e := p.Entries[n-1]
+		return e.Seq, e.Body.QuickReplies
+	}
+	return 0, nil
+}
+
+// chatCSSSource is the page's stylesheet; the bot's colours are added as
+// custom properties by Style.
+//
+//go:embed chat.css
+var chatCSSSource string
+
+// chatCSS is chatCSSSource without comments and runs of white space: it
+// is inlined into every page.
+var chatCSS = sync.OnceValue(func() string { return minifyCSS(chatCSSSource) })
+
+// minifyCSS drops comments and collapses white space. It is enough for
+// our own stylesheet, which has no strings containing either.
+func minifyCSS(css string) string {
+	var b strings.Builder
+	space := false
+	for i := 0; i < len(css); i++ {
+		c := css[i]
+		if c == '/' && i+1 < len(css) && css[i+1] == '*' {
+			end := strings.Index(css[i+2:], "*/")
+			if end < 0 {
+				break
+			}
+			i += end + 3
+			continue
+		}
+		if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 && !strings.ContainsRune("{};:,>", rune(c)) && !strings.ContainsRune("{};:,>", rune(b.String()[b.Len()-1])) {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// Style returns the page's stylesheet with the bot's colours. The colours
+// are normalised "#rrggbb" values, so nothing from the configuration
+// reaches the stylesheet unchecked.
+func (p *ChatPage) Style() string {
+	brand := widget.BrandColor(p.Look.BrandColor)
+	c := widget.MustColor(brand)
+	light := widget.Readable(c, widget.MustColor("#ffffff"), 4.5)
+	dark := widget.Readable(c, widget.MustColor("#16191f"), 4.5)
+	return ":root{--brand:" + brand + ";--on-brand:" + widget.TextOn(brand) +
+		";--brand-text:" + light.String() + "}@media (prefers-color-scheme:dark){:root{--brand-text:" + dark.String() + "}}" + chatCSS()
+}
+
+// handoverScript posts the page's visitor token to the loader that framed
+// it; the loader keeps it as the widget would. It reads the token from
+// <html data-visitor>, so the script itself never changes.
+const handoverScript = `(function(){var d=document.documentElement.dataset;try{if(d.visitor&&parent!==window)parent.postMessage({porthole:"visitor",bot:d.bot,visitor:d.visitor},"*")}catch(e){}})()`
+
+// headBlock writes the inline style and, when wanted, the hand-over
+// script, each with the page's CSP nonce. Their contents are constants
+// and normalised colours, so they are written as they are.
+func (p *ChatPage) headBlock() templ.Component {
+	s := `<style nonce="` + templ.EscapeString(p.Nonce) + `">` + p.Style() + `</style>`
+	if p.Handover && p.Visitor != "" {
+		s += `<script nonce="` + templ.EscapeString(p.Nonce) + `">` + handoverScript + `</script>`
+	}
+	return templ.Raw(s)
+}
+
+// Ref names one clickable element of a stored bot message, so that a
+// form sends a reference ("12.q.0": quick reply 0 of message 12) and the
+// server takes the title and payload from the store, never from the form.
+type Ref struct {
+	Seq   uint64
+	Kind  byte // 'q' quick reply, 'b' button, 'c' a card's button
+	Card  int  // for 'c'
+	Index int
+}
+
+func (r Ref) String() string {
+	s := strconv.FormatUint(r.Seq, 10) + "." + string(r.Kind) + "."
+	if r.Kind == 'c' {
+		s += strconv.Itoa(r.Card) + "."
+	}
+	return s + strconv.Itoa(r.Index)
+}
+
+// ParseRef reads a Ref written by Ref.String.
+func ParseRef(s string) (Ref, bool) {
+	parts := strings.Split(s, ".")
+	if len(parts) < 3 || len(parts[1]) != 1 {
+		return Ref{}, false
+	}
+	r := Ref{Kind: parts[1][0]}
+	var err error
+	if r.Seq, err = strconv.ParseUint(parts[0], 10, 64); err != nil || r.Seq == 0 {
+		return Ref{}, false
+	}
+	nums := parts[2:]
+	want := 1
+	if r.Kind == 'c' {
+		want = 2
+	} else if r.Kind != 'q' && r.Kind != 'b' {
+		return Ref{}, false
+	}
+	if len(nums) != want {
+		return Ref{}, false
+	}
+	idx := make([]int, want)
+	for i, n := range nums {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 || strconv.Itoa(v) != n {
+			return Ref{}, false
+		}
+		idx[i] = v
+	}
+	if r.Kind == 'c' {
+		r.Card = idx[0]
+	}
+	r.Index = idx[want-1]
+	return r, true
+}
+
+// Postback returns the title and payload of the postback r names in b,
+// or false when b has no such postback.
+func (r Ref) Postback(b widget.Body) (title, payload string, ok bool) {
+	var bs []widget.Button
+	switch r.Kind {
+	case 'q':
+		if r.Index < len(b.QuickReplies) {
+			q := b.QuickReplies[r.Index]
+			return q.Title, q.Payload, true
+		}
+		return "", "", false
+	case 'b':
+		bs = b.Buttons
+	case 'c':
+		if r.Card >= len(b.Cards) {
+			return "", "", false
+		}
+		bs = b.Cards[r.Card].Buttons
+	}
+	if r.Index < len(bs) && bs[r.Index].Type == widget.ButtonPostback {
+		return bs[r.Index].Title, bs[r.Index].Payload, true
+	}
+	return "", "", false
+}
+
+// linkURL returns u when it is safe as a link target, else "".
+func linkURL(u string) string {
+	if widget.CheckURL("href", u, true) != nil {
+		return ""
+	}
+	return u
+}
+
+// mediaURL returns u when it is safe as an image or media source, else "".
+func mediaURL(u string) string {
+	if u == "" || widget.CheckURL("src", u, false) != nil {
+		return ""
+	}
+	return u
+}
+
+// external says whether a link leaves for another site, and so opens in
+// a new tab (tel: and mailto: links open their apps instead).
+func external(u string) bool {
+	return !strings.HasPrefix(u, "tel:") && !strings.HasPrefix(u, "mailto:")
+}
+
+func phoneHref(p string) string {
+	var b []byte
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c == '+' || c >= '0' && c <= '9' {
+			b = append(b, c)
+		}
+	}
+	return "tel:" + string(b)
+}
+
+func entryClass(e ChatEntry) string {
+	c := "msg bot"
+	if e.Mine {
+		c = "msg user"
+	}
+	if e.Body.Kind == widget.KindCarousel {
+		c += " wide"
+	}
+	if e.State == widget.StateFailed {
+		c += " failed"
+	}
+	return c
+}
+
+// stateText is what the page says about a visitor's message.
+func (p *ChatPage) stateText(e ChatEntry) string {
+	s := p.Texts.State(e.State)
+	if e.State == widget.StateFailed && e.Reason != "" {
+		s += " · " + p.Texts.Error(e.Reason)
+	}
+	return s
+}
+
+func mediaName(b widget.Body, t ChatTexts, fallback string) string {
+	if b.Alt != "" {
+		return b.Alt
+	}
+	return t.Get(fallback)
+}
+
+func withIndex(r Ref, i int) Ref {
+	r.Index = i
+	return r
+}
