@@ -136,7 +136,7 @@ func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.Refreshing {
-		w.Header().Set("Refresh", strconv.Itoa(int(pageRefresh/time.Second))+"; url="+p.URL()+"#end")
+		w.Header().Set("Refresh", strconv.Itoa(int(pageRefresh/time.Second))+"; url="+p.PollURL())
 	}
 	p.Render(w, r, http.StatusOK)
 }
@@ -144,10 +144,7 @@ func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
 // chatPage builds the page of visitor pv with the transcript as stored.
 func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv pageVisitor, in url.Values) (*web.ChatPage, error) {
 	look := bot.Config.Widget.Look()
-	lang := in.Get("lang")
-	if !validLang(lang) {
-		lang = ""
-	}
+	lang := web.Language(in.Get("lang"))
 	p := &web.ChatPage{
 		Bot: bot.Config.ID, Look: look, Embed: in.Get("embed") == "1",
 		Texts: web.NewChatTexts(web.PickLanguage(lang, look.Locale, r.Header.Get("Accept-Language")), look.Texts),
@@ -265,15 +262,6 @@ func (s *Server) awaitingReply(c store.Conversation, ms []store.Message) bool {
 	return lastBot == nil || lastBot.Seq < lastUser.Seq || now.Sub(lastBot.At) < replyQuiet
 }
 
-func validLang(l string) bool {
-	for _, x := range widget.Languages {
-		if l == x {
-			return true
-		}
-	}
-	return false
-}
-
 // handleChatPost serves POST /chat/{bot}: a typed message, a button or
 // quick-reply click, or a retry; then 303 back to the page.
 func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +348,7 @@ func pageQuery(q url.Values) url.Values {
 	if q.Get("embed") == "1" {
 		out.Set("embed", "1")
 	}
-	if l := q.Get("lang"); validLang(l) {
+	if l := web.Language(q.Get("lang")); l != "" {
 		out.Set("lang", l)
 	}
 	if q.Get("refresh") == "off" {
@@ -443,11 +431,18 @@ func (s *Server) pageInbound(r *http.Request, bot *Bot, visitor, text string) (*
 // Browsers send Origin with every POST; an older one without it is
 // judged by Sec-Fetch-Site when present. The form token is checked too.
 func (s *Server) sameOrigin(r *http.Request) bool {
-	if origin := r.Header.Get("Origin"); origin != "" {
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch origin := r.Header.Get("Origin"); origin {
+	case "":
+	case "null":
+		// A page under a no-referrer policy (a privacy setting) sends
+		// "null"; the browser's own Sec-Fetch-Site still tells.
+		return site == "same-origin"
+	default:
 		o, err := parseOrigin(origin)
 		return err == nil && o == s.selfOrigin(r)
 	}
-	switch r.Header.Get("Sec-Fetch-Site") {
+	switch site {
 	case "", "same-origin", "none":
 		return true
 	}
@@ -477,13 +472,14 @@ func (s *Server) frameAncestors(b *Bot) string {
 }
 
 // setPageHeaders sets what every chat page answers with: no caching (it
-// shows a private conversation), no referrer (its links may carry the
-// visitor token), and a CSP that allows the page's own inline style and
+// shows a private conversation), no referrer to other sites (its URL may
+// carry the visitor token; same-origin keeps the Origin header of its own
+// form posts, which no-referrer would turn into "null"), and a CSP that allows the page's own inline style and
 // script only, posts to us only, and framing by the bot's sites only.
 func setPageHeaders(w http.ResponseWriter, ancestors, nonce string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Robots-Tag", "noindex, nofollow")
 	csp := "default-src 'none'; img-src * data:; media-src *; base-uri 'none'; form-action 'self'; frame-ancestors " + ancestors
 	if nonce != "" {

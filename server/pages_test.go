@@ -445,6 +445,7 @@ func TestChatPageRefusesCrossSitePosts(t *testing.T) {
 	for _, tc := range []struct{ name, origin, site string }{
 		{"foreign Origin", "https://evil.example", ""},
 		{"null Origin", "null", ""},
+		{"null Origin, cross-site fetch", "null", "cross-site"},
 		{"same host, other port", "http://127.0.0.1:1", ""},
 		{"no Origin, cross-site fetch", "", "cross-site"},
 		{"no Origin, same-site fetch", "", "same-site"},
@@ -496,7 +497,7 @@ func TestChatPageHeaders(t *testing.T) {
 		t.Errorf("style nonce %q is not the CSP's", nonce)
 	}
 	for k, want := range map[string]string{
-		"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+		"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
 		"Cache-Control": "no-store", "Content-Type": "text/html; charset=utf-8",
 	} {
 		if got := hd.Get(k); got != want {
@@ -624,7 +625,7 @@ func TestChatPageWaitsForReplies(t *testing.T) {
 	b := h.browser(true)
 	b.open("demo")
 	doc := b.send("anyone?")
-	if r := b.resp.Header.Get("Refresh"); !strings.HasPrefix(r, "3; url=demo") || !strings.HasSuffix(r, "#end") {
+	if r := b.resp.Header.Get("Refresh"); !strings.HasPrefix(r, "3; url=demo?poll=") || !strings.HasSuffix(r, "#end") {
 		t.Errorf("Refresh = %q while waiting for a reply", r)
 	}
 	if doc.Find(".poll [role=status]").Length() != 1 || doc.Find(`.poll a[href*="refresh=off"]`).Length() != 1 {

@@ -119,6 +119,18 @@ func (p *ChatPage) URL(pairs ...string) string {
 	return u
 }
 
+// PollURL is the URL that loads the page again: for the automatic refresh
+// and the "check for replies" link. It differs from the page's own URL
+// (poll is new in every rendering), because a browser treats a link or a
+// refresh to the current URL with a #fragment as a scroll, not a load.
+func (p *ChatPage) PollURL(pairs ...string) string {
+	poll := p.Form
+	if len(poll) > 8 {
+		poll = poll[:8]
+	}
+	return p.URL(append([]string{"poll", poll}, pairs...)...) + "#end"
+}
+
 // QuickReplies returns the quick replies of the latest message, the only
 // ones offered (as in the widget), and that message's seq.
 func (p *ChatPage) QuickReplies() (uint64, []widget.QuickReply) {

@@ -133,6 +133,16 @@ func PickLanguage(explicit, botLocale, acceptLanguage string) string {
 	return widget.PickLanguage(explicit, botLocale, acceptLanguages(acceptLanguage)...)
 }
 
+// Language returns the language with built-in texts that tag names
+// ("nl-BE" is nl), or "" when there is none.
+func Language(tag string) string {
+	l := widget.PickLanguage(tag, "")
+	if l == widget.Languages[0] && !strings.EqualFold(strings.SplitN(strings.ReplaceAll(tag, "_", "-"), "-", 2)[0], l) {
+		return ""
+	}
+	return l
+}
+
 // acceptLanguages returns the tags of an Accept-Language header, most
 // wanted first; tags with q=0 are left out, equal weights keep their
 // order.

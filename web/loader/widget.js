@@ -184,8 +184,8 @@
     state = 3;
     busy(0);
     emit("error", { code: "wasm_unavailable", message: String(err || "WebAssembly unavailable") });
-    var token = "";
-    try { token = localStorage.getItem("porthole:" + bot + ":visitor") || ""; } catch (e) {}
+    var key = "porthole:" + bot + ":visitor", token = "", lang = options.language || d.documentElement.lang;
+    try { token = localStorage.getItem(key) || ""; } catch (e) {}
     var panel = el("div", "panel fallback " + (options.position == "left" ? "left" : "right"), root);
     panel.setAttribute("role", "dialog");
     panel.setAttribute("aria-label", options.title || "Chat");
@@ -195,7 +195,15 @@
     close.textContent = "\u00d7";
     var frame = el("iframe", 0, panel);
     frame.title = options.title || "Chat";
-    frame.src = base + "/chat/" + encodeURIComponent(bot) + "?embed=1" + (token ? "&visitor=" + encodeURIComponent(token) : "");
+    frame.src = base + "/chat/" + encodeURIComponent(bot) + "?embed=1" + (token ? "&v=" + encodeURIComponent(token) : "") + (lang ? "&lang=" + encodeURIComponent(lang) : "");
+    // The page tells us its visitor (a new one, before its first message)
+    // so that the next page of this site continues the same conversation.
+    w.addEventListener("message", function (e) {
+      var m = e.data;
+      if (e.origin == base && e.source == frame.contentWindow && m && m.porthole == "visitor" && m.bot == bot) {
+        try { localStorage.setItem(key, m.visitor); } catch (x) {}
+      }
+    });
     impl = {
       open: function () { panel.hidden = false; launcher.setAttribute("aria-expanded", "true"); emit("open"); },
       close: function () { panel.hidden = true; launcher.setAttribute("aria-expanded", "false"); launcher.focus(); emit("close"); },
