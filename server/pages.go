@@ -32,13 +32,13 @@ import (
 // Timings of the chat pages.
 const (
 	// pageRefresh is how often a page waiting for a reply reloads.
-	pageRefresh = 3 * time.Second
+	pageRefresh = 2 * time.Second
 	// replyWait is how long after the visitor's message a page keeps
 	// waiting for the bot's first reply.
 	replyWait = time.Minute
 	// replyQuiet is how long after a bot message the page still waits
 	// for the next one of the same turn.
-	replyQuiet = 4 * time.Second
+	replyQuiet = 3 * time.Second
 	// greetWait is how long a new conversation waits for its greeting.
 	greetWait = 20 * time.Second
 )

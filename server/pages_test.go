@@ -625,7 +625,7 @@ func TestChatPageWaitsForReplies(t *testing.T) {
 	b := h.browser(true)
 	b.open("demo")
 	doc := b.send("anyone?")
-	if r := b.resp.Header.Get("Refresh"); !strings.HasPrefix(r, "3; url=demo?poll=") || !strings.HasSuffix(r, "#end") {
+	if r := b.resp.Header.Get("Refresh"); !strings.HasPrefix(r, "2; url=demo?poll=") || !strings.HasSuffix(r, "#end") {
 		t.Errorf("Refresh = %q while waiting for a reply", r)
 	}
 	if doc.Find(".poll [role=status]").Length() != 1 || doc.Find(`.poll a[href*="refresh=off"]`).Length() != 1 {

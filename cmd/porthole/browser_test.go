@@ -38,7 +38,7 @@ func chromium(t testing.TB) string {
 
 // browser starts a headless Chromium with a fresh profile and returns a
 // tab context sized width×height (a phone when width < 480).
-func browser(t testing.TB, width, height int) context.Context {
+func browser(t testing.TB, width, height int, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
@@ -51,6 +51,7 @@ func browser(t testing.TB, width, height int) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.WindowSize(width, height),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -535,13 +536,7 @@ func TestWidgetStrictCSP(t *testing.T) {
 // TestWidgetAccessibility runs axe-core (npm) against the page with the
 // panel open, on a desktop and on a phone, with WCAG 2.2 AA rules.
 func TestWidgetAccessibility(t *testing.T) {
-	axe, err := os.ReadFile(filepath.Join("..", "..", "node_modules", "axe-core", "axe.min.js"))
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("axe-core is missing (npm ci installs it): %v", err)
-		}
-		t.Skipf("axe-core is not installed (run npm ci): %v", err)
-	}
+	axe := axeSource(t)
 	s := newSite(t)
 	for _, tc := range []struct {
 		name          string
@@ -556,24 +551,45 @@ func TestWidgetAccessibility(t *testing.T) {
 			clickText(t, ctx, "Next: buttons")
 			clickText(t, ctx, "Show me a carousel")
 			waitJS(t, ctx, "the carousel", shadow+`.querySelectorAll(".card").length == 3`)
-			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(axe)+";true")); err != nil {
-				t.Fatal(err)
-			}
-			report, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`axe.run(document.querySelector("[data-porthole]"), {
-				runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}
-			}).then(function (r) {
-				return r.violations.map(function (v) {
-					return v.id + ": " + v.help + " — " + v.nodes.map(function (n) { return n.target.join(" ") + " " + n.failureSummary }).join("; ")
-				})
-			})`, chromedp.EvalAwaitPromise))
-			if err != nil {
-				t.Fatal(err)
-			}
+			report := runAxe(t, ctx, axe, `document.querySelector("[data-porthole]")`)
 			for _, v := range report {
 				t.Errorf("axe: %s", v)
 			}
 		})
 	}
+}
+
+// axeSource reads axe-core, which `npm ci` installs.
+func axeSource(t testing.TB) string {
+	t.Helper()
+	axe, err := os.ReadFile(filepath.Join("..", "..", "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("axe-core is missing (npm ci installs it): %v", err)
+		}
+		t.Skipf("axe-core is not installed (run npm ci): %v", err)
+	}
+	return string(axe)
+}
+
+// runAxe runs axe-core's WCAG 2.2 AA rules on the element the JavaScript
+// expression context gives and returns the violations, one line each.
+func runAxe(t testing.TB, ctx context.Context, axe, context string) []string {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axe+";true")); err != nil {
+		t.Fatal(err)
+	}
+	report, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`axe.run(`+context+`, {
+		runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}
+	}).then(function (r) {
+		return r.violations.map(function (v) {
+			return v.id + ": " + v.help + " — " + v.nodes.map(function (n) { return n.target.join(" ") + " " + n.failureSummary }).join("; ")
+		})
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return report
 }
 
 // TestDemoPage: `make run`'s page at / embeds the widget like a customer

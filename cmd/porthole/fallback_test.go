@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,27 +25,69 @@ import (
 // the loader's panel on a page that forbids WebAssembly, framed by a site
 // that may not, and under axe-core.
 
-// pageDOM returns the tab's document as parsed HTML, read through the
-// DevTools DOM domain, which works with JavaScript disabled.
-func pageDOM(ctx context.Context) (*goquery.Document, error) {
+// docRoot finds the node of the document a test looks at: the tab's
+// (mainDoc) or that of the chat frame the loader opened (chatFrame).
+type docRoot func(ctx context.Context) (cdp.NodeID, error)
+
+// mainDoc is the tab's document.
+func mainDoc(ctx context.Context) (cdp.NodeID, error) {
 	doc, err := chromedp.Call(ctx, dom.GetDocument, dom.GetDocumentParams{})
+	if err != nil {
+		return 0, err
+	}
+	return doc.Root.NodeID, nil
+}
+
+// chatFrame is the document inside the first iframe of the page, shadow
+// roots included. It is reachable only when the frame runs in the page's
+// process: see browserOneProcess.
+func chatFrame(ctx context.Context) (cdp.NodeID, error) {
+	depth, pierce := int64(-1), true
+	doc, err := chromedp.Call(ctx, dom.GetDocument, dom.GetDocumentParams{Depth: &depth, Pierce: &pierce})
+	if err != nil {
+		return 0, err
+	}
+	var find func(n *cdp.Node) *cdp.Node
+	find = func(n *cdp.Node) *cdp.Node {
+		if n.NodeName == "IFRAME" && n.ContentDocument != nil {
+			return n.ContentDocument
+		}
+		for _, kids := range [][]*cdp.Node{n.ShadowRoots, n.Children} {
+			for _, c := range kids {
+				if f := find(c); f != nil {
+					return f
+				}
+			}
+		}
+		return nil
+	}
+	if f := find(doc.Root); f != nil {
+		return f.NodeID, nil
+	}
+	return 0, fmt.Errorf("no frame with a document yet")
+}
+
+// pageDOM returns a document as parsed HTML, read through the DevTools
+// DOM domain, which works with JavaScript disabled.
+func pageDOM(ctx context.Context, root docRoot) (*goquery.Document, error) {
+	id, err := root(ctx)
 	if err != nil {
 		return nil, err
 	}
-	html, err := chromedp.Call(ctx, dom.GetOuterHTML, dom.GetOuterHTMLParams{NodeID: doc.Root.NodeID})
+	html, err := chromedp.Call(ctx, dom.GetOuterHTML, dom.GetOuterHTMLParams{NodeID: id})
 	if err != nil {
 		return nil, err
 	}
 	return goquery.NewDocumentFromReader(strings.NewReader(html.OuterHTML))
 }
 
-// waitDOM polls the document until pred holds, across navigations.
-func waitDOM(t testing.TB, ctx context.Context, what string, pred func(*goquery.Document) bool) *goquery.Document {
+// waitDOM polls a document until pred holds, across navigations.
+func waitDOM(t testing.TB, ctx context.Context, root docRoot, what string, pred func(*goquery.Document) bool) *goquery.Document {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var last string
 	for {
-		doc, err := pageDOM(ctx)
+		doc, err := pageDOM(ctx, root)
 		if err == nil {
 			if pred(doc) {
 				return doc
@@ -119,12 +163,12 @@ func noScript(t testing.TB, ctx context.Context) {
 // JavaScript, which is off here.
 
 // nodeAt returns the node of the n-th element matching sel.
-func nodeAt(ctx context.Context, sel string, n int) (cdp.NodeID, error) {
-	doc, err := chromedp.Call(ctx, dom.GetDocument, dom.GetDocumentParams{})
+func nodeAt(ctx context.Context, root docRoot, sel string, n int) (cdp.NodeID, error) {
+	doc, err := root(ctx)
 	if err != nil {
 		return 0, err
 	}
-	res, err := chromedp.Call(ctx, dom.QuerySelectorAll, dom.QuerySelectorAllParams{NodeID: doc.Root.NodeID, Selector: sel})
+	res, err := chromedp.Call(ctx, dom.QuerySelectorAll, dom.QuerySelectorAllParams{NodeID: doc, Selector: sel})
 	if err != nil {
 		return 0, err
 	}
@@ -149,37 +193,61 @@ func clickNode(ctx context.Context, id cdp.NodeID) error {
 }
 
 // clickButton clicks the first button whose text is label.
-func clickButton(t testing.TB, ctx context.Context, label string) {
+func clickButton(t testing.TB, ctx context.Context, root docRoot, label string) {
 	t.Helper()
-	doc := waitDOM(t, ctx, "a button "+label, func(d *goquery.Document) bool {
-		return d.Find("button").FilterFunction(func(_ int, s *goquery.Selection) bool { return strings.TrimSpace(s.Text()) == label }).Length() > 0
+	retryDOM(t, "click "+label, func() error {
+		doc, err := pageDOM(ctx, root)
+		if err != nil {
+			return err
+		}
+		idx := -1
+		doc.Find("button").EachWithBreak(func(i int, s *goquery.Selection) bool {
+			if strings.TrimSpace(s.Text()) == label {
+				idx = i
+			}
+			return idx < 0
+		})
+		if idx < 0 {
+			return fmt.Errorf("no button %q yet", label)
+		}
+		id, err := nodeAt(ctx, root, "button", idx)
+		if err != nil {
+			return err
+		}
+		return clickNode(ctx, id)
 	})
-	idx := 0
-	doc.Find("button").EachWithBreak(func(i int, s *goquery.Selection) bool {
-		idx = i
-		return strings.TrimSpace(s.Text()) != label
-	})
-	id, err := nodeAt(ctx, "button", idx)
-	if err == nil {
-		err = clickNode(ctx, id)
-	}
-	if err != nil {
-		t.Fatalf("click %q: %v", label, err)
-	}
 }
 
 // typeInto focuses the element sel matches and types text into it.
-func typeInto(t testing.TB, ctx context.Context, sel, text string) {
+func typeInto(t testing.TB, ctx context.Context, root docRoot, sel, text string) {
 	t.Helper()
-	id, err := nodeAt(ctx, sel, 0)
-	if err == nil {
-		_, err = chromedp.Call(ctx, dom.Focus, dom.FocusParams{NodeID: id})
-	}
-	if err == nil {
+	retryDOM(t, "type into "+sel, func() error {
+		id, err := nodeAt(ctx, root, sel, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := chromedp.Call(ctx, dom.Focus, dom.FocusParams{NodeID: id}); err != nil {
+			return err
+		}
 		_, err = chromedp.Call(ctx, input.InsertText, input.InsertTextParams{Text: text})
-	}
-	if err != nil {
-		t.Fatalf("type into %s: %v", sel, err)
+		return err
+	})
+}
+
+// retryDOM retries an action on a document that may still be loading or
+// be replaced under it (a refresh), for up to 15 seconds.
+func retryDOM(t testing.TB, what string, action func() error) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := action()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -204,18 +272,18 @@ func TestFallbackWithoutJavaScript(t *testing.T) {
 	noScript(t, ctx)
 	navs := countNavigations(t, ctx)
 	navigate(t, ctx, "http://"+p.addr+"/chat/demo")
-	doc := waitDOM(t, ctx, "the composer", func(d *goquery.Document) bool { return d.Find("form.composer textarea").Length() == 1 })
+	doc := waitDOM(t, ctx, mainDoc, "the composer", func(d *goquery.Document) bool { return d.Find("form.composer textarea").Length() == 1 })
 	if doc.Find(".greeting").Text() != "Ask us anything." || len(messages(doc)) != 0 {
 		t.Fatalf("first visit: greeting %q, %d messages", doc.Find(".greeting").Text(), len(messages(doc)))
 	}
-	typeInto(t, ctx, "textarea", "hello from a browser without scripts")
-	clickButton(t, ctx, "Send")
-	doc = waitDOM(t, ctx, "the sent message", func(d *goquery.Document) bool { return has(messages(d), "hello from a browser without scripts") })
+	typeInto(t, ctx, mainDoc, "textarea", "hello from a browser without scripts")
+	clickButton(t, ctx, mainDoc, "Send")
+	doc = waitDOM(t, ctx, mainDoc, "the sent message", func(d *goquery.Document) bool { return has(messages(d), "hello from a browser without scripts") })
 	if has(messages(doc), "What would you like to see?") {
 		t.Fatal("the reply was already on the page the post landed on; this test cannot tell that the page refreshes itself")
 	}
 	before := navs.count()
-	doc = waitDOM(t, ctx, "the bot's reply, by the page's own refresh", func(d *goquery.Document) bool {
+	doc = waitDOM(t, ctx, mainDoc, "the bot's reply, by the page's own refresh", func(d *goquery.Document) bool {
 		return has(messages(d), "Hello, there! What would you like to see?")
 	})
 	if navs.count() <= before {
@@ -226,18 +294,176 @@ func TestFallbackWithoutJavaScript(t *testing.T) {
 		t.Errorf("first entry = %q", got[0])
 	}
 
-	clickButton(t, ctx, "Take the tour")
-	doc = waitDOM(t, ctx, "the tour", func(d *goquery.Document) bool {
+	clickButton(t, ctx, mainDoc, "Take the tour")
+	doc = waitDOM(t, ctx, mainDoc, "the tour", func(d *goquery.Document) bool {
 		return has(messages(d), "Quick replies are suggested answers")
 	})
 	if !has(messages(doc), "You: Take the tour") {
 		t.Errorf("the click is not in the transcript: %q", messages(doc))
 	}
 	// When the turn is over the page stops refreshing.
-	waitDOM(t, ctx, "the refresh to stop", func(d *goquery.Document) bool { return d.Find(".poll [role=status]").Length() == 0 })
+	waitDOM(t, ctx, mainDoc, "the refresh to stop", func(d *goquery.Document) bool { return d.Find(".poll [role=status]").Length() == 0 })
 	settled := navs.count()
 	time.Sleep(4 * time.Second)
 	if n := navs.count(); n != settled {
 		t.Errorf("the page went on refreshing with nothing pending: %d more loads", n-settled)
+	}
+}
+
+// browserOneProcess is a browser that keeps cross-site frames in their
+// page's process, so that a test can read the chat frame's DOM through
+// the page's DevTools session. Nothing else about the page changes.
+func browserOneProcess(t testing.TB, width, height int) context.Context {
+	t.Helper()
+	return browser(t, width, height, chromedp.Flag("disable-site-isolation-trials", true),
+		chromedp.Flag("disable-features", "IsolateOrigins,site-per-process"))
+}
+
+// TestFallbackHandOver: on a host page whose CSP forbids WebAssembly, the
+// loader shows the chat page in its panel, and the conversation the
+// visitor started in the widget is there and goes on. A visitor whose
+// first chat is in the panel keeps it on the site's next page too.
+func TestFallbackHandOver(t *testing.T) {
+	s := newSite(t)
+	ctx := browserOneProcess(t, 1280, 860)
+	reqs := recordRequests(t, ctx)
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	typeMessage(t, ctx, "hello")
+	botSays(t, ctx, "Hello, there!")
+
+	navigate(t, ctx, s.host.URL+"/nowasm")
+	waitJS(t, ctx, "the loader to give up on WebAssembly", in(".panel.fallback iframe"))
+	click(t, ctx, ".launcher")
+	waitJS(t, ctx, "the panel", in(".panel.fallback")+`.hidden === false`)
+	doc := waitDOM(t, ctx, chatFrame, "the earlier conversation in the panel", func(d *goquery.Document) bool {
+		return has(messages(d), "You: hello") && has(messages(d), "Hello, there!")
+	})
+	if !doc.Find("body").HasClass("embed") || doc.Find("h1").Text() != "Acme Shipping" {
+		t.Errorf("the panel's page is not the embedded chat of the bot")
+	}
+	frames := reqs.matching("/chat/demo?")
+	if len(frames) == 0 || !strings.Contains(frames[0], "embed=1") || !strings.Contains(frames[0], "v=") || !strings.Contains(frames[0], "lang=en") {
+		t.Errorf("frame requests: %q; want embed=1, the visitor token and the page's language", frames)
+	}
+	typeInto(t, ctx, chatFrame, "textarea", "menu")
+	clickButton(t, ctx, chatFrame, "Send")
+	waitDOM(t, ctx, chatFrame, "the reply in the panel", func(d *goquery.Document) bool {
+		return has(messages(d), "Here's everything I can show you.")
+	})
+	// The widget, back on a page that allows it, sees what was said in
+	// the panel: one conversation.
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Here's everything I can show you.")
+	if n := count(t, ctx, ".msg.user", "menu"); n != 1 {
+		t.Errorf("the panel's message shows %d times in the widget", n)
+	}
+
+	// A new visitor who starts in the panel keeps the conversation on
+	// the next page: the page hands its visitor to the loader.
+	fresh := browserOneProcess(t, 1280, 860)
+	navigate(t, fresh, s.host.URL+"/nowasm")
+	waitJS(t, fresh, "the fallback panel", in(".panel.fallback iframe"))
+	click(t, fresh, ".launcher")
+	typeInto(t, fresh, chatFrame, "textarea", "first words in the panel")
+	clickButton(t, fresh, chatFrame, "Send")
+	waitDOM(t, fresh, chatFrame, "the message", func(d *goquery.Document) bool { return has(messages(d), "first words in the panel") })
+	waitJS(t, fresh, "the hand-over", `localStorage.getItem("porthole:demo:visitor")`)
+	navigate(t, fresh, s.host.URL+"/nowasm")
+	waitJS(t, fresh, "the fallback panel", in(".panel.fallback iframe"))
+	waitDOM(t, fresh, chatFrame, "the conversation on the next page", func(d *goquery.Document) bool {
+		return has(messages(d), "You: first words in the panel")
+	})
+}
+
+// TestFallbackRefusesForeignSites: a site not in the bot's origins cannot
+// frame the chat page (CSP frame-ancestors), and its cross-site form post
+// is refused; the bot's own site frames it fine.
+func TestFallbackRefusesForeignSites(t *testing.T) {
+	s := newSite(t)
+	frame := `<!doctype html><html lang="en"><head><title>Framer</title></head><body>
+<iframe title="chat" src="` + s.url + `/chat/demo?embed=1"></iframe>
+<form method="post" action="` + s.url + `/chat/demo"><input name="text" value="forged"><input name="csrf" value="x"><button>Go</button></form>
+</body></html>`
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(frame))
+	}))
+	t.Cleanup(foreign.Close)
+	s.host.Config.Handler.(*http.ServeMux).HandleFunc("/framer", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(frame))
+	})
+
+	ctx := browserOneProcess(t, 1280, 860)
+	// The bot's own site: the frame shows the chat.
+	navigate(t, ctx, s.host.URL+"/framer")
+	waitDOM(t, ctx, chatFrame, "the chat in an allowed frame", func(d *goquery.Document) bool { return d.Find("form.composer").Length() == 1 })
+
+	// Another origin (same host, other port): the browser refuses.
+	var refused sync.WaitGroup
+	refused.Add(1)
+	var once sync.Once
+	chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*page.EventFrameNavigated); ok && e.Frame.ParentID != "" && strings.HasPrefix(e.Frame.URL, "chrome-error:") {
+			once.Do(refused.Done)
+		}
+	})
+	navigate(t, ctx, foreign.URL+"/")
+	done := make(chan struct{})
+	go func() { refused.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the foreign site's frame did not end on an error page")
+	}
+	if doc, err := pageDOM(ctx, chatFrame); err == nil && doc.Find("form.composer").Length() > 0 {
+		t.Fatal("a site not in the bot's origins framed the chat")
+	}
+	if !strings.Contains(s.proxy.log(), "path=/chat/demo status=200") {
+		t.Fatal("the proxy never served the page: the refusal proves nothing")
+	}
+
+	// Its cross-site form post is refused, and nothing is stored.
+	evalJS[any](t, ctx, `document.forms[0].submit(), null`)
+	waitDOM(t, ctx, mainDoc, "the refusal", func(d *goquery.Document) bool {
+		return strings.Contains(d.Text(), "sent from another site, so it was refused")
+	})
+	if !strings.Contains(s.proxy.log(), "cross-site chat form refused") {
+		t.Error("no refusal in the log")
+	}
+	if strings.Contains(s.proxy.log(), "handed upstream") {
+		t.Error("the forged post reached the bot")
+	}
+}
+
+// TestFallbackAccessibility runs axe-core with WCAG 2.2 AA rules on the
+// chat page holding every kind of message, full page and embedded on a
+// phone.
+func TestFallbackAccessibility(t *testing.T) {
+	axe := axeSource(t)
+	p := start(t, t.TempDir())
+	for _, tc := range []struct {
+		name          string
+		query         string
+		width, height int
+	}{{"desktop", "", 1280, 860}, {"phone-embedded", "?embed=1", 390, 780}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := browser(t, tc.width, tc.height)
+			navigate(t, ctx, "http://"+p.addr+"/chat/demo"+tc.query)
+			typeInto(t, ctx, mainDoc, "textarea", "hello")
+			clickButton(t, ctx, mainDoc, "Send")
+			for _, b := range []string{"Take the tour", "Next: buttons", "Show me a carousel", "Pick the harbour"} {
+				clickButton(t, ctx, mainDoc, b)
+			}
+			waitDOM(t, ctx, mainDoc, "the media", func(d *goquery.Document) bool {
+				return d.Find("video").Length() == 1 && d.Find(".cards").Length() == 1 && d.Find("form.quick").Length() == 1
+			})
+			for _, v := range runAxe(t, ctx, axe, "document") {
+				t.Errorf("axe: %s", v)
+			}
+		})
 	}
 }
