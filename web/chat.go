@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	_ "embed"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -346,6 +348,40 @@ func mediaName(b widget.Body, t ChatTexts, fallback string) string {
 		return b.Alt
 	}
 	return t.Get(fallback)
+}
+
+// bubble shows text with its links, the author first for screen readers
+// and text browsers. It is written by hand because the text keeps its
+// white space (line breaks are the bot's), so no markup may add any.
+func bubble(p *ChatPage, e ChatEntry, text string) templ.Component {
+	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
+		author := p.Title()
+		if e.Mine {
+			author = p.Texts.Get(widget.TextYou)
+		}
+		var b strings.Builder
+		b.WriteString(`<p class="bubble"><span class="sr">`)
+		b.WriteString(templ.EscapeString(author + ": "))
+		b.WriteString(`</span>`)
+		for _, seg := range widget.Linkify(text) {
+			if seg.URL == "" {
+				b.WriteString(templ.EscapeString(seg.Text))
+				continue
+			}
+			b.WriteString(`<a href="` + templ.EscapeString(seg.URL) + `"`)
+			if external(seg.URL) {
+				b.WriteString(` target="_blank"`)
+			}
+			b.WriteString(` rel="noopener noreferrer">` + templ.EscapeString(seg.Text))
+			if external(seg.URL) {
+				b.WriteString(`<span class="sr"> ` + templ.EscapeString(p.Texts.Get(widget.TextNewTab)) + `</span>`)
+			}
+			b.WriteString(`</a>`)
+		}
+		b.WriteString(`</p>`)
+		_, err := io.WriteString(w, b.String())
+		return err
+	})
 }
 
 func withIndex(r Ref, i int) Ref {

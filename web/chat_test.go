@@ -57,6 +57,10 @@ func TestChatText(t *testing.T) {
 	if got := li.Eq(0).Find(".sr").First().Text(); got != "Acme: " {
 		t.Errorf("bot prefix = %q", got)
 	}
+	// The text keeps its own white space and gets none from the markup.
+	if got, want := li.Eq(0).Find(".bubble").Text(), "Acme: See https://example.com/a_(b) (opens in a new tab). Or call\nus."; got != want {
+		t.Errorf("bubble text = %q\nwant %q", got, want)
+	}
 	// Visitors' text is text, never markup.
 	if li.Eq(1).Find("b").Length() != 0 || !strings.Contains(li.Eq(1).Find(".bubble").Text(), "<b>not bold</b>") {
 		t.Errorf("user text was not escaped: %s", li.Eq(1).Find(".bubble").Text())

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/chromedp/chromedp"
 )
 
@@ -57,6 +58,52 @@ func TestWidgetLayout(t *testing.T) {
 				dir = filepath.Join("..", "..", "docs")
 			}
 			if err := os.WriteFile(filepath.Join(dir, "widget-"+tc.name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestChatPageLayout lays the no-JavaScript chat page out on a desktop
+// and a phone, with a carousel and media in it: nothing wider than the
+// screen, the composer on screen at the end of the conversation. With
+// -update-screenshots it writes the images the README shows.
+func TestChatPageLayout(t *testing.T) {
+	p := start(t, t.TempDir())
+	for _, tc := range []struct {
+		name          string
+		width, height int
+	}{
+		{"desktop", 1280, 800},
+		{"phone", 390, 780},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := browser(t, tc.width, tc.height)
+			navigate(t, ctx, "http://"+p.addr+"/chat/demo")
+			typeInto(t, ctx, mainDoc, "textarea", "hello")
+			clickButton(t, ctx, mainDoc, "Send")
+			for _, b := range []string{"Take the tour", "Next: buttons", "Show me a carousel"} {
+				clickButton(t, ctx, mainDoc, b)
+			}
+			waitDOM(t, ctx, mainDoc, "the carousel", func(d *goquery.Document) bool { return d.Find(".card").Length() == 3 })
+			waitJS(t, ctx, "the card images", `Array.from(document.images).every(function(i){return i.complete && i.naturalWidth > 0})`)
+			m := evalJS[map[string]float64](t, ctx, `(function(){var c = document.querySelector(".composer").getBoundingClientRect();
+				return {scrollW: document.documentElement.scrollWidth, vw: innerWidth, vh: innerHeight, top: c.top, bottom: c.bottom}})()`)
+			if m["scrollW"] > m["vw"] {
+				t.Errorf("the page is %v px wide on a %v px screen", m["scrollW"], m["vw"])
+			}
+			if m["bottom"] > m["vh"] || m["top"] < 0 {
+				t.Errorf("composer at %v–%v is off the %v px screen", m["top"], m["bottom"], m["vh"])
+			}
+			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if *updateScreens {
+				dir = filepath.Join("..", "..", "docs")
+			}
+			if err := os.WriteFile(filepath.Join(dir, "chat-page-"+tc.name+".png"), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		})
