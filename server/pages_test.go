@@ -727,3 +727,44 @@ func (s *brokenStore) Find(ctx context.Context, bot, visitor string) (store.Conv
 	}
 	return s.Store.Find(ctx, bot, visitor)
 }
+
+// TestChatPageKeyRotation: after a new key is put in front of the old
+// one, the visitor's cookie, form token and link token still work; once
+// the old key is gone they do not, and the post is refused with the text
+// kept.
+func TestChatPageKeyRotation(t *testing.T) {
+	st := store.NewMemory()
+	oldKey, newKey := Secret(strings.Repeat("a", 32)), Secret(strings.Repeat("b", 32))
+	withKeys := func(keys ...Secret) *harness {
+		return newHarness(t, func(c *Config, o *Options) { c.SessionKeys, o.Store = keys, st })
+	}
+	before := withKeys(oldKey)
+	b := before.browser(true)
+	b.open("demo")
+	b.send("under the old key")
+	page := b.page
+	jar := b.http.Jar
+
+	after := withKeys(newKey, oldKey)
+	b2 := after.browser(true)
+	b2.http.Jar = jar
+	u := mustParse(after.hs.URL)
+	jar.SetCookies(u, jar.Cookies(mustParse(before.hs.URL+"/chat/")))
+	doc := b2.open("demo")
+	if got := bubbles(doc); len(got) == 0 || got[0] != "under the old key" {
+		t.Fatalf("after rotation the cookie lost the visitor: %q", got)
+	}
+	// A form rendered under the old key still posts.
+	b2.page, b2.url = page, mustParse(after.hs.URL+"/chat/demo")
+	if r := b2.submit("form.composer", "", url.Values{"text": {"old form"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a form from before the rotation: %d", r.StatusCode)
+	}
+
+	gone := withKeys(newKey)
+	b3 := gone.browser(true)
+	b3.page, b3.url = page, mustParse(gone.hs.URL+"/chat/demo")
+	r := b3.submit("form.composer", "", url.Values{"text": {"too old"}})
+	if r.StatusCode != http.StatusForbidden {
+		t.Errorf("a form signed with a removed key: %d, want 403", r.StatusCode)
+	}
+}
