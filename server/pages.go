@@ -363,7 +363,7 @@ func pageQuery(q url.Values) url.Values {
 func (s *Server) pageInbound(r *http.Request, bot *Bot, visitor, text string) (*Inbound, string) {
 	ctx := r.Context()
 	form := r.PostFormValue("form")
-	if len(form) != 32 {
+	if !validVisitorID(form) { // 32 hex digits, as chatPage makes it
 		form = randomHex(16) // no form id: no duplicate detection either
 	}
 	// A message's id is made of the rendering's id and its content, so a
