@@ -29,6 +29,7 @@ const usage = `porthole: put a Chatlayer or ChatAIBot bot on any website.
 Usage:
   porthole serve [flags]   run the proxy (no --config: the built-in demo bot)
   porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
+  porthole bench [flags]   measure a real server under load (memory per connection, reply round trip) against an emulator
   porthole version         print the version
 
 Run 'porthole serve -h' for the flags.
@@ -47,6 +48,8 @@ func main() {
 		err = serve(os.Args[2:], os.Stderr)
 	case "sim":
 		err = sim(os.Args[2:], os.Stderr)
+	case "bench":
+		err = bench(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("porthole", version)
 	case "-h", "--help", "help":

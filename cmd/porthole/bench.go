@@ -1,0 +1,596 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/porthole-chat/porthole/server/chataibot"
+	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// bench measures a real porthole server under load. It starts two
+// ChatAIBot emulators in this process, a porthole server as a child
+// process whose bot talks to the first, and then:
+//
+//  1. opens --idle widget connections and reports the server's resident
+//     memory per idle connection;
+//  2. sends --rate messages a second for --duration from --visitors
+//     widgets over real WebSockets, and times each send to the bot's
+//     reply on the socket;
+//  3. sends the same load straight to the second emulator through the
+//     same adapter code, without the proxy: the baseline. The proxy's
+//     own cost is the ratio of the two.
+//
+// Every message must be acknowledged once and answered once; lost and
+// duplicated replies are counted and make the command fail.
+func bench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	idle := fs.Int("idle", 1000, "idle widget `connections` for the memory figure")
+	visitors := fs.Int("visitors", 200, "widgets that send during the load")
+	rateFlag := fs.Float64("rate", 1000, "messages a `second`, all visitors together")
+	duration := fs.Duration("duration", 10*time.Second, "how long to send")
+	storeDriver := fs.String("store", "bolt", "the server's store: bolt or memory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *visitors < 1 || *rateFlag <= 0 || *duration <= 0 || *idle < 0 {
+		return errors.New("bench: --visitors, --rate and --duration must be positive, --idle not negative")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+
+	proxyPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	proxyURL := "http://127.0.0.1:" + strconv.Itoa(proxyPort)
+	emu, emuURL, err := startEmulator()
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	const secret = "porthole-bench-webhook-secret"
+	emu.SetCallback(proxyURL+"/hooks/chataibot/bench", secret)
+
+	dir, err := os.MkdirTemp("", "porthole-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
+store: {driver: %s}
+limits: {messages_per_minute: 6000, burst: 100, ip_messages_per_minute: 1000000, connections_per_ip: 1000000}
+bots:
+  - id: bench
+    provider: chataibot
+    origins: [loopback]
+    chataibot:
+      base_url: %q
+      token: %q
+      bot_key: %q
+      webhook_secret: %q
+`, proxyPort, *storeDriver, emuURL, chataibottest.DefaultToken, chataibottest.DefaultBotKey, secret)
+	cfgPath := filepath.Join(dir, "porthole.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	srv := exec.CommandContext(ctx, exe, "serve", "--config", cfgPath, "--data", dir, "--log-level", "warn")
+	srv.Stderr = stderr
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		srv.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			srv.Process.Kill()
+		}
+	}()
+	if err := waitReady(proxyURL, 15*time.Second); err != nil {
+		return err
+	}
+	pid := srv.Process.Pid
+	logf("server pid %d on %s, store %s; emulator on %s", pid, proxyURL, *storeDriver, emuURL)
+
+	// 1. Idle connections.
+	var idleFig string
+	if *idle > 0 {
+		time.Sleep(500 * time.Millisecond)
+		before, err := rss(pid)
+		if err != nil {
+			return err
+		}
+		conns, err := openIdle(ctx, proxyURL, *idle)
+		defer func() {
+			for _, c := range conns {
+				c.CloseNow()
+			}
+		}()
+		if err != nil {
+			return fmt.Errorf("idle connections: %w", err)
+		}
+		time.Sleep(2 * time.Second) // let the handshakes' garbage go
+		after, err := rss(pid)
+		if err != nil {
+			return err
+		}
+		per := float64(after-before) / float64(*idle)
+		idleFig = fmt.Sprintf("%d idle connections: server RSS %.1f → %.1f MB, %.1f KB per connection", *idle, mb(before), mb(after), per/1024)
+		logf("%s", idleFig)
+	}
+
+	// 2. Through the proxy.
+	logf("load through the proxy: %d visitors, %.0f messages/s for %s", *visitors, *rateFlag, *duration)
+	proxied, err := loadProxy(ctx, proxyURL, *visitors, *rateFlag, *duration)
+	if err != nil {
+		return err
+	}
+
+	// 3. Straight to an emulator of its own, through the same adapter.
+	logf("baseline: the same load straight to the emulator")
+	direct, err := loadDirect(ctx, *visitors, *rateFlag, *duration)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(stdout, "porthole bench: %d visitors, %.0f messages/s for %s, store %s\n", *visitors, *rateFlag, *duration, *storeDriver)
+	if idleFig != "" {
+		fmt.Fprintln(stdout, idleFig)
+	}
+	fmt.Fprintf(stdout, "%-22s %8s %8s %8s %8s %10s %6s %6s\n", "send → bot reply", "p50 ms", "p95 ms", "p99 ms", "max ms", "msgs/s", "lost", "dup")
+	for _, r := range []struct {
+		name string
+		res  *loadResult
+	}{{"through the proxy", proxied}, {"emulator directly", direct}} {
+		fmt.Fprintf(stdout, "%-22s %8.2f %8.2f %8.2f %8.2f %10.0f %6d %6d\n", r.name,
+			ms(r.res.pct(50)), ms(r.res.pct(95)), ms(r.res.pct(99)), ms(r.res.pct(100)), r.res.throughput(), r.res.lost, r.res.dup)
+	}
+	fmt.Fprintf(stdout, "proxy / direct: p50 %.2f×, p99 %+.2f ms\n",
+		float64(proxied.pct(50))/float64(max(direct.pct(50), 1)), ms(proxied.pct(99)-direct.pct(99)))
+	if proxied.lost+proxied.dup+proxied.errors+direct.lost+direct.dup > 0 {
+		return fmt.Errorf("bench: %d lost, %d duplicated, %d errors through the proxy; %d lost, %d duplicated directly",
+			proxied.lost, proxied.dup, proxied.errors, direct.lost, direct.dup)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func mb(b int64) float64         { return float64(b) / (1 << 20) }
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startEmulator serves a ChatAIBot emulator without rate limits on a
+// local port.
+func startEmulator() (*chataibottest.Server, string, error) {
+	e := chataibottest.New(chataibottest.Options{RateLimit: -1})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	hs := &http.Server{Handler: e.Handler()}
+	go hs.Serve(ln)
+	e.URL = "http://" + ln.Addr().String()
+	return e, e.URL, nil
+}
+
+func waitReady(base string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("bench: the server at %s was not ready within %s", base, within)
+}
+
+// rss reads a process's resident set size from /proc.
+func rss(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: reading the server's memory needs Linux /proc: %w", err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("bench: no VmRSS in /proc status")
+}
+
+// dialWidget opens a socket as the widget does and waits for its welcome.
+func dialWidget(ctx context.Context, base string) (*websocket.Conn, error) {
+	u := "ws" + strings.TrimPrefix(base, "http") + "/v1/ws?bot=bench"
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{Subprotocols: []string{widget.Protocol}, HTTPHeader: http.Header{"Origin": {base}}})
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(widget.MaxFrame)
+	if err := c.Write(dctx, websocket.MessageText, widget.Encode(&widget.Hello{Bot: "bench"})); err != nil {
+		c.CloseNow()
+		return nil, err
+	}
+	for {
+		_, data, err := c.Read(dctx)
+		if err != nil {
+			c.CloseNow()
+			return nil, err
+		}
+		if f, err := widget.Decode(data); err == nil && f.Type() == widget.TypeWelcome {
+			return c, nil
+		}
+	}
+}
+
+// openIdle opens n widget connections that then only answer pings.
+func openIdle(ctx context.Context, base string, n int) ([]*websocket.Conn, error) {
+	conns := make([]*websocket.Conn, n)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := dialWidget(ctx, base)
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			conns[i] = c
+			// Reading answers the server's pings; frames are dropped.
+			go func() {
+				for {
+					if _, _, err := c.Read(ctx); err != nil {
+						return
+					}
+				}
+			}()
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return slices.DeleteFunc(conns, func(c *websocket.Conn) bool { return c == nil }), err
+	}
+	return conns, nil
+}
+
+// loadResult collects the round trips of one load phase.
+type loadResult struct {
+	mu      sync.Mutex
+	sent    map[string]time.Time // marker -> when it was sent
+	rtts    []time.Duration
+	replies map[string]int
+	lost    int
+	dup     int
+	errors  int
+	// start is when the first measured message went; last when the last
+	// reply came: throughput is what was answered in between.
+	start, last time.Time
+}
+
+func newResult() *loadResult {
+	return &loadResult{sent: map[string]time.Time{}, replies: map[string]int{}}
+}
+
+func (r *loadResult) send(marker string) {
+	r.mu.Lock()
+	r.sent[marker] = time.Now()
+	r.mu.Unlock()
+}
+
+// reply records a bot reply that names marker.
+func (r *loadResult) reply(marker string) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.replies[marker]++
+	if t, ok := r.sent[marker]; ok && r.replies[marker] == 1 {
+		r.rtts = append(r.rtts, now.Sub(t))
+		r.last = now
+	}
+}
+
+// finish counts what was never answered, or answered twice.
+func (r *loadResult) finish() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for m := range r.sent {
+		switch n := r.replies[m]; {
+		case n == 0:
+			r.lost++
+		case n > 1:
+			r.dup += n - 1
+		}
+	}
+	slices.Sort(r.rtts)
+}
+
+func (r *loadResult) pct(p float64) time.Duration {
+	if len(r.rtts) == 0 {
+		return 0
+	}
+	i := int(float64(len(r.rtts)-1) * p / 100)
+	return r.rtts[i]
+}
+
+func (r *loadResult) throughput() float64 {
+	if len(r.rtts) == 0 {
+		return 0
+	}
+	return float64(len(r.rtts)) / r.last.Sub(r.start).Seconds()
+}
+
+// markerOf finds the marker in the emulator's echo "You said: <marker>
+// (message n)".
+func markerOf(text string) string {
+	rest, ok := strings.CutPrefix(text, "You said: ")
+	if !ok {
+		return ""
+	}
+	m, _, _ := strings.Cut(rest, " ")
+	return m
+}
+
+// schedule calls fire(visitor, n) at rate per second, spread over the
+// visitors in turn, for d; it keeps to the planned times (an open loop),
+// so a slow server shows as latency, not as a lower send rate.
+func schedule(ctx context.Context, visitors int, rate float64, d time.Duration, fire func(v, n int)) time.Time {
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	total := int(d.Seconds() * rate)
+	for n := range total {
+		at := start.Add(time.Duration(n) * interval)
+		if wait := time.Until(at); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return start
+			case <-time.After(wait):
+			}
+		}
+		fire(n%visitors, n)
+	}
+	return start
+}
+
+// loadProxy runs the load through widget sockets on the server.
+func loadProxy(ctx context.Context, base string, visitors int, rate float64, d time.Duration) (*loadResult, error) {
+	res := newResult()
+	conns := make([]*websocket.Conn, visitors)
+	var acks atomic.Int64
+	for i := range conns {
+		c, err := dialWidget(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		defer c.CloseNow()
+		conns[i] = c
+		go func() {
+			for {
+				_, data, err := c.Read(ctx)
+				if err != nil {
+					return
+				}
+				f, err := widget.Decode(data)
+				if err != nil {
+					continue
+				}
+				switch f := f.(type) {
+				case *widget.Msg:
+					if f.From == "bot" {
+						if m := markerOf(f.Body.Text); m != "" {
+							res.reply(m)
+						}
+					}
+				case *widget.Ack:
+					acks.Add(1)
+				case *widget.ErrorFrame:
+					res.mu.Lock()
+					res.errors++
+					res.mu.Unlock()
+				}
+			}
+		}()
+	}
+	// One warm-up message each: ChatAIBot starts its conversation on the
+	// first one.
+	for i, c := range conns {
+		c.Write(ctx, websocket.MessageText, widget.Encode(&widget.Send{ID: fmt.Sprintf("w%d", i), Text: fmt.Sprintf("warm-%d", i)}))
+	}
+	time.Sleep(time.Second)
+	res.start = schedule(ctx, visitors, rate, d, func(v, n int) {
+		marker := "m" + strconv.Itoa(n)
+		res.send(marker)
+		err := conns[v].Write(ctx, websocket.MessageText, widget.Encode(&widget.Send{ID: marker, Text: marker}))
+		if err != nil {
+			res.mu.Lock()
+			res.errors++
+			res.mu.Unlock()
+		}
+	})
+	settle(res, 10*time.Second)
+	res.finish()
+	return res, nil
+}
+
+// settle waits until every sent message is answered. A server behind on
+// its work is still answering: it waits as long as replies keep coming
+// (up to two minutes), so that only what never comes counts as lost.
+func settle(res *loadResult, quiet time.Duration) {
+	deadline := time.Now().Add(2 * time.Minute)
+	last, lastChange := -1, time.Now()
+	for time.Now().Before(deadline) {
+		res.mu.Lock()
+		got, want := len(res.rtts), len(res.sent)
+		res.mu.Unlock()
+		if got >= want {
+			time.Sleep(200 * time.Millisecond) // late duplicates
+			return
+		}
+		if got != last {
+			last, lastChange = got, time.Now()
+		} else if time.Since(lastChange) > quiet {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// benchSink takes the adapter's replies in the baseline: it records them
+// and keeps the provider state in memory.
+type benchSink struct {
+	res   *loadResult
+	mu    sync.Mutex
+	attrs map[string]string
+	links map[string]string
+}
+
+func (s *benchSink) Deliver(_ context.Context, _, _ string, bodies ...widget.Body) error {
+	for _, b := range bodies {
+		if m := markerOf(b.Text); m != "" {
+			s.res.reply(m)
+		}
+	}
+	return nil
+}
+func (s *benchSink) Typing(string, bool) {}
+func (s *benchSink) Attr(_ context.Context, conv, key string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attrs[conv+"/"+key], nil
+}
+func (s *benchSink) SetAttr(_ context.Context, conv, key, value string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attrs[conv+"/"+key] = value
+	return nil
+}
+func (s *benchSink) Link(_ context.Context, ref, conv string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.links[ref] = conv
+	return nil
+}
+func (s *benchSink) Resolve(_ context.Context, ref string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.links[ref]; ok {
+		return c, nil
+	}
+	return "", errors.New("unknown conversation")
+}
+
+// loadDirect runs the load against an emulator of its own through the
+// ChatAIBot adapter, with its webhook served here: the platform's round
+// trip without the proxy's sockets, store and service.
+func loadDirect(ctx context.Context, visitors int, rate float64, d time.Duration) (*loadResult, error) {
+	res := newResult()
+	emu, emuURL, err := startEmulator()
+	if err != nil {
+		return nil, err
+	}
+	defer emu.Close()
+	const secret = "porthole-bench-webhook-secret"
+	sink := &benchSink{res: res, attrs: map[string]string{}, links: map[string]string{}}
+	a, err := chataibot.New(chataibot.Config{BaseURL: emuURL, Token: chataibottest.DefaultToken, BotKey: chataibottest.DefaultBotKey, WebhookSecret: secret},
+		"bench", sink, &provider.Upstream{}, slog.New(slog.DiscardHandler), sink)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	hook := &http.Server{Handler: http.HandlerFunc(a.ServeWebhook)}
+	go hook.Serve(ln)
+	defer hook.Close()
+	emu.SetCallback("http://"+ln.Addr().String()+"/hooks/chataibot/bench", secret)
+
+	conv := func(v int) string { return fmt.Sprintf("%032x", v+1) }
+	msg := func(v int, kind provider.Kind, id, text string) provider.Message {
+		return provider.Message{Bot: "bench", Conversation: conv(v), ClientID: id, Kind: kind, Text: text,
+			Visitor: provider.Visitor{ID: fmt.Sprintf("%032x", v+1)}}
+	}
+	// Conversations start as the proxy's do: a start, then a first message.
+	var wg sync.WaitGroup
+	for v := range visitors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Send(ctx, msg(v, provider.Start, "", ""))
+			a.Send(ctx, msg(v, provider.Text, fmt.Sprintf("w%d", v), fmt.Sprintf("warm-%d", v)))
+		}()
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	// Each visitor's messages go in order, one at a time, as the
+	// service's per-conversation queue sends them.
+	queues := make([]chan provider.Message, visitors)
+	for v := range queues {
+		queues[v] = make(chan provider.Message, 1024)
+		go func() {
+			for m := range queues[v] {
+				if err := a.Send(ctx, m); err != nil {
+					res.mu.Lock()
+					res.errors++
+					res.mu.Unlock()
+				}
+			}
+		}()
+	}
+	res.start = schedule(ctx, visitors, rate, d, func(v, n int) {
+		marker := "m" + strconv.Itoa(n)
+		res.send(marker)
+		queues[v] <- msg(v, provider.Text, marker, marker)
+	})
+	for _, q := range queues {
+		close(q)
+	}
+	settle(res, 10*time.Second)
+	res.finish()
+	return res, nil
+}
