@@ -197,7 +197,7 @@ func freePort() (int, error) {
 // startEmulator serves a ChatAIBot emulator without rate limits on a
 // local port.
 func startEmulator() (*chataibottest.Server, string, error) {
-	e := chataibottest.New(chataibottest.Options{RateLimit: -1})
+	e := chataibottest.New(chataibottest.Options{RateLimit: -1, Parallel: 256})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", err

@@ -72,6 +72,13 @@ type Options struct {
 	MediaBase string
 	// Client posts the callbacks. Default: a client with a 5s timeout.
 	Client *http.Client
+	// Parallel is how many conversations may have a callback in flight
+	// (and the bot "thinking", ReplyDelay) at once; one conversation's
+	// callbacks always go one at a time, in order. Default 1: one
+	// callback at a time overall, the order the fault injections
+	// (ReorderCallbacks) are defined on. A platform serves many
+	// conversations at once; load tests set this.
+	Parallel int
 }
 
 // Request is one API call the emulator received, as it came.
@@ -167,6 +174,7 @@ type fault struct {
 
 // job is one reply batch waiting for the callback dispatcher.
 type job struct {
+	conv string
 	body []byte
 }
 
@@ -217,7 +225,11 @@ func New(opts Options) *Server {
 	mux.HandleFunc("POST /api/v1/conversation/{id}/messages", s.send)
 	s.handler = s.api(mux)
 	s.wg.Add(1)
-	go s.dispatch()
+	if opts.Parallel > 1 {
+		go s.dispatchParallel()
+	} else {
+		go s.dispatch()
+	}
 	return s
 }
 
@@ -688,7 +700,7 @@ func (s *Server) hear(c *conversation, text, msgID string) []chataibot.BotMessag
 		return msgs
 	}
 	b, _ := json.Marshal(chataibot.Callback{ConversationID: c.ID, MessageID: newID(), InReplyTo: msgID, Messages: msgs})
-	s.queue = append(s.queue, job{body: b})
+	s.queue = append(s.queue, job{conv: c.ID, body: b})
 	s.pending++
 	select {
 	case s.wake <- struct{}{}:
@@ -731,6 +743,51 @@ func (s *Server) dispatch() {
 			s.post(*held)
 			held = nil
 		}
+	}
+}
+
+// dispatchParallel posts reply batches of up to Options.Parallel
+// conversations at once, each conversation's in order. Reordering faults
+// do not apply here.
+func (s *Server) dispatchParallel() {
+	defer s.wg.Done()
+	sem := make(chan struct{}, s.opts.Parallel)
+	var mu sync.Mutex
+	tail := map[string]chan struct{}{} // conversation -> done of its last batch
+	for {
+		j, ok := s.take(-1)
+		if !ok {
+			return
+		}
+		done := make(chan struct{})
+		mu.Lock()
+		prev := tail[j.conv]
+		tail[j.conv] = done
+		mu.Unlock()
+		select {
+		case sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-sem }()
+			if prev != nil {
+				select {
+				case <-prev:
+				case <-s.ctx.Done():
+					return
+				}
+			}
+			s.post(*j)
+			close(done)
+			mu.Lock()
+			if tail[j.conv] == done {
+				delete(tail, j.conv)
+			}
+			mu.Unlock()
+		}()
 	}
 }
 

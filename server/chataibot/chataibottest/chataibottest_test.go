@@ -610,3 +610,55 @@ func TestHandlerServesWithoutNewServer(t *testing.T) {
 	s.URL = hs.URL
 	start(t, s, nil)
 }
+
+// TestParallelCallbacks: with Parallel set, one conversation's callback
+// does not wait for another's (the hook holds A's until B's has come,
+// which would never happen one at a time), and each conversation's
+// callbacks still come in order.
+func TestParallelCallbacks(t *testing.T) {
+	s := newServer(t, chataibottest.Options{Parallel: 4})
+	var mu sync.Mutex
+	order := map[string][]string{}
+	bCame := make(chan struct{})
+	var once sync.Once
+	var a string
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var cb chataibot.Callback
+		json.NewDecoder(r.Body).Decode(&cb)
+		mu.Lock()
+		order[cb.ConversationID] = append(order[cb.ConversationID], texts(cb)[len(texts(cb))-1])
+		isA := cb.ConversationID == a
+		mu.Unlock()
+		if isA {
+			select {
+			case <-bCame:
+			case <-time.After(5 * time.Second):
+				http.Error(w, "B never came while A was held", http.StatusTeapot)
+				return
+			}
+		} else {
+			once.Do(func() { close(bCame) })
+		}
+	}))
+	t.Cleanup(hs.Close)
+	s.SetCallback(hs.URL, "hook-secret-0123456789")
+	mu.Lock()
+	a = start(t, s, nil)
+	mu.Unlock()
+	b := start(t, s, nil)
+	for i := range 3 {
+		call(t, s, chataibottest.DefaultToken, "/api/v1/conversation/"+a+"/messages", []byte(`{"message":{"type":"text","data":{"body":"a`+strconv.Itoa(i)+`"}},"user":{"type":"VISITOR"}}`))
+	}
+	call(t, s, chataibottest.DefaultToken, "/api/v1/conversation/"+b+"/messages", []byte(`{"message":{"type":"text","data":{"body":"b"}},"user":{"type":"VISITOR"}}`))
+	wait(t, s)
+	if st := s.Stats(); st.CallbacksFailed != 0 || st.CallbacksDelivered != 6 {
+		t.Fatalf("stats %+v: a conversation's callback waited for another's", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"", "You said: a0 (message 2)", "You said: a1 (message 3)", "You said: a2 (message 4)"}
+	got := order[a]
+	if len(got) != 4 || !reflect.DeepEqual(got[1:], want[1:]) {
+		t.Errorf("conversation A's callbacks came as %q", got)
+	}
+}
