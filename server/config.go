@@ -42,6 +42,9 @@ type Config struct {
 	Retention Duration `yaml:"retention"`
 	// Limits bound what one visitor or one IP address may do.
 	Limits Limits `yaml:"limits"`
+	// Upstream says how long calls to the bot platforms may take and how
+	// long a message the platform did not take is retried.
+	Upstream UpstreamConfig `yaml:"upstream"`
 	// Bots are the chat bots this server fronts.
 	Bots []BotConfig `yaml:"bots"`
 }
@@ -53,6 +56,29 @@ type StoreConfig struct {
 	Driver string `yaml:"driver"`
 	// Path is the bolt file. Default: porthole.db in the data directory.
 	Path string `yaml:"path"`
+}
+
+// UpstreamConfig bounds the calls to a bot platform. A temporary failure
+// (network, timeout, 5xx, 429) is retried with exponential backoff and
+// jitter; the visitor sees "failed" after three attempts while retries
+// go on in the background.
+type UpstreamConfig struct {
+	// Timeout bounds one call. Default 15s.
+	Timeout Duration `yaml:"timeout"`
+	// MaxBackoff is the longest wait between two retries, unless the
+	// platform asks for longer (Retry-After). Default 30s.
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// RetryFor is how long after its first attempt a message is still
+	// retried. Default 10m.
+	RetryFor Duration `yaml:"retry_for"`
+}
+
+// Retry returns the service's retry policy for this configuration.
+func (u UpstreamConfig) Retry() RetryPolicy {
+	p := DefaultRetry
+	p.Timeout, p.Max, p.GiveUp = time.Duration(u.Timeout), time.Duration(u.MaxBackoff), time.Duration(u.RetryFor)
+	p.Base = min(p.Base, p.Max)
+	return p
 }
 
 // Limits bound the work one visitor or address can cause.
@@ -453,6 +479,16 @@ func (c *Config) applyDefaults() {
 	if l.ConnectionsPerIP == 0 {
 		l.ConnectionsPerIP = 64
 	}
+	u := &c.Upstream
+	if u.Timeout == 0 {
+		u.Timeout = Duration(DefaultRetry.Timeout)
+	}
+	if u.MaxBackoff == 0 {
+		u.MaxBackoff = Duration(DefaultRetry.Max)
+	}
+	if u.RetryFor == 0 {
+		u.RetryFor = Duration(DefaultRetry.GiveUp)
+	}
 	for i := range c.Bots {
 		b := &c.Bots[i]
 		if b.Widget.Position == "" {
@@ -500,6 +536,16 @@ func (c *Config) Validate() error {
 		if f.v < 0 {
 			bad(f.name, "is %d; use a positive number, or leave it out for the default", f.v)
 		}
+	}
+	u := c.Upstream
+	if u.Timeout < Duration(100*time.Millisecond) || u.Timeout > Duration(5*time.Minute) {
+		bad("upstream.timeout", "%s is out of range; use between 100ms and 5m, e.g. 15s", time.Duration(u.Timeout))
+	}
+	if u.MaxBackoff < Duration(100*time.Millisecond) || u.MaxBackoff > Duration(time.Hour) {
+		bad("upstream.max_backoff", "%s is out of range; use between 100ms and 1h, e.g. 30s", time.Duration(u.MaxBackoff))
+	}
+	if u.RetryFor < u.Timeout || u.RetryFor > Duration(7*24*time.Hour) {
+		bad("upstream.retry_for", "%s is out of range; use at least upstream.timeout (%s) and at most 7d, e.g. 10m", time.Duration(u.RetryFor), time.Duration(u.Timeout))
 	}
 	if len(c.Bots) == 0 {
 		bad("bots", "is empty; add at least one bot (see examples/)")

@@ -75,6 +75,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"limits.burst not a number", "limits:\n  burst: lots\n" + oneBot, []string{"limits.burst (line 2):", "lots"}},
 		{"limits not a mapping", "limits: 5\n" + oneBot, []string{"limits (line 1):"}},
 
+		{"upstream.timeout too short", "upstream:\n  timeout: 5ms\n" + oneBot, []string{"upstream.timeout:", "5ms", "between 100ms and 5m"}},
+		{"upstream.max_backoff negative", "upstream:\n  max_backoff: -1s\n" + oneBot, []string{"upstream.max_backoff:", "-1s", "out of range"}},
+		{"upstream.retry_for below timeout", "upstream:\n  timeout: 30s\n  retry_for: 10s\n" + oneBot, []string{"upstream.retry_for:", "at least upstream.timeout (30s)"}},
+		{"upstream unknown key", "upstream:\n  retries: 3\n" + oneBot, []string{"upstream.retries (line 2):", "not a known setting"}},
+
 		{"unknown top-level key", "colour: red\n" + oneBot, []string{"colour (line 1):", `"colour" is not a known setting`}},
 		{"unknown bot key", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    colour: red\n",
 			[]string{"bots[0].colour (line 5):", `"colour"`, "is not a known setting"}},
@@ -243,6 +248,9 @@ limits:
   ip_messages_per_minute: 100
   connections_per_ip: 8
   trust_forwarded_for: true
+upstream:
+  timeout: 5s
+  retry_for: 1h
 bots:
   - id: support
     provider: demo
@@ -282,6 +290,7 @@ bots:
 		Store:       StoreConfig{Driver: "memory", Path: "/var/lib/porthole/porthole.db"},
 		Retention:   Duration(12 * time.Hour),
 		Limits:      Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, TrustForwardedFor: true},
+		Upstream:    UpstreamConfig{Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second), RetryFor: Duration(time.Hour)},
 		Bots: []BotConfig{{
 			ID:       "support",
 			Provider: "demo",
@@ -659,5 +668,24 @@ func TestExamplesAreValid(t *testing.T) {
 		if _, err := ParseConfig(data, env); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// TestUpstreamRetryPolicy checks that the upstream section becomes the
+// service's retry policy, with the defaults where it is silent.
+func TestUpstreamRetryPolicy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "porthole.yaml")
+	os.WriteFile(path, []byte("upstream: {timeout: 2s, max_backoff: 250ms}\nbots:\n  - {id: a, provider: demo, origins: [self]}\n"), 0o600)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Upstream.Retry()
+	want := RetryPolicy{Quick: 3, Base: 250 * time.Millisecond, Max: 250 * time.Millisecond, GiveUp: 10 * time.Minute, Timeout: 2 * time.Second}
+	if got != want {
+		t.Fatalf("policy = %+v, want %+v", got, want)
+	}
+	if d := DefaultConfig().Upstream.Retry(); d != DefaultRetry {
+		t.Fatalf("default policy = %+v, want %+v", d, DefaultRetry)
 	}
 }

@@ -140,7 +140,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.closers = append(s.closers, s.store.Close)
 
-	retry := DefaultRetry
+	retry := cfg.Upstream.Retry()
 	if opts.Retry != nil {
 		retry = *opts.Retry
 	}
