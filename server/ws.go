@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -112,6 +113,7 @@ type socket struct {
 	statuses  []*widget.Status
 	statusSig chan struct{}
 	dropped   atomic.Bool
+	pinger    *time.Timer // the heartbeat
 }
 
 func (so *socket) run(parent context.Context) {
@@ -137,7 +139,8 @@ func (so *socket) run(parent context.Context) {
 		so.conn.Close(websocket.StatusInternalError, "cannot mint visitor token")
 		return
 	}
-	go so.heartbeat(ctx, cancel)
+	so.startHeartbeat(ctx, cancel)
+	defer so.pinger.Stop()
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -392,25 +395,26 @@ func (so *socket) writeFrame(ctx context.Context, f widget.Frame) error {
 	return err
 }
 
-// heartbeat pings the client; a client that does not answer within the
-// interval is gone (a sleeping laptop, a dead mobile link).
-func (so *socket) heartbeat(ctx context.Context, cancel context.CancelFunc) {
-	t := time.NewTicker(so.srv.opts.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, pcancel := context.WithTimeout(ctx, so.srv.opts.PingInterval)
-			err := so.conn.Ping(pctx)
-			pcancel()
-			if err != nil {
-				cancel()
-				return
-			}
+// startHeartbeat pings the client every ping interval; a client that
+// does not answer within the interval is gone (a sleeping laptop, a dead
+// mobile link) and the socket is cancelled. It is a timer rather than a
+// goroutine, so an idle socket keeps no stack for it: each ping runs on
+// the timer's own short-lived goroutine.
+func (so *socket) startHeartbeat(ctx context.Context, cancel context.CancelFunc) {
+	interval := so.srv.opts.PingInterval
+	// Armed by Reset only once assigned, since the callback re-arms it.
+	so.pinger = time.AfterFunc(math.MaxInt64, func() {
+		pctx, pcancel := context.WithTimeout(ctx, interval)
+		err := so.conn.Ping(pctx)
+		pcancel()
+		switch {
+		case err != nil:
+			cancel()
+		case ctx.Err() == nil:
+			so.pinger.Reset(interval)
 		}
-	}
+	})
+	so.pinger.Reset(interval)
 }
 
 // read handles client frames until the socket closes. A malformed or
