@@ -80,15 +80,17 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(widget.MaxFrame)
-	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, out: make(chan widget.Frame, sendQueue), notify: make(chan struct{}, 1), typingSig: make(chan struct{}, 1), statusSig: make(chan struct{}, 1)}
+	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, space: make(chan struct{}, 1)}
 	s.sockets.Store(so, struct{}{})
 	defer s.sockets.Delete(so)
 	so.run(r.Context())
 }
 
 // socket is one widget connection. A reader goroutine handles client
-// frames; a writer goroutine owns every write, so a slow client only ever
-// holds up itself.
+// frames. Writes are done by a writer goroutine that runs only while
+// there is something to write: the producers (the reader, bus events)
+// leave their work under mu and start one if none runs. One writer at a
+// time owns every data write, so a slow client only ever holds up itself.
 type socket struct {
 	srv  *Server
 	conn *websocket.Conn
@@ -98,26 +100,49 @@ type socket struct {
 	visitor string
 	conv    store.Conversation
 
-	out    chan widget.Frame // replies to the client's frames: acks, errors
-	notify chan struct{}     // the transcript advanced: fetch from the store
-	resync chan uint64       // a new hello: replay after this seq
-	// typing holds the latest typing state not yet written (0 none,
-	// 1 on, 2 off); typingSig wakes the writer. Typing is a state, not a
-	// stream, so a burst of changes costs one frame, never queue space.
-	typing    atomic.Int32
-	typingSig chan struct{}
+	// mu guards the work waiting for the writer and the writer's state.
+	// Nobody holds it while writing, so bus events never wait for the
+	// client: they only leave a mark.
+	mu sync.Mutex
+	// live says a writer may start: set once the welcome is queued,
+	// cleared when the socket ends.
+	live    bool
+	writing bool // a writer runs; it takes all the work before it exits
+	writers sync.WaitGroup
+	// out holds the replies to the client's frames (acks, errors) in
+	// order; space is signalled when a full queue gets room.
+	out   []widget.Frame
+	space chan struct{}
+	// first is the welcome made at the start, to write with a replay of
+	// what is stored after firstAfter before anything else.
+	first      *widget.Welcome
+	firstAfter uint64
+	// greet asks for a new welcome and a replay after greetAfter: the
+	// client said hello again.
+	greet      bool
+	greetAfter uint64
+	// fetch says the transcript advanced: read the store.
+	fetch bool
+	// typing is the latest typing state not yet written (0 none, 1 on,
+	// 2 off). Typing is a state, not a stream, so a burst of changes
+	// costs one frame, never queue space.
+	typing int32
 	// statuses holds delivery states not yet written, one per message
-	// (a newer state replaces an older one); statusSig wakes the writer.
-	// Bus events never wait for the writer: they only leave a mark.
-	statusMu  sync.Mutex
-	statuses  []*widget.Status
-	statusSig chan struct{}
-	dropped   atomic.Bool
-	pinger    *time.Timer // the heartbeat
+	// (a newer state replaces an older one).
+	statuses []*widget.Status
+	// sent is the last seq written; only the writer uses it.
+	sent uint64
+
+	// ctx ends with the socket; cancel ends it.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	dropped atomic.Bool
+	pinger  *time.Timer // the heartbeat
 }
 
 func (so *socket) run(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
+	so.ctx, so.cancel = context.WithCancel(parent)
+	ctx, cancel := so.ctx, so.cancel
 	defer cancel()
 	defer so.conn.CloseNow()
 
@@ -132,24 +157,25 @@ func (so *socket) run(parent context.Context) {
 	}
 	unsubscribe := so.srv.bus.Subscribe(so.conv.ID, so.onEvent)
 	defer unsubscribe()
-	so.resync = make(chan uint64, 1)
 
 	welcome, err := so.welcome(ctx)
 	if err != nil {
 		so.conn.Close(websocket.StatusInternalError, "cannot mint visitor token")
 		return
 	}
-	so.startHeartbeat(ctx, cancel)
+	so.startHeartbeat()
 	defer so.pinger.Stop()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		defer cancel()
-		so.write(ctx, welcome, hello.After)
-	}()
+	so.mu.Lock()
+	so.first, so.firstAfter = welcome, hello.After
+	so.live = true
+	so.wakeLocked()
+	so.mu.Unlock()
 	so.read(ctx)
 	cancel()
-	<-writerDone
+	so.mu.Lock()
+	so.live = false
+	so.mu.Unlock()
+	so.writers.Wait()
 }
 
 // awaitHello reads until a valid hello arrives or the hello timeout ends.
@@ -217,17 +243,19 @@ func (so *socket) welcome(ctx context.Context) (*widget.Welcome, error) {
 func (so *socket) onEvent(ev Event) {
 	switch {
 	case ev.Seq > 0:
-		select {
-		case so.notify <- struct{}{}:
-		default: // a fetch is already due
-		}
+		so.mu.Lock()
+		so.fetch = true
+		so.wakeLocked()
+		so.mu.Unlock()
 	case ev.Typing != nil:
 		state := int32(2)
 		if *ev.Typing {
 			state = 1
 		}
-		so.typing.Store(state)
-		signal(so.typingSig)
+		so.mu.Lock()
+		so.typing = state
+		so.wakeLocked()
+		so.mu.Unlock()
 	case ev.Status != nil:
 		so.addStatus(&widget.Status{ID: ev.Status.ClientID, State: ev.Status.State, Error: ev.Status.Reason})
 	}
@@ -240,10 +268,22 @@ func signal(c chan struct{}) {
 	}
 }
 
+// wakeLocked starts a writer for the work just left, unless one runs (it
+// takes the work before it exits) or the socket is not live. The caller
+// holds so.mu.
+func (so *socket) wakeLocked() {
+	if so.writing || !so.live {
+		return
+	}
+	so.writing = true
+	so.writers.Add(1)
+	go so.write()
+}
+
 // addStatus records a delivery state for the writer, replacing an older
 // state of the same message.
 func (so *socket) addStatus(st *widget.Status) {
-	so.statusMu.Lock()
+	so.mu.Lock()
 	replaced := false
 	for i, old := range so.statuses {
 		if old.ID == st.ID {
@@ -255,29 +295,33 @@ func (so *socket) addStatus(st *widget.Status) {
 		so.statuses = append(so.statuses, st)
 	}
 	overflow := len(so.statuses) > maxPendingStatus
-	so.statusMu.Unlock()
+	if !overflow {
+		so.wakeLocked()
+	}
+	so.mu.Unlock()
 	if overflow {
 		so.drop()
-		return
 	}
-	signal(so.statusSig)
-}
-
-func (so *socket) takeStatuses() []*widget.Status {
-	so.statusMu.Lock()
-	defer so.statusMu.Unlock()
-	out := so.statuses
-	so.statuses = nil
-	return out
 }
 
 // reply hands a frame answering the client to the writer. When the queue
 // is full the reader waits here: the client is sending faster than it
 // reads, and only its own socket slows down.
 func (so *socket) reply(ctx context.Context, f widget.Frame) {
-	select {
-	case so.out <- f:
-	case <-ctx.Done():
+	for {
+		so.mu.Lock()
+		if len(so.out) < sendQueue {
+			so.out = append(so.out, f)
+			so.wakeLocked()
+			so.mu.Unlock()
+			return
+		}
+		so.mu.Unlock()
+		select {
+		case <-so.space:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -289,70 +333,117 @@ func (so *socket) drop() {
 	}
 }
 
-// write sends the welcome, replays messages after `after`, then streams.
-// It is the only goroutine that writes data frames.
-func (so *socket) write(ctx context.Context, welcome *widget.Welcome, after uint64) {
-	if so.writeFrame(ctx, welcome) != nil {
-		return
+// work is what a writer takes from the socket in one round.
+type work struct {
+	greet    bool
+	after    uint64
+	first    *widget.Welcome
+	reply    widget.Frame
+	fetch    bool
+	typing   int32
+	statuses []*widget.Status
+}
+
+// takeLocked moves the waiting work to the writer: the first welcome on
+// its own, then everything pending but one reply at a time, so the
+// reader's queue drains as frames are written. It reports false when
+// there is nothing. The caller holds so.mu.
+func (so *socket) takeLocked() (w work, ok bool) {
+	if so.first != nil { // alone, so a hello meanwhile gets its own welcome
+		w = work{greet: true, first: so.first, after: so.firstAfter}
+		so.first = nil
+		return w, true
 	}
-	sent := after
-	if sent > welcome.Last {
-		sent = 0 // the client knows a different transcript: send it all
+	w = work{greet: so.greet, after: so.greetAfter, fetch: so.fetch, typing: so.typing, statuses: so.statuses}
+	so.greet, so.fetch, so.typing, so.statuses = false, false, 0, nil
+	if len(so.out) > 0 {
+		if len(so.out) == sendQueue {
+			signal(so.space)
+		}
+		w.reply = so.out[0]
+		so.out[0] = nil
+		if so.out = so.out[1:]; len(so.out) == 0 {
+			so.out = nil // an idle socket keeps no queue
+		}
 	}
-	if so.flush(ctx, &sent) != nil {
-		return
-	}
+	ok = w.greet || w.reply != nil || w.fetch || w.typing != 0 || w.statuses != nil
+	return w, ok
+}
+
+// write runs while the socket has work: it is the only goroutine that
+// writes data frames, and it ends when nothing is left, so an idle
+// socket has no writer. A failed write ends the socket.
+func (so *socket) write() {
+	defer so.writers.Done()
 	for {
-		select {
-		case <-ctx.Done():
+		so.mu.Lock()
+		w, ok := so.takeLocked()
+		if !ok {
+			so.writing = false
+		}
+		so.mu.Unlock()
+		if !ok {
 			return
-		case <-so.notify:
-			if so.flush(ctx, &sent) != nil {
-				return
-			}
-		case after := <-so.resync:
-			w, err := so.welcome(ctx)
-			if err != nil || so.writeFrame(ctx, w) != nil {
-				return
-			}
-			if sent = after; sent > w.Last {
-				sent = 0
-			}
-			if so.flush(ctx, &sent) != nil {
-				return
-			}
-		case f := <-so.out:
-			if so.writeFrame(ctx, f) != nil {
-				return
-			}
-		case <-so.typingSig:
-			// Messages stored before the typing change go first, so the
-			// indicator never hides ahead of the message it announced.
-			if so.flush(ctx, &sent) != nil {
-				return
-			}
-			if v := so.typing.Swap(0); v != 0 && so.writeFrame(ctx, &widget.Typing{On: v == 1}) != nil {
-				return
-			}
-		case <-so.statusSig:
-			if so.flush(ctx, &sent) != nil { // the message before its status
-				return
-			}
-			for _, st := range so.takeStatuses() {
-				if so.writeFrame(ctx, st) != nil {
-					return
-				}
-			}
+		}
+		if err := so.do(so.ctx, w); err != nil {
+			so.cancel() // the socket ends; writing stays set, so no writer starts
+			return
 		}
 	}
 }
 
-// flush writes every stored message after *sent, then a failed status
+// do writes one round of work: a welcome and its replay first, then the
+// reply, then messages stored meanwhile, and only then the typing state
+// and delivery statuses, so that neither goes ahead of the message it is
+// about.
+func (so *socket) do(ctx context.Context, w work) error {
+	if w.greet {
+		welcome := w.first
+		if welcome == nil {
+			var err error
+			if welcome, err = so.welcome(ctx); err != nil {
+				return err
+			}
+		}
+		if err := so.writeFrame(ctx, welcome); err != nil {
+			return err
+		}
+		if so.sent = w.after; so.sent > welcome.Last {
+			so.sent = 0 // the client knows a different transcript: send it all
+		}
+		if err := so.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if w.reply != nil {
+		if err := so.writeFrame(ctx, w.reply); err != nil {
+			return err
+		}
+	}
+	if w.fetch || w.typing != 0 || w.statuses != nil {
+		if err := so.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if w.typing != 0 {
+		if err := so.writeFrame(ctx, &widget.Typing{On: w.typing == 1}); err != nil {
+			return err
+		}
+	}
+	for _, st := range w.statuses {
+		if err := so.writeFrame(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush writes every stored message after so.sent, then a failed status
 // for each failed user message among them, so a reloaded widget shows
 // its retry button.
-func (so *socket) flush(ctx context.Context, sent *uint64) error {
+func (so *socket) flush(ctx context.Context) error {
 	for {
-		ms, err := so.srv.store.Read(ctx, so.conv.ID, *sent, replayBatch)
+		ms, err := so.srv.store.Read(ctx, so.conv.ID, so.sent, replayBatch)
 		if err != nil {
 			so.srv.log.Error("replay read failed", "conversation", so.conv.ID, "error", err)
 			return err
@@ -375,7 +466,7 @@ func (so *socket) flush(ctx context.Context, sent *uint64) error {
 					return err
 				}
 			}
-			*sent = m.Seq
+			so.sent = m.Seq
 		}
 		if len(ms) < replayBatch {
 			return nil
@@ -400,7 +491,8 @@ func (so *socket) writeFrame(ctx context.Context, f widget.Frame) error {
 // mobile link) and the socket is cancelled. It is a timer rather than a
 // goroutine, so an idle socket keeps no stack for it: each ping runs on
 // the timer's own short-lived goroutine.
-func (so *socket) startHeartbeat(ctx context.Context, cancel context.CancelFunc) {
+func (so *socket) startHeartbeat() {
+	ctx, cancel := so.ctx, so.cancel
 	interval := so.srv.opts.PingInterval
 	// Armed by Reset only once assigned, since the callback re-arms it.
 	so.pinger = time.AfterFunc(math.MaxInt64, func() {
@@ -446,10 +538,12 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 			so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"})
 			return
 		}
-		select {
-		case so.resync <- f.After:
-		default: // a resync is already pending; the client will see it
+		so.mu.Lock()
+		if !so.greet { // else one is pending; the client will see it
+			so.greet, so.greetAfter = true, f.After
+			so.wakeLocked()
 		}
+		so.mu.Unlock()
 	case *widget.Send:
 		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Text})
 	case *widget.Postback:
