@@ -32,7 +32,10 @@ const (
 )
 
 // handleWS upgrades GET /v1/ws?bot=ID after checking the bot's allowed
-// origins, then runs the porthole.v1 session until the socket closes.
+// origins and runs the start of the porthole.v1 session (hello, welcome).
+// Then it returns, so that net/http lets go of the request and of the
+// stack the handshake grew, and the socket's reader carries on in a
+// goroutine of its own until the socket closes.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	botID := r.URL.Query().Get("bot")
 	bot := s.bots[botID]
@@ -60,34 +63,44 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.perIP[ip]++
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if s.perIP[ip]--; s.perIP[ip] <= 0 {
-			delete(s.perIP, ip)
-		}
-		s.mu.Unlock()
-	}()
 
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{widget.Protocol},
 		InsecureSkipVerify: true, // origins are checked above, per bot
 	})
 	if err != nil {
+		s.releaseIP(ip)
 		return // Accept has answered the client
 	}
 	if conn.Subprotocol() != widget.Protocol {
 		conn.Close(websocket.StatusPolicyViolation, "subprotocol "+widget.Protocol+" required")
+		s.releaseIP(ip)
 		return
 	}
 	conn.SetReadLimit(widget.MaxFrame)
 	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, space: make(chan struct{}, 1)}
+	// Not the request's context: net/http cancels that when the handler
+	// returns, and the socket outlives it.
+	so.ctx, so.cancel = context.WithCancel(context.Background())
 	s.sockets.Store(so, struct{}{})
-	defer s.sockets.Delete(so)
-	so.run(r.Context())
+	if !so.start() {
+		so.end()
+		return
+	}
+	go so.serve()
 }
 
-// socket is one widget connection. A reader goroutine handles client
-// frames. Writes are done by a writer goroutine that runs only while
+// releaseIP gives back the connection slot of a closed socket.
+func (s *Server) releaseIP(ip string) {
+	s.mu.Lock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.mu.Unlock()
+}
+
+// socket is one widget connection. A reader goroutine (serve) handles
+// client frames. Writes are done by a writer goroutine that runs only while
 // there is something to write: the producers (the reader, bus events)
 // leave their work under mu and start one if none runs. One writer at a
 // time owns every data write, so a slow client only ever holds up itself.
@@ -134,48 +147,66 @@ type socket struct {
 	sent uint64
 
 	// ctx ends with the socket; cancel ends it.
-	ctx     context.Context
-	cancel  context.CancelFunc
-	dropped atomic.Bool
-	pinger  *time.Timer // the heartbeat
+	ctx         context.Context
+	cancel      context.CancelFunc
+	dropped     atomic.Bool
+	pinger      *time.Timer // the heartbeat
+	unsubscribe func()      // from the conversation's events
 }
 
-func (so *socket) run(parent context.Context) {
-	so.ctx, so.cancel = context.WithCancel(parent)
-	ctx, cancel := so.ctx, so.cancel
-	defer cancel()
-	defer so.conn.CloseNow()
-
+// start waits for the hello, opens the conversation, subscribes to it and
+// hands the welcome to a writer. It reports false when the socket must
+// end instead.
+func (so *socket) start() bool {
+	ctx := so.ctx
 	hello, ok := so.awaitHello(ctx)
 	if !ok {
-		return
+		return false
 	}
 	if err := so.open(ctx, hello); err != nil {
 		so.srv.log.Error("cannot open conversation", "bot", so.bot.Config.ID, "error", err)
 		so.conn.Close(websocket.StatusInternalError, "store unavailable, retry later")
-		return
+		return false
 	}
-	unsubscribe := so.srv.bus.Subscribe(so.conv.ID, so.onEvent)
-	defer unsubscribe()
-
+	so.unsubscribe = so.srv.bus.Subscribe(so.conv.ID, so.onEvent)
 	welcome, err := so.welcome(ctx)
 	if err != nil {
 		so.conn.Close(websocket.StatusInternalError, "cannot mint visitor token")
-		return
+		return false
 	}
 	so.startHeartbeat()
-	defer so.pinger.Stop()
 	so.mu.Lock()
 	so.first, so.firstAfter = welcome, hello.After
 	so.live = true
 	so.wakeLocked()
 	so.mu.Unlock()
-	so.read(ctx)
-	cancel()
+	return true
+}
+
+// serve reads the client's frames until the socket closes, then ends it.
+// It runs on a fresh goroutine, whose small stack is what an idle socket
+// keeps while it waits for the next frame.
+func (so *socket) serve() {
+	so.read(so.ctx)
+	so.end()
+}
+
+// end cancels the socket, waits for its writer and lets go of the rest.
+func (so *socket) end() {
+	so.cancel()
 	so.mu.Lock()
 	so.live = false
 	so.mu.Unlock()
 	so.writers.Wait()
+	if so.pinger != nil {
+		so.pinger.Stop()
+	}
+	if so.unsubscribe != nil {
+		so.unsubscribe()
+	}
+	so.conn.CloseNow()
+	so.srv.sockets.Delete(so)
+	so.srv.releaseIP(so.ip)
 }
 
 // awaitHello reads until a valid hello arrives or the hello timeout ends.
