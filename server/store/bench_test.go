@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/porthole-chat/porthole/server/store"
 )
@@ -35,7 +38,7 @@ func benchAppend(b *testing.B, s store.Store, conv string) {
 }
 
 // BenchmarkAppend measures a user message append; on bolt each one waits
-// for its fsync, which parallel appends share through db.Batch.
+// for its fsync, which parallel appends share through the group commit.
 func BenchmarkAppend(b *testing.B) {
 	for _, bs := range benchStores {
 		b.Run(bs.name, func(b *testing.B) {
@@ -57,6 +60,45 @@ func BenchmarkAppend(b *testing.B) {
 					benchAppend(b, s, conv)
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkAppendWriters measures appends from a few and from many
+// writers at once, each in its own conversation, as sockets append: ns/op
+// is the store's throughput, µs/append the latency each writer saw, the
+// figure the round trip pays.
+func BenchmarkAppendWriters(b *testing.B) {
+	for _, writers := range []int{4, 32} {
+		b.Run(fmt.Sprintf("bolt-%d", writers), func(b *testing.B) {
+			s := openBolt(b, filepath.Join(b.TempDir(), "porthole.db"))
+			convs := make([]string, writers)
+			for w := range convs {
+				c, _, err := s.Conversation(b.Context(), "bot", fmt.Sprint("visitor", w))
+				if err != nil {
+					b.Fatal(err)
+				}
+				convs[w] = c.ID
+			}
+			var next, waited atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for _, conv := range convs {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						start := time.Now()
+						_, _, err := s.Append(b.Context(), store.Message{Conversation: conv, From: store.FromUser, Body: benchBody, State: store.Pending})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						waited.Add(int64(time.Since(start)))
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(waited.Load())/float64(b.N)/1e3, "µs/append")
 		})
 	}
 }
