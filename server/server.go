@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -113,7 +116,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if len(secrets) == 0 {
 		key, err := LoadOrCreateKey(opts.DataDir)
 		if err != nil {
-			return nil, fmt.Errorf("session key: %w", err)
+			return nil, dataDirError(opts.DataDir, fmt.Errorf("session key: %w", err))
 		}
 		secrets = []string{key}
 	}
@@ -134,7 +137,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 				path = opts.DataDir + "/porthole.db"
 			}
 			if s.store, err = store.OpenBolt(path, store.BoltOptions{}); err != nil {
-				return nil, err
+				return nil, dataDirError(filepath.Dir(path), err)
 			}
 		}
 	}
@@ -533,4 +536,14 @@ func (l *limiter) get(key string, r rate.Limit, burst int, now time.Time) *rate.
 	}
 	b.seen = now
 	return b.lim
+}
+
+// dataDirError adds the fix to a failure to write the data directory:
+// whether it is mounted read-only, owned by someone else or full, the
+// operator's move is the same.
+func dataDirError(dir string, err error) error {
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w; the data directory %s must be writable and have free space (it holds the store and the session key): fix it or choose another with --data", err, dir)
+	}
+	return err
 }

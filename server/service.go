@@ -351,6 +351,10 @@ type item struct {
 	first     time.Time
 	notBefore time.Time
 	shown     bool // the visitor was told it failed; it no longer holds back later messages
+	// taken: the platform accepted the message but recording that
+	// failed (the store is full or down). Later attempts only record it;
+	// sending it again would hand the bot the message twice.
+	taken bool
 	// gen counts the visitor's retries: an attempt that was in flight
 	// when the visitor pressed retry must not record its stale outcome.
 	gen int
@@ -484,6 +488,9 @@ func (s *Service) attempt(conv string, it *item) bool {
 	s.mu.Lock()
 	seq, attempts, first, shown, gen := it.seq, it.attempts, it.first, it.shown, it.gen
 	s.mu.Unlock()
+	if it.taken {
+		return s.recordTaken(conv, it)
+	}
 	c, err := s.store.Get(ctx, conv)
 	if err != nil {
 		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, err)
@@ -535,7 +542,11 @@ func (s *Service) attempt(conv string, it *item) bool {
 	case <-ctx.Done():
 		return false
 	}
-	callCtx, cancel := context.WithTimeout(ctx, s.retry.Timeout)
+	// A call in flight is not cut short by a shutdown: the platform may
+	// already have the message, and only its answer tells us so. Close
+	// waits for it, so the message is recorded as delivered and never
+	// handed over again after the restart.
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.retry.Timeout)
 	err = p.Send(callCtx, pm)
 	cancel()
 	<-s.sem
@@ -544,10 +555,10 @@ func (s *Service) attempt(conv string, it *item) bool {
 	if err == nil {
 		s.log.Debug("handed upstream", "bot", c.Bot, "conversation", conv, "seq", seq, "kind", string(pm.Kind), "attempt", attempts)
 		if seq > 0 {
-			if _, err := s.store.SetState(ctx, conv, seq, store.Delivered, ""); err != nil {
-				s.log.Error("cannot record delivery", "conversation", conv, "seq", seq, "error", err)
-			}
-			s.publishStatus(conv, msg.ClientID, widget.StateDelivered, "")
+			s.mu.Lock()
+			it.taken = true
+			s.mu.Unlock()
+			return s.recordTaken(conv, it)
 		}
 		return true
 	}
@@ -578,6 +589,23 @@ func (s *Service) attempt(conv string, it *item) bool {
 		s.publishStatus(conv, msg.ClientID, widget.StateFailed, reason)
 	}
 	return !retry
+}
+
+// recordTaken records that the platform accepted it and tells the
+// visitor. When the store cannot record it, the item stays queued and
+// only the recording is tried again, so the message stays with the
+// platform once. It reports whether the item is finished.
+func (s *Service) recordTaken(conv string, it *item) bool {
+	m, err := s.store.SetState(context.WithoutCancel(s.ctx), conv, it.seq, store.Delivered, "")
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return true
+		}
+		s.log.Error("cannot record delivery; trying again", "conversation", conv, "seq", it.seq, "error", err)
+		return s.storeTrouble(conv, it, err)
+	}
+	s.publishStatus(conv, m.ClientID, widget.StateDelivered, "")
+	return true
 }
 
 // storeTrouble logs a store error during dispatch and schedules the item

@@ -222,7 +222,13 @@ func (w *wsc) hello(token string, after uint64) *widget.Welcome {
 // up to the conversation's last seq.
 func replay(t testing.TB, p *proc, token string, after uint64) (*widget.Welcome, []*widget.Msg) {
 	t.Helper()
-	c, _, err := dial(t, p, "")
+	return replayBot(t, p, "demo", token, after)
+}
+
+// replayBot is replay for the conversation with bot.
+func replayBot(t testing.TB, p *proc, bot, token string, after uint64) (*widget.Welcome, []*widget.Msg) {
+	t.Helper()
+	c, _, err := dialBot(t, p, bot, "")
 	if err != nil {
 		t.Fatal(err)
 	}
