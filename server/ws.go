@@ -1,9 +1,13 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -29,6 +33,11 @@ const (
 	maxPendingStatus = 512
 	// replayBatch is how many messages one store read fetches.
 	replayBatch = 100
+	// readBuffer and writeBuffer size a socket's buffers (see
+	// smallBuffers): most widget frames fit, and a larger one costs one
+	// more read or write call, not a copy.
+	readBuffer  = 512
+	writeBuffer = 1024
 )
 
 // handleWS upgrades GET /v1/ws?bot=ID after checking the bot's allowed
@@ -64,7 +73,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.perIP[ip]++
 	s.mu.Unlock()
 
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{widget.Protocol},
 		InsecureSkipVerify: true, // origins are checked above, per bot
 	})
@@ -88,6 +97,37 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	go so.serve()
+}
+
+// smallBuffers hands the WebSocket connection buffers of its own, smaller
+// than the 4 KB reader and writer net/http passes on at the hijack, which
+// an idle socket would keep for its whole life.
+type smallBuffers struct{ http.ResponseWriter }
+
+// Hijack takes the connection from net/http. Bytes the client sent after
+// its request (often its first frame) are moved into the new reader's
+// buffer, where coder/websocket expects them. net/http has flushed the
+// 101 response already.
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	n := brw.Reader.Buffered()
+	br := bufio.NewReaderSize(conn, max(readBuffer, n))
+	if n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		br.Reset(io.MultiReader(bytes.NewReader(early), conn))
+		if _, err := br.Peek(n); err != nil { // reads only early
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBuffer)), nil
 }
 
 // releaseIP gives back the connection slot of a closed socket.

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -305,6 +309,85 @@ func TestMalformedFramesGetErrorsAndSocketStaysOpen(t *testing.T) {
 	}
 	c.send(&widget.Send{ID: "ok-1", Text: "still here"})
 	c.ack("ok-1")
+}
+
+// TestFramesSentWithTheHandshakeAreRead: a client may send its first
+// frames right behind the upgrade request, so that net/http has read them
+// already when the socket takes the connection over; none may be lost,
+// even more than the socket's read buffer holds.
+func TestFramesSentWithTheHandshakeAreRead(t *testing.T) {
+	h := newHarness(t, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.hs.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	// Client frames are masked; a zero key leaves the payload as it is.
+	frame := func(payload []byte) []byte {
+		b := []byte{0x81}
+		if n := len(payload); n < 126 {
+			b = append(b, 0x80|byte(n))
+		} else {
+			b = append(b, 0x80|126, byte(n>>8), byte(n))
+		}
+		return append(append(b, 0, 0, 0, 0), payload...)
+	}
+	text := strings.Repeat("early ", 2*readBuffer/6)
+	var req bytes.Buffer
+	req.WriteString("GET /v1/ws?bot=acme HTTP/1.1\r\nHost: " + h.hs.Listener.Addr().String() +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13" +
+		"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: " + widget.Protocol + "\r\n\r\n")
+	req.Write(frame(widget.Encode(&widget.Hello{Bot: "acme"})))
+	req.Write(frame(widget.Encode(&widget.Send{ID: "early-1", Text: text})))
+	if _, err := conn.Write(req.Bytes()); err != nil { // one write: request and frames together
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// Server frames are not masked.
+	next := func() widget.Frame {
+		t.Helper()
+		var hdr [2]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			t.Fatalf("reading a frame: %v", err)
+		}
+		if hdr[0] != 0x81 {
+			t.Fatalf("frame header %x, want a text frame", hdr)
+		}
+		n := int(hdr[1] & 0x7f)
+		if n == 126 {
+			var ext [2]byte
+			io.ReadFull(br, ext[:])
+			n = int(ext[0])<<8 | int(ext[1])
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatalf("reading a frame: %v", err)
+		}
+		f, err := widget.Decode(payload)
+		if err != nil {
+			t.Fatalf("server sent %s: %v", payload, err)
+		}
+		return f
+	}
+	if f := next(); f.Type() != widget.TypeWelcome {
+		t.Fatalf("first frame %s, want welcome", widget.Encode(f))
+	}
+	for {
+		switch f := next().(type) {
+		case *widget.Ack:
+			if f.ID != "early-1" {
+				t.Fatalf("ack %+v", f)
+			}
+			return
+		case *widget.ErrorFrame:
+			t.Fatalf("error %+v", f)
+		}
+	}
 }
 
 func TestOversizeFrameClosesWith1009(t *testing.T) {
