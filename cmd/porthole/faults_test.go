@@ -31,18 +31,20 @@ import (
 
 	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
+	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 	"github.com/porthole-chat/porthole/widget"
 )
 
 const faultSecret = "fault-suite-webhook-secret-0123"
 
-// faultRig is a porthole server process fronting a ChatAIBot emulator
+// faultRig is a porthole server process fronting a platform emulator
 // that listens on an address of the test's own, so the test can take the
 // platform down and bring it back on the same address.
 type faultRig struct {
 	t    *testing.T
-	emu  *chataibottest.Server
-	addr string // the porthole server
+	plat platform
+	emu  *chataibottest.Server // the platform, when it is ChatAIBot
+	addr string                // the porthole server
 	data string
 	cfg  string
 	p    *proc
@@ -54,24 +56,44 @@ type faultRig struct {
 
 // faultConfig is the server config of the fault suite: bolt store, limits
 // that a burst does not hit, and short upstream timeouts so that retries
-// happen within seconds. extra is appended at the top level.
+// happen within seconds. extra is appended at the top level, then the
+// platform's bot entry.
 const faultConfig = `store: {driver: bolt}
-limits: {messages_per_minute: 6000, burst: 200, ip_messages_per_minute: 1000000, connections_per_ip: 10000}
 upstream: {timeout: 500ms, max_backoff: 1s, retry_for: 5m}
 %s
 bots:
-  - id: shop
-    provider: chataibot
-    origins: ["self"]
-    chataibot:
-      base_url: %q
-      token: %q
-      bot_key: %q
-      webhook_secret: %q
-`
+%s`
 
-// newFaultRig starts the emulator and the server. data is the server's
-// data directory ("" for a new temporary one).
+// faultLimits are the fault suite's limits unless extra sets its own.
+const faultLimits = "limits: {messages_per_minute: 6000, burst: 200, ip_messages_per_minute: 1000000, connections_per_ip: 10000}\n"
+
+// platform is what the fault suite needs of a platform emulator.
+type platform interface {
+	Handler() http.Handler
+	Close()
+	// bot is the YAML entry of bot "shop" on this platform at base.
+	bot(base string) string
+	// setHook points the platform's callbacks at the proxy.
+	setHook(proxy string)
+	// accepted counts the visitor texts the platform took, by text.
+	accepted() map[string]int
+	// replies returns the bot messages of every callback the proxy
+	// answered with a 2xx, once each however often it was posted.
+	replies(t *testing.T) []reply
+	// idle returns once no callback is queued or in flight.
+	idle(ctx context.Context) error
+}
+
+// reply is a bot message the proxy accepted. conv is our conversation id
+// when the platform's callback names it (Chatlayer), else empty; order
+// is the platform's messageCounter, 0 when it has none.
+type reply struct {
+	conv, text string
+	order      uint64
+}
+
+// newFaultRig starts a ChatAIBot emulator and the server. data is the
+// server's data directory ("" for a new temporary one).
 func newFaultRig(t *testing.T, opts chataibottest.Options, data, extra string) *faultRig {
 	t.Helper()
 	if opts.RateLimit == 0 {
@@ -80,25 +102,141 @@ func newFaultRig(t *testing.T, opts chataibottest.Options, data, extra string) *
 	if opts.Parallel == 0 {
 		opts.Parallel = 64
 	}
-	r := &faultRig{t: t, emu: chataibottest.New(opts), addr: freeAddr(t), data: data}
+	emu := chataibottest.New(opts)
+	r := newRigOn(t, aiPlatform{emu}, data, extra)
+	r.emu = emu
+	return r
+}
+
+// newRigOn starts the server in front of plat, which it serves on an
+// address of its own.
+func newRigOn(t *testing.T, plat platform, data, extra string) *faultRig {
+	t.Helper()
+	r := &faultRig{t: t, plat: plat, addr: freeAddr(t), data: data}
 	if r.data == "" {
 		r.data = t.TempDir()
 	}
 	r.emuAddr = freeAddr(t)
-	r.emu.URL = "http://" + r.emuAddr
 	r.upstreamUp()
 	t.Cleanup(func() {
 		r.upstreamDown()
-		r.emu.Close()
+		plat.Close()
 	})
-	r.emu.SetCallback("http://"+r.addr+"/hooks/chataibot/shop", faultSecret)
+	plat.setHook("http://" + r.addr)
 	r.cfg = filepath.Join(t.TempDir(), "porthole.yaml")
-	cfg := fmt.Sprintf(faultConfig, extra, r.emu.URL, chataibottest.DefaultToken, chataibottest.DefaultBotKey, faultSecret)
+	if !strings.Contains(extra, "limits:") {
+		extra = faultLimits + extra
+	}
+	cfg := fmt.Sprintf(faultConfig, extra, plat.bot("http://"+r.emuAddr))
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r.p = launch(t, r.addr, r.data, "--config", r.cfg)
 	return r
+}
+
+// aiPlatform is the ChatAIBot emulator as a platform.
+type aiPlatform struct{ *chataibottest.Server }
+
+func (p aiPlatform) bot(base string) string {
+	p.URL = base
+	return fmt.Sprintf(`  - id: shop
+    provider: chataibot
+    origins: ["self"]
+    chataibot: {base_url: %q, token: %q, bot_key: %q, webhook_secret: %q}
+`, base, chataibottest.DefaultToken, chataibottest.DefaultBotKey, faultSecret)
+}
+
+func (p aiPlatform) setHook(proxy string) { p.SetCallback(proxy+"/hooks/chataibot/shop", faultSecret) }
+
+func (p aiPlatform) idle(ctx context.Context) error { return p.Wait(ctx) }
+
+func (p aiPlatform) accepted() map[string]int {
+	n := map[string]int{}
+	for _, c := range p.Conversations() {
+		for _, m := range c.Messages {
+			n[m]++
+		}
+	}
+	return n
+}
+
+// replies: a batch posted twice is one batch (its message_id).
+func (p aiPlatform) replies(t *testing.T) []reply {
+	seen := map[string]bool{}
+	var out []reply
+	for _, a := range p.Callbacks() {
+		if a.Status < 200 || a.Status > 299 {
+			continue
+		}
+		var cb chataibot.Callback
+		if err := json.Unmarshal(a.Body, &cb); err != nil {
+			t.Fatalf("callback body: %v", err)
+		}
+		if seen[cb.MessageID] {
+			continue
+		}
+		seen[cb.MessageID] = true
+		for _, m := range cb.Messages {
+			out = append(out, reply{text: m.Data.Body})
+		}
+	}
+	return out
+}
+
+// clPlatform is the Chatlayer emulator as a platform.
+type clPlatform struct{ *chatlayertest.Server }
+
+func (p clPlatform) bot(base string) string {
+	return fmt.Sprintf(`  - id: shop
+    provider: chatlayer
+    origins: ["self"]
+    chatlayer: {base_url: %q, channel_id: %q, token: %q, verify_token: %q, reorder_wait: 500ms}
+`, base, chatlayertest.DefaultChannelID, chatlayertest.DefaultToken, chatlayertest.DefaultVerifyToken)
+}
+
+func (p clPlatform) setHook(proxy string) { p.SetCallback(proxy + "/hooks/chatlayer/shop") }
+
+func (p clPlatform) idle(ctx context.Context) error { return p.WaitIdle(ctx) }
+
+func (p clPlatform) accepted() map[string]int {
+	n := map[string]int{}
+	for _, q := range p.Requests() {
+		if q.Status < 200 || q.Status > 299 || q.Kind != "text" {
+			continue
+		}
+		var body struct {
+			Message struct {
+				TextMessage struct{ Text string } `json:"textMessage"`
+			} `json:"message"`
+		}
+		json.Unmarshal(q.Body, &body)
+		n[body.Message.TextMessage.Text]++
+	}
+	return n
+}
+
+// replies: a message posted twice is one message (its user and counter).
+func (p clPlatform) replies(t *testing.T) []reply {
+	type key struct {
+		user    string
+		counter uint64
+	}
+	seen := map[key]bool{}
+	var out []reply
+	for _, c := range p.Callbacks() {
+		k := key{c.UserID, c.Counter}
+		if c.Status < 200 || c.Status > 299 || seen[k] {
+			continue
+		}
+		seen[k] = true
+		var m struct{ Text string }
+		if err := json.Unmarshal(c.Message, &m); err != nil {
+			t.Fatalf("callback message: %v", err)
+		}
+		out = append(out, reply{conv: c.UserID, text: m.Text, order: c.Counter})
+	}
+	return out
 }
 
 // upstreamUp serves the emulator on its address (again).
@@ -115,7 +253,7 @@ func (r *faultRig) upstreamUp() {
 	if err != nil {
 		r.t.Fatalf("platform back on %s: %v", r.emuAddr, err)
 	}
-	srv := &http.Server{Handler: r.emu.Handler()}
+	srv := &http.Server{Handler: r.plat.Handler()}
 	go srv.Serve(ln)
 	r.emuMu.Lock()
 	r.emuSrv = srv
@@ -156,7 +294,7 @@ func (r *faultRig) settle(vs []*visitor, within time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	for {
-		if err := r.emu.Wait(ctx); err != nil {
+		if err := r.plat.idle(ctx); err != nil {
 			r.t.Fatalf("the platform still has callbacks to post after %s", within)
 		}
 		up := r.upstreamTexts()
@@ -170,7 +308,7 @@ func (r *faultRig) settle(vs []*visitor, within time.Duration) {
 		}
 		if missing == "" {
 			// Once more: a reply produced while we looked is posted too.
-			if err := r.emu.Wait(ctx); err == nil {
+			if err := r.plat.idle(ctx); err == nil {
 				return
 			}
 		}
@@ -183,39 +321,7 @@ func (r *faultRig) settle(vs []*visitor, within time.Duration) {
 }
 
 // upstreamTexts counts the visitor messages the platform accepted, by text.
-func (r *faultRig) upstreamTexts() map[string]int {
-	n := map[string]int{}
-	for _, c := range r.emu.Conversations() {
-		for _, m := range c.Messages {
-			n[m]++
-		}
-	}
-	return n
-}
-
-// acceptedReplies returns the bot messages of every reply batch the server
-// answered with a 2xx, once per batch (a duplicated batch is one batch).
-func (r *faultRig) acceptedReplies() []string {
-	seen := map[string]bool{}
-	var texts []string
-	for _, a := range r.emu.Callbacks() {
-		if a.Status < 200 || a.Status > 299 {
-			continue
-		}
-		var cb chataibot.Callback
-		if err := json.Unmarshal(a.Body, &cb); err != nil {
-			r.t.Fatalf("callback body: %v", err)
-		}
-		if seen[cb.MessageID] {
-			continue
-		}
-		seen[cb.MessageID] = true
-		for _, m := range cb.Messages {
-			texts = append(texts, m.Data.Body)
-		}
-	}
-	return texts
-}
+func (r *faultRig) upstreamTexts() map[string]int { return r.plat.accepted() }
 
 // audit checks the promise for every visitor. mayRepeat names visitor
 // messages the platform may have received twice (a crash between the
@@ -226,9 +332,12 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 	t.Helper()
 	stored := map[string]int{}    // user message text -> times stored
 	botSaid := map[string]int{}   // bot message text -> times stored
+	botIn := map[string]int{}     // conversation + "\x00" + bot message text -> times stored
 	storedIDs := map[string]int{} // client id -> times stored
+	transcripts := map[string][]*widget.Msg{}
 	for _, v := range vs {
 		w, msgs := replayBot(t, r.p, "shop", v.token, 0)
+		transcripts[w.Conversation] = msgs
 		for i, m := range msgs {
 			if m.Seq != uint64(i+1) {
 				t.Fatalf("%s: transcript seq %d at position %d: a hole or a repeat", v.name, m.Seq, i+1)
@@ -242,6 +351,7 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 				}
 			case "bot":
 				botSaid[m.Body.Text]++
+				botIn[w.Conversation+"\x00"+m.Body.Text]++
 			}
 		}
 		if uint64(len(msgs)) != w.Last {
@@ -284,10 +394,33 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 			t.Fatalf("the platform got %q, which no transcript holds", text)
 		}
 	}
-	replies := r.acceptedReplies()
-	for _, text := range replies {
-		if botSaid[text] != 1 {
-			t.Fatalf("accepted bot reply %q is in the transcripts %d times, want once", text, botSaid[text])
+	replies := r.plat.replies(t)
+	numbered := map[string][]reply{} // by conversation
+	for _, rp := range replies {
+		if rp.conv != "" {
+			numbered[rp.conv] = append(numbered[rp.conv], rp)
+		} else if botSaid[rp.text] != 1 {
+			t.Fatalf("accepted bot reply %q is in the transcripts %d times, want once", rp.text, botSaid[rp.text])
+		}
+	}
+	// Where the platform numbers its messages and names our conversation,
+	// the transcript's bot messages are exactly the accepted ones in the
+	// platform's order, however the callbacks arrived.
+	for conv, rs := range numbered {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].order < rs[j].order })
+		var got []string
+		for _, m := range transcripts[conv] {
+			if m.From == "bot" {
+				got = append(got, m.Body.Text)
+			}
+		}
+		for i, rp := range rs {
+			if i >= len(got) || got[i] != rp.text {
+				t.Fatalf("conversation %s: bot messages stored as %q, the platform numbered them %q", conv, got, texts(rs))
+			}
+		}
+		if len(got) != len(rs) {
+			t.Fatalf("conversation %s: %d bot messages stored, %d accepted", conv, len(got), len(rs))
 		}
 	}
 	if len(replies) != sumCounts(botSaid) {
@@ -295,6 +428,14 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 	}
 	t.Logf("audit: %d visitors, %d visitor messages stored and with the platform, %d bot replies accepted and shown once",
 		len(vs), len(stored), len(replies))
+}
+
+func texts(rs []reply) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.text)
+	}
+	return out
 }
 
 func sumCounts(m map[string]int) int {
@@ -314,6 +455,9 @@ type visitor struct {
 	texts []string
 	gap   time.Duration
 	dial  func(ctx context.Context) (net.Conn, error) // nil: a plain TCP dial
+	// plan, when set, goes to the bot as session data on every
+	// connection, before the outbox.
+	plan string
 	// stay keeps the widget connected after its last message, as an open
 	// widget is, until run's context ends.
 	stay bool
@@ -328,12 +472,14 @@ type visitor struct {
 	last     uint64 // every seq up to here has been received
 	statuses map[string][]string
 	closes   map[websocket.StatusCode]int
-	errors   int // error frames
+	errors   int            // error frames
+	codes    map[string]int // error frames by code
+	noRetry  int            // error frames for a message without retry_ms
 }
 
 func newVisitor(name string, n int, gap time.Duration) *visitor {
 	v := &visitor{name: name, gap: gap, byID: map[string]string{}, acks: map[string]uint64{},
-		msgs: map[uint64]*widget.Msg{}, statuses: map[string][]string{}, closes: map[websocket.StatusCode]int{}}
+		msgs: map[uint64]*widget.Msg{}, statuses: map[string][]string{}, closes: map[websocket.StatusCode]int{}, codes: map[string]int{}}
 	for i := range n {
 		v.texts = append(v.texts, fmt.Sprintf("%s-m%d", name, i+1))
 	}
@@ -454,6 +600,11 @@ func (v *visitor) session(ctx context.Context, addr string, sync bool) error {
 	case <-time.After(5 * time.Second):
 		return errors.New("no welcome")
 	}
+	if v.plan != "" {
+		if err := write(ctx, c, &widget.Session{ID: v.name + "-session", Data: widget.RawJSON(`{"plan":"` + v.plan + `"}`)}); err != nil {
+			return err
+		}
+	}
 	for _, id := range resend {
 		if err := v.sendID(ctx, c, id); err != nil {
 			return err
@@ -550,6 +701,9 @@ func (v *visitor) read(ctx context.Context, c *websocket.Conn, welcome chan<- ui
 			default:
 			}
 		case *widget.Ack:
+			if f.ID == v.name+"-session" {
+				break
+			}
 			if old, ok := v.acks[f.ID]; ok && old != f.Seq {
 				v.mu.Unlock()
 				return fmt.Errorf("%s acknowledged as seq %d, then %d", f.ID, old, f.Seq)
@@ -569,6 +723,10 @@ func (v *visitor) read(ctx context.Context, c *websocket.Conn, welcome chan<- ui
 			v.statuses[f.ID] = append(v.statuses[f.ID], f.State)
 		case *widget.ErrorFrame:
 			v.errors++
+			v.codes[f.Code]++
+			if f.ID != "" && f.RetryMS <= 0 {
+				v.noRetry++
+			}
 			if f.ID != "" {
 				id, wait := f.ID, time.Duration(max(f.RetryMS, 50))*time.Millisecond
 				time.AfterFunc(wait, func() {
@@ -1098,4 +1256,59 @@ func TestFaultDataDirReadOnly(t *testing.T) {
 		}
 	}
 	t.Logf("%s", out)
+}
+
+// TestFaultChatlayerCallbacks: Chatlayer posts one callback per bot
+// message, numbered by messageCounter; here some come twice, the batches
+// of others in reverse order, and the last ones after the visitors left.
+// Each message is shown once, in counter order.
+func TestFaultChatlayerCallbacks(t *testing.T) {
+	t.Parallel()
+	emu := chatlayertest.New(chatlayertest.Options{})
+	r := newRigOn(t, clPlatform{emu}, "", "")
+	emu.URL = "http://" + r.emuAddr
+	emu.DuplicateCallbacks(6)
+	emu.ReverseBatches(8)
+	vs := visitors("cl", 4, 6, 60*time.Millisecond)
+	for _, v := range vs {
+		v.plan = "plan-" + v.name // each reply is a batch of two: "You said" and "Your plan is"
+	}
+	runAll(t, r.addr, vs, time.Minute)
+	emu.DelayCallbacks(time.Second)
+	late := visitors("cllate", 2, 2, 10*time.Millisecond)
+	runAll(t, r.addr, late, time.Minute)
+	all := append(vs, late...)
+	r.settle(all, time.Minute)
+	r.audit(all, nil)
+}
+
+// TestFaultRateLimitsUnderLoad: eight widgets on one address send far
+// faster than their per-visitor and per-address limits. Each message over
+// a limit gets a rate_limited error frame naming it, with retry_ms; the
+// widgets wait that long and send again, and every message arrives once.
+func TestFaultRateLimitsUnderLoad(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t, chataibottest.Options{}, "", "limits: {messages_per_minute: 120, burst: 5, ip_messages_per_minute: 900, connections_per_ip: 100}\n")
+	vs := visitors("rl", 8, 10, 20*time.Millisecond)
+	runAll(t, r.addr, vs, 2*time.Minute)
+	limited := 0
+	for _, v := range vs {
+		v.mu.Lock()
+		for code, n := range v.codes {
+			if code != widget.CodeRateLimited {
+				t.Errorf("%s: %d error frames %q", v.name, n, code)
+			}
+		}
+		if v.noRetry > 0 {
+			t.Errorf("%s: %d rate-limit errors without retry_ms", v.name, v.noRetry)
+		}
+		limited += v.codes[widget.CodeRateLimited]
+		v.mu.Unlock()
+	}
+	if limited == 0 {
+		t.Fatal("no message was rate limited")
+	}
+	t.Logf("%d sends refused with rate_limited and sent again", limited)
+	r.settle(vs, time.Minute)
+	r.audit(vs, nil)
 }
