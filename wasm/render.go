@@ -416,6 +416,9 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 		meta := el("div", "meta", m)
 		st := el("span", "", meta)
 		st.Set("textContent", t.State(e.State))
+		if e.State == widget.StateSending && e.Error != "" { // refused for now, retried
+			st.Set("textContent", t.State(e.State)+" · "+t.Error(e.Error))
+		}
 		if e.State == widget.StateFailed {
 			st.Set("className", "failed")
 			if msg := t.Error(e.Error); e.Detail != "" || !e.CanRetry() {

@@ -209,7 +209,10 @@ type Entry struct {
 	State string
 	// Error is the reason code when failed: the status frame's reason
 	// (upstream_unavailable, ...) or the error frame's code
-	// (bad_request, too_large) when the server refused it.
+	// (bad_request, too_large) when the server refused it. While
+	// sending, it is the code of a refusal the client retries by itself
+	// (rate_limited, internal: not stored), so the visitor sees why the
+	// message is still on its way.
 	Error  string
 	Detail string // the server's message for a refused one
 
@@ -821,7 +824,12 @@ func (c *Client) onError(f *ErrorFrame, u *Update) {
 		return
 	}
 	if f.Code == CodeRateLimited || f.RetryMS > 0 {
-		// Not stored: keep it, and everything typed after it, queued.
+		// Not stored: keep it, and everything typed after it, queued,
+		// and say why it is still sending until its ack.
+		if e := it.entry; e != nil && e.Error != f.Code {
+			e.Error = f.Code
+			u.Change |= ChangeTranscript
+		}
 		d := Span(f.RetryMS) * Millisecond
 		if d <= 0 {
 			d = 2 * Second

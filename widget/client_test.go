@@ -361,7 +361,7 @@ func TestRateLimited(t *testing.T) {
 	}
 	tb := newTab(t, "tab", srv, nil, 10).online()
 	first := tb.send("first")
-	if first.State != StateSending || len(tb.notices) != 1 || tb.notices[0].Code != CodeRateLimited || tb.notices[0].ID != first.ClientID {
+	if first.State != StateSending || first.Error != CodeRateLimited || len(tb.notices) != 1 || tb.notices[0].Code != CodeRateLimited || tb.notices[0].ID != first.ClientID {
 		t.Fatalf("rate limited: %+v, notices %v", first, tb.notices)
 	}
 	if tb.wake != 1500*Millisecond {
@@ -379,8 +379,39 @@ func TestRateLimited(t *testing.T) {
 		t.Fatalf("resends: %v", sends)
 	}
 	tb.mustTexts("user:first", "user:second")
-	if first.State != StateSent || second.State != StateSent {
-		t.Fatal("not sent")
+	if first.State != StateSent || second.State != StateSent || first.Error != "" {
+		t.Fatalf("not sent: %+v", first)
+	}
+}
+
+// TestNotStoredIsRetried: the server could not store a message (its disk
+// is full) and asks for a retry: the entry stays sending, says why, goes
+// out again after retry_ms with the same id, and is sent once acked.
+func TestNotStoredIsRetried(t *testing.T) {
+	clock := newClock()
+	srv := newServer(t, clock)
+	tb := newTab(t, "tab", srv, nil, 12).online()
+	e, u := tb.c.SendText("kept for later")
+	tb.apply(u)
+	tb.conn.inbox = nil // the server could not store it
+	u = tb.apply(tb.c.Handle(&ErrorFrame{Code: CodeInternal, Message: "the message could not be stored", ID: e.ClientID, RetryMS: 1000}))
+	if e.State != StateSending || e.Error != CodeInternal || u.Change&ChangeTranscript == 0 {
+		t.Fatalf("not stored: %+v, change %v", e, u.Change)
+	}
+	if tb.wake != Second {
+		t.Fatalf("wake %v, want 1s", tb.wake)
+	}
+	if msg := NewTexts("en", nil).Error(CodeInternal); !strings.Contains(msg, "keep trying") {
+		t.Fatalf("text for a message not stored yet: %q", msg)
+	}
+	tb.sleep()
+	tb.pump()
+	sends := srv.sentFrames(TypeSend)
+	if len(sends) != 2 || sends[1].(*Send).ID != e.ClientID {
+		t.Fatalf("resends: %v", sends)
+	}
+	if e.State != StateSent || e.Error != "" {
+		t.Fatalf("after the retry: %+v", e)
 	}
 }
 
@@ -959,7 +990,7 @@ func TestStatusEdgesAndShowState(t *testing.T) {
 		t.Fatalf("error frame: %+v", u)
 	}
 	tx := NewTexts("nl", nil)
-	for _, code := range []string{CodeRateLimited, CodeTooLarge, CodeBadRequest, CodeOutboxFull, CodeUpstreamUnavailable, "other"} {
+	for _, code := range []string{CodeRateLimited, CodeTooLarge, CodeBadRequest, CodeOutboxFull, CodeUpstreamUnavailable, CodeInternal, "other"} {
 		if tx.Error(code) == "" || strings.Contains(tx.Error(code), "_") {
 			t.Errorf("no Dutch text for %s", code)
 		}

@@ -53,6 +53,7 @@ const (
 	TextErrorBadRequest  = "error_bad_request"
 	TextErrorOutboxFull  = "error_outbox_full"
 	TextErrorUnavailable = "error_unavailable"
+	TextErrorNotStored   = "error_not_stored" // the server could not store it yet and asked for a retry
 	TextErrorGeneric     = "error_generic"
 )
 
@@ -146,6 +147,12 @@ var builtinTexts = [...]struct {
 		"De assistent is nu niet bereikbaar. We blijven het proberen.",
 		"L’assistant est momentanément injoignable. Nous continuons d’essayer.",
 		"Der Assistent ist gerade nicht erreichbar. Wir versuchen es weiter.",
+	}},
+	{TextErrorNotStored, [4]string{
+		"Not saved yet. We'll keep trying.",
+		"Nog niet opgeslagen. We blijven het proberen.",
+		"Pas encore enregistré. Nous continuons d’essayer.",
+		"Noch nicht gespeichert. Wir versuchen es weiter.",
 	}},
 	{TextErrorGeneric, [4]string{
 		"Something went wrong. Please try again.",
@@ -346,6 +353,8 @@ func (t Texts) Error(code string) string {
 		return t.Get(TextErrorOutboxFull)
 	case CodeUpstreamUnavailable:
 		return t.Get(TextErrorUnavailable)
+	case CodeInternal:
+		return t.Get(TextErrorNotStored)
 	}
 	return t.Get(TextErrorGeneric)
 }

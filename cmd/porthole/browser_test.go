@@ -237,13 +237,19 @@ type site struct {
 
 func newSite(t testing.TB) *site {
 	t.Helper()
+	return newSiteIn(t, t.TempDir())
+}
+
+// newSiteIn is newSite with the proxy's data in data.
+func newSiteIn(t testing.TB, data string) *site {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &site{data: t.TempDir(), port: port, url: fmt.Sprintf("http://localhost:%d", port)}
+	s := &site{data: data, port: port, url: fmt.Sprintf("http://localhost:%d", port)}
 	s.host = newHostSite(t, s.url)
 	writeProxyConfig(t, s.data, port, s.host.URL)
 	s.proxy, _ = startProxyOn(t, s.data, port)

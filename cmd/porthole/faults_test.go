@@ -1312,3 +1312,53 @@ func TestFaultRateLimitsUnderLoad(t *testing.T) {
 	r.settle(vs, time.Minute)
 	r.audit(vs, nil)
 }
+
+// TestWidgetDataDirFull: in a real browser, a message typed while the
+// proxy's disk is full shows as still sending, with the reason; the
+// widget sends it again by itself, and once there is room it is stored
+// and answered once.
+func TestWidgetDataDirFull(t *testing.T) {
+	data := t.TempDir()
+	mountTmpfs(t, data, 4<<20)
+	s := newSiteIn(t, data)
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	filler := fill(t, data)
+
+	// Long messages need new pages in the store; the first that cannot
+	// be stored shows why it is still sending.
+	notSaved := `Array.from(` + shadow + `.querySelectorAll(".msg.user .meta")).some(function(m){return m.textContent.indexOf("Not saved yet") >= 0})`
+	pad := strings.Repeat("z", 3000)
+	typed := 0
+	for typed < 12 && !evalJS[bool](t, ctx, notSaved) {
+		typed++
+		js := in(".composer textarea") + `.value = ` + jsString(fmt.Sprintf("full disk %d %s", typed, pad)) + `;` +
+			in(".composer textarea") + `.dispatchEvent(new Event("input"))`
+		evalJS[any](t, ctx, js)
+		typeMessage(t, ctx, "")
+		time.Sleep(300 * time.Millisecond)
+	}
+	waitJS(t, ctx, "a message shown as not saved yet", notSaved)
+	os.Remove(filler)
+	waitJS(t, ctx, "every message stored once there is room",
+		`!Array.from(`+shadow+`.querySelectorAll(".msg.user .meta")).some(function(m){return m.textContent.indexOf("Not saved yet") >= 0 || m.textContent.indexOf("Sending") >= 0})`)
+	_, msgs := replayOf(t, s, ctx)
+	for i := 1; i <= typed; i++ {
+		text := fmt.Sprintf("full disk %d ", i)
+		if n := count(t, ctx, ".msg.user", text); n != 1 {
+			t.Fatalf("message %d shows %d times", i, n)
+		}
+		stored := 0
+		for _, m := range msgs {
+			if strings.Contains(m, text) {
+				stored++
+			}
+		}
+		if stored != 1 {
+			t.Fatalf("message %d stored %d times", i, stored)
+		}
+	}
+	t.Logf("%d messages typed on a full disk, each stored once after", typed)
+}
