@@ -157,8 +157,8 @@ type socket struct {
 	// Nobody holds it while writing, so bus events never wait for the
 	// client: they only leave a mark.
 	mu sync.Mutex
-	// live says a writer may start: set once the welcome is queued,
-	// cleared when the socket ends.
+	// live says the socket runs: a writer may start and the heartbeat
+	// re-arms. Set once the welcome is queued, cleared when it ends.
 	live    bool
 	writing bool // a writer runs; it takes all the work before it exits
 	writers sync.WaitGroup
@@ -214,12 +214,12 @@ func (so *socket) start() bool {
 		so.conn.Close(websocket.StatusInternalError, "cannot mint visitor token")
 		return false
 	}
-	so.startHeartbeat()
 	so.mu.Lock()
 	so.first, so.firstAfter = welcome, hello.After
 	so.live = true
 	so.wakeLocked()
 	so.mu.Unlock()
+	so.startHeartbeat()
 	return true
 }
 
@@ -563,19 +563,21 @@ func (so *socket) writeFrame(ctx context.Context, f widget.Frame) error {
 // goroutine, so an idle socket keeps no stack for it: each ping runs on
 // the timer's own short-lived goroutine.
 func (so *socket) startHeartbeat() {
-	ctx, cancel := so.ctx, so.cancel
 	interval := so.srv.opts.PingInterval
 	// Armed by Reset only once assigned, since the callback re-arms it.
 	so.pinger = time.AfterFunc(math.MaxInt64, func() {
-		pctx, pcancel := context.WithTimeout(ctx, interval)
-		err := so.conn.Ping(pctx)
-		pcancel()
-		switch {
-		case err != nil:
-			cancel()
-		case ctx.Err() == nil:
+		ctx, cancel := context.WithTimeout(so.ctx, interval)
+		err := so.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			so.cancel()
+			return
+		}
+		so.mu.Lock()
+		if so.live { // else end has stopped the timer for good
 			so.pinger.Reset(interval)
 		}
+		so.mu.Unlock()
 	})
 	so.pinger.Reset(interval)
 }
