@@ -482,6 +482,9 @@ func (so *socket) do(ctx context.Context, w work) error {
 		if so.sent = w.after; so.sent > welcome.Last {
 			so.sent = 0 // the client knows a different transcript: send it all
 		}
+		if err := so.states(ctx, so.sent); err != nil {
+			return err
+		}
 		if err := so.flush(ctx); err != nil {
 			return err
 		}
@@ -504,6 +507,50 @@ func (so *socket) do(ctx context.Context, w work) error {
 	for _, st := range w.statuses {
 		if err := so.writeFrame(ctx, st); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// recentStates is how many of the messages a reconnecting widget already
+// holds are read again for delivery states that changed while it was away.
+const recentStates = 50
+
+// states writes the delivery states of the visitor's messages among the
+// last recentStates up to seq, which the widget already holds: one that
+// failed while the widget was away shows failed with its retry button,
+// and the newest one shows delivered if it was.
+func (so *socket) states(ctx context.Context, upTo uint64) error {
+	if upTo == 0 {
+		return nil
+	}
+	from := upTo - min(upTo, recentStates)
+	ms, err := so.srv.store.Read(ctx, so.conv.ID, from, int(upTo-from))
+	if err != nil {
+		so.srv.log.Error("replay read failed", "conversation", so.conv.ID, "error", err)
+		return err
+	}
+	newest := -1
+	for i, m := range ms {
+		if m.From == store.FromUser && m.ClientID != "" && m.Seq <= upTo {
+			newest = i
+		}
+	}
+	for i, m := range ms {
+		if m.From != store.FromUser || m.ClientID == "" || m.Seq > upTo {
+			continue
+		}
+		var st *widget.Status
+		switch {
+		case m.State == store.Failed:
+			st = &widget.Status{ID: m.ClientID, State: widget.StateFailed, Error: m.Reason}
+		case m.State == store.Delivered && i == newest:
+			st = &widget.Status{ID: m.ClientID, State: widget.StateDelivered}
+		}
+		if st != nil {
+			if err := so.writeFrame(ctx, st); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

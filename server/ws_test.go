@@ -673,3 +673,62 @@ func TestLoginIsVerifiedAndReachesTheProvider(t *testing.T) {
 		t.Fatalf("login without a secret: %+v", e)
 	}
 }
+
+// TestReconnectSeesStatesChangedWhileAway: a widget that was away while
+// its message failed is told so when it comes back, though it already
+// holds the message (its hello's after covers it); the newest message's
+// later delivery is told too.
+func TestReconnectSeesStatesChangedWhileAway(t *testing.T) {
+	h := newHarness(t, nil)
+	var mu sync.Mutex
+	down := true
+	h.fp.setFail(func(m provider.Message, attempt int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down && m.Kind != provider.Start {
+			return &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true, Status: 503}
+		}
+		return nil
+	})
+	c := h.connect("acme")
+	w := c.hello("", 0)
+	c.send(&widget.Send{ID: "a1", Text: "while you were away"})
+	seq := c.ack("a1").Seq
+	c.c.CloseNow() // gone before the failure is known
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 10)
+		if len(ms) == 1 && ms[0].State == store.Failed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not failed: %+v", ms)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	back := h.connect("acme")
+	back.hello(w.Visitor, seq)
+	if s := back.status("a1"); s.State != widget.StateFailed || s.Error != provider.ReasonUnavailable {
+		t.Fatalf("status after reconnect = %+v", s)
+	}
+	back.c.CloseNow()
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	for { // background retries deliver it while nobody watches
+		ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 1)
+		if ms[0].State == store.Delivered {
+			break
+		}
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("not delivered: %+v", ms)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	again := h.connect("acme")
+	again.hello(w.Visitor, seq)
+	if s := again.status("a1"); s.State != widget.StateDelivered {
+		t.Fatalf("status after the second reconnect = %+v", s)
+	}
+}

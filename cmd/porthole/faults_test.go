@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -911,9 +912,22 @@ func TestFaultUpstreamDeadForAMinute(t *testing.T) {
 	r := newFaultRig(t, chataibottest.Options{}, "", "")
 	vs := visitors("dead", 3, 4, 200*time.Millisecond)
 	r.upstreamDown()
+	// One widget leaves once its messages are acknowledged and comes
+	// back later: it must learn what failed while it was away.
+	away := newVisitor("deadaway", 3, 50*time.Millisecond)
+	runAll(t, r.addr, []*visitor{away}, 30*time.Second)
+	vs = append(vs, away)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
+	failedThrice := regexp.MustCompile(`upstream call failed.* seq=([1-9]\d*) attempt=3 `)
+	waitFor(t, "its three messages to fail while it is away", 30*time.Second, func() bool {
+		seqs := map[string]bool{}
+		for _, m := range failedThrice.FindAllStringSubmatch(r.p.log(), -1) {
+			seqs[m[1]] = true
+		}
+		return len(seqs) >= 3
+	})
 	for _, v := range vs {
 		v.stay = true // an open widget, there to see what becomes of its messages
 		wg.Go(func() { v.run(ctx, r.addr) })
