@@ -50,11 +50,12 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	rateFlag := fs.Float64("rate", 1000, "messages a `second`, all visitors together")
 	duration := fs.Duration("duration", 10*time.Second, "how long to send")
 	storeDriver := fs.String("store", "bolt", "the server's store: bolt or memory")
+	think := fs.Duration("reply-delay", 0, "how long the emulated bot `thinks` before each reply, as a real platform does (both emulators)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *visitors < 1 || *rateFlag <= 0 || *duration <= 0 || *idle < 0 {
-		return errors.New("bench: --visitors, --rate and --duration must be positive, --idle not negative")
+	if *visitors < 1 || *rateFlag <= 0 || *duration <= 0 || *idle < 0 || *think < 0 {
+		return errors.New("bench: --visitors, --rate and --duration must be positive, --idle and --reply-delay not negative")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -65,7 +66,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	proxyURL := "http://127.0.0.1:" + strconv.Itoa(proxyPort)
-	emu, emuURL, err := startEmulator()
+	emu, emuURL, err := startEmulator(*think)
 	if err != nil {
 		return err
 	}
@@ -156,12 +157,12 @@ bots:
 
 	// 3. Straight to an emulator of its own, through the same adapter.
 	logf("baseline: the same load straight to the emulator")
-	direct, err := loadDirect(ctx, *visitors, *rateFlag, *duration)
+	direct, err := loadDirect(ctx, *visitors, *rateFlag, *duration, *think)
 	if err != nil {
 		return err
 	}
 
-	fmt.Fprintf(stdout, "porthole bench: %d visitors, %.0f messages/s for %s, store %s\n", *visitors, *rateFlag, *duration, *storeDriver)
+	fmt.Fprintf(stdout, "porthole bench: %d visitors, %.0f messages/s for %s, store %s, bot thinks %s\n", *visitors, *rateFlag, *duration, *storeDriver, *think)
 	if idleFig != "" {
 		fmt.Fprintln(stdout, idleFig)
 	}
@@ -196,8 +197,8 @@ func freePort() (int, error) {
 
 // startEmulator serves a ChatAIBot emulator without rate limits on a
 // local port.
-func startEmulator() (*chataibottest.Server, string, error) {
-	e := chataibottest.New(chataibottest.Options{RateLimit: -1, Parallel: 256})
+func startEmulator(think time.Duration) (*chataibottest.Server, string, error) {
+	e := chataibottest.New(chataibottest.Options{RateLimit: -1, Parallel: 256, ReplyDelay: think})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", err
@@ -527,9 +528,9 @@ func (s *benchSink) Resolve(_ context.Context, ref string) (string, error) {
 // loadDirect runs the load against an emulator of its own through the
 // ChatAIBot adapter, with its webhook served here: the platform's round
 // trip without the proxy's sockets, store and service.
-func loadDirect(ctx context.Context, visitors int, rate float64, d time.Duration) (*loadResult, error) {
+func loadDirect(ctx context.Context, visitors int, rate float64, d, think time.Duration) (*loadResult, error) {
 	res := newResult()
-	emu, emuURL, err := startEmulator()
+	emu, emuURL, err := startEmulator(think)
 	if err != nil {
 		return nil, err
 	}
