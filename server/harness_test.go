@@ -73,6 +73,26 @@ func (f *fakeProvider) setFail(fn func(provider.Message, int) error) {
 	f.mu.Unlock()
 }
 
+// down makes the platform answer 503 to every visitor message (the
+// conversation start still goes through) until the returned up is called.
+func (f *fakeProvider) down() (up func()) {
+	var mu sync.Mutex
+	down := true
+	f.setFail(func(m provider.Message, attempt int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down && m.Kind != provider.Start {
+			return &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true, Status: 503}
+		}
+		return nil
+	})
+	return func() {
+		mu.Lock()
+		down = false
+		mu.Unlock()
+	}
+}
+
 type harness struct {
 	t   *testing.T
 	srv *Server

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,16 +107,7 @@ func TestDuplicateSendIsAcknowledgedOnce(t *testing.T) {
 
 func TestUpstreamFailureShowsFailedAndRetryDelivers(t *testing.T) {
 	h := newHarness(t, nil)
-	down := true
-	var mu sync.Mutex
-	h.fp.setFail(func(m provider.Message, attempt int) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if down && m.Kind != provider.Start {
-			return &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true, Status: 503}
-		}
-		return nil
-	})
+	up := h.fp.down()
 	c := h.connect("acme")
 	w := c.hello("", 0)
 	c.send(&widget.Send{ID: "f1", Text: "are you there?"})
@@ -137,9 +127,7 @@ func TestUpstreamFailureShowsFailedAndRetryDelivers(t *testing.T) {
 		t.Fatalf("replayed status = %+v", s)
 	}
 	// The upstream comes back; the visitor presses retry (same id).
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	up()
 	c.send(&widget.Send{ID: "f1", Text: "are you there?"})
 	c.ack("f1")
 	if s := c.status("f1"); s.State != widget.StateDelivered {
@@ -680,16 +668,7 @@ func TestLoginIsVerifiedAndReachesTheProvider(t *testing.T) {
 // later delivery is told too.
 func TestReconnectSeesStatesChangedWhileAway(t *testing.T) {
 	h := newHarness(t, nil)
-	var mu sync.Mutex
-	down := true
-	h.fp.setFail(func(m provider.Message, attempt int) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if down && m.Kind != provider.Start {
-			return &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true, Status: 503}
-		}
-		return nil
-	})
+	up := h.fp.down()
 	c := h.connect("acme")
 	w := c.hello("", 0)
 	c.send(&widget.Send{ID: "a1", Text: "while you were away"})
@@ -713,9 +692,7 @@ func TestReconnectSeesStatesChangedWhileAway(t *testing.T) {
 	}
 	back.c.CloseNow()
 
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	up()
 	for { // background retries deliver it while nobody watches
 		ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 1)
 		if ms[0].State == store.Delivered {

@@ -761,23 +761,11 @@ func visitors(prefix string, n, m int, gap time.Duration) []*visitor {
 // failing the test after within.
 func runAll(t *testing.T, addr string, vs []*visitor, within time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, v := range vs {
-		wg.Go(func() { v.run(ctx, addr) })
-	}
-	wg.Wait()
-	for _, v := range vs {
-		if !v.done() {
-			v.mu.Lock()
-			t.Fatalf("%s: %d of %d sent, %d unacknowledged after %s", v.name, v.sent, len(v.texts), len(v.outbox), within)
-		}
-	}
+	startAll(t, addr, vs, within)()
 }
 
 // startAll runs the visitors in the background; wait blocks until they
-// are done or within ends.
+// are done, failing the test if one is not within its time.
 func startAll(t *testing.T, addr string, vs []*visitor, within time.Duration) (wait func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -792,44 +780,19 @@ func startAll(t *testing.T, addr string, vs []*visitor, within time.Duration) (w
 		wg.Wait()
 	}()
 	return func() {
+		t.Helper()
 		<-done
 		for _, v := range vs {
 			if !v.done() {
-				t.Fatalf("%s: not every message acknowledged within %s", v.name, within)
+				v.mu.Lock()
+				t.Fatalf("%s: %d of %d sent, %d unacknowledged after %s", v.name, v.sent, len(v.texts), len(v.outbox), within)
 			}
 		}
 	}
 }
 
-// everyState reports whether each of the visitor's messages ended
-// delivered, and how many showed failed on the way.
-func (v *visitor) everyState(t *testing.T) (failedFirst int) {
-	t.Helper()
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	ids := make([]string, 0, len(v.acks))
-	for id := range v.acks {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		st := v.statuses[id]
-		if len(st) == 0 {
-			continue // delivered while the visitor was away: the replay has no statuses
-		}
-		if st[len(st)-1] != widget.StateDelivered {
-			t.Fatalf("%s: %s ended %v", v.name, id, st)
-		}
-		if strings.Contains(strings.Join(st, ","), widget.StateFailed) {
-			failedFirst++
-		}
-	}
-	return failedFirst
-}
-
-// stayUntilDelivered makes run keep each visitor connected until every
-// message it sent shows delivered, for scenarios that check what the
-// visitor saw on the way.
+// allDelivered reports whether every message the visitor sent and had
+// acknowledged shows delivered, as the last state it was told.
 func (v *visitor) allDelivered() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
