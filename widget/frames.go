@@ -156,6 +156,9 @@ type Typing struct {
 
 // ErrorFrame reports a problem; the socket stays open unless the server
 // closes it separately. ID names the client frame it concerns, if any.
+// With RetryMS the frame was not stored (rate_limited, or internal when
+// the store could not write it): the client sends it again, with the same
+// id, after that many milliseconds.
 type ErrorFrame struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
