@@ -73,20 +73,32 @@ type Service struct {
 	mu     sync.Mutex
 	queues map[string]*queue    // conversations with work for upstream
 	typing map[string]time.Time // conversations whose bot is typing, since when
+	reads  map[string]uint64    // read markers not yet written, by conversation
 }
+
+// readFlush is how often the read markers that moved are written. A
+// widget sends one for nearly every message it shows, and a marker is a
+// hint, not a message: gathered, they cost one write per conversation a
+// few seconds instead of one commit per frame. A crash loses the last
+// few seconds of them. A variable for the tests.
+var readFlush = 2 * time.Second
 
 // NewService returns a service over st and bus. Providers are added with
 // SetProvider before Recover and before traffic.
 func NewService(st store.Store, bus Bus, log *slog.Logger, retry RetryPolicy) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	s := &Service{
 		store: st, bus: bus, log: log, retry: retry,
 		providers: map[string]provider.Provider{},
 		sem:       make(chan struct{}, 256),
 		ctx:       ctx, cancel: cancel,
 		queues: map[string]*queue{},
 		typing: map[string]time.Time{},
+		reads:  map[string]uint64{},
 	}
+	s.wg.Add(1)
+	go s.flushReads(readFlush)
+	return s
 }
 
 // SetProvider makes p answer bot.
@@ -222,9 +234,54 @@ func (s *Service) Login(ctx context.Context, conv, secret string, f *widget.Logi
 	return s.store.SetAttr(ctx, conv, attrContact, string(c))
 }
 
-// MarkRead records that the visitor has seen messages up to seq.
-func (s *Service) MarkRead(ctx context.Context, conv string, seq uint64) error {
-	return s.store.SetAttr(ctx, conv, attrRead, fmt.Sprint(seq))
+// MarkRead records that the visitor has seen messages up to seq. The
+// marker is written with the others every readFlush, and at Close.
+func (s *Service) MarkRead(_ context.Context, conv string, seq uint64) error {
+	s.mu.Lock()
+	if seq > s.reads[conv] {
+		s.reads[conv] = seq
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// flushReads writes the read markers that moved, every interval and once
+// more when the service closes.
+func (s *Service) flushReads(interval time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.writeReads()
+		case <-s.ctx.Done():
+			s.writeReads()
+			return
+		}
+	}
+}
+
+// writeReads writes the pending read markers; one that cannot be written
+// waits for the next round unless a newer one took its place.
+func (s *Service) writeReads() {
+	s.mu.Lock()
+	pending := s.reads
+	s.reads = map[string]uint64{}
+	s.mu.Unlock()
+	ctx := context.WithoutCancel(s.ctx)
+	for conv, seq := range pending {
+		err := s.store.SetAttr(ctx, conv, attrRead, fmt.Sprint(seq))
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrClosed) {
+			continue
+		}
+		s.log.Warn("cannot record read marker; trying again", "conversation", conv, "error", err)
+		s.mu.Lock()
+		if seq > s.reads[conv] {
+			s.reads[conv] = seq
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Deliver stores bot replies and notifies the visitor (provider.Sink).

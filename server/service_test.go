@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -71,5 +72,59 @@ func TestDeliveryRecordRetriedNotTheCall(t *testing.T) {
 	ms, _ := st.Read(context.Background(), w.Conversation, 0, 10)
 	if len(ms) != 2 || ms[0].State != store.Delivered || ms[1].From != store.FromBot {
 		t.Fatalf("stored = %+v, want the message delivered and the bot's echo", ms)
+	}
+}
+
+// attrCounter counts the writes of one attribute key.
+type attrCounter struct {
+	store.Store
+	key string
+	mu  sync.Mutex
+	n   int
+}
+
+func (s *attrCounter) SetAttr(ctx context.Context, conv, key, value string) error {
+	if key == s.key {
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+	}
+	return s.Store.SetAttr(ctx, conv, key, value)
+}
+
+// TestReadMarkersAreGathered: a widget sends a read marker for nearly
+// every message it shows; the service writes each conversation's newest
+// one once per round, and the last ones when it closes, not one write per
+// frame.
+func TestReadMarkersAreGathered(t *testing.T) {
+	readFlush = time.Hour // only Close writes them here
+	defer func() { readFlush = 2 * time.Second }()
+	st := &attrCounter{Store: store.NewMemory(), key: attrRead}
+	svc := NewService(st, NewLocalBus(), slog.New(slog.DiscardHandler), testRetry)
+	ctx := context.Background()
+	var convs []string
+	for _, v := range []string{"v1", "v2"} {
+		c, _, err := st.Conversation(ctx, "acme", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		convs = append(convs, c.ID)
+	}
+	for seq := uint64(1); seq <= 50; seq++ {
+		for _, c := range convs {
+			svc.MarkRead(ctx, c, seq)
+		}
+	}
+	svc.MarkRead(ctx, convs[0], 7) // an older marker does not go back
+	if err := svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.n != 2 {
+		t.Fatalf("%d read marker writes for 2 conversations, want 2", st.n)
+	}
+	for _, c := range convs {
+		if got, _ := st.Attr(ctx, c, attrRead); got != "50" {
+			t.Fatalf("read marker of %s = %q, want 50", c, got)
+		}
 	}
 }

@@ -426,6 +426,9 @@ func loadProxy(ctx context.Context, base string, visitors int, rate float64, d t
 						if m := markerOf(f.Body.Text); m != "" {
 							res.reply(m)
 						}
+						// An open widget tells the server what the
+						// visitor has seen.
+						c.Write(ctx, websocket.MessageText, widget.Encode(&widget.Read{Seq: f.Seq}))
 					}
 				case *widget.Ack:
 					acks.Add(1)
