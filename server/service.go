@@ -550,7 +550,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 	}
 	c, err := s.store.Get(ctx, conv)
 	if err != nil {
-		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, err)
+		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, "dispatching", err)
 	}
 	p := s.providers[c.Bot]
 	if p == nil {
@@ -577,7 +577,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 	if seq > 0 {
 		ms, err := s.store.Read(ctx, conv, seq-1, 1)
 		if err != nil {
-			return s.storeTrouble(conv, it, err)
+			return s.storeTrouble(conv, it, "dispatching", err)
 		}
 		if len(ms) == 0 || ms[0].Seq != seq || ms[0].State == store.Delivered {
 			return true
@@ -658,19 +658,18 @@ func (s *Service) recordTaken(conv string, it *item) bool {
 		if errors.Is(err, store.ErrNotFound) {
 			return true
 		}
-		s.log.Error("cannot record delivery; trying again", "conversation", conv, "seq", it.seq, "error", err)
-		return s.storeTrouble(conv, it, err)
+		return s.storeTrouble(conv, it, "recording a delivery", err)
 	}
 	s.publishStatus(conv, m.ClientID, widget.StateDelivered, "")
 	return true
 }
 
-// storeTrouble logs a store error during dispatch and schedules the item
-// for a later try; it stays on the outbox meanwhile. It returns false:
-// the item is not finished.
-func (s *Service) storeTrouble(conv string, it *item, err error) bool {
+// storeTrouble logs a store error while doing what (dispatching, or
+// recording a delivery) and schedules the item for a later try; it stays
+// on the outbox meanwhile. It returns false: the item is not finished.
+func (s *Service) storeTrouble(conv string, it *item, what string, err error) bool {
 	if s.ctx.Err() == nil {
-		s.log.Error("store error while dispatching", "conversation", conv, "error", err)
+		s.log.Error("store error while "+what+"; trying again", "conversation", conv, "seq", it.seq, "error", err)
 	}
 	s.mu.Lock()
 	it.notBefore = time.Now().Add(s.retry.backoff(max(it.attempts, 1), 0))

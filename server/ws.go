@@ -532,12 +532,12 @@ func (so *socket) states(ctx context.Context, upTo uint64) error {
 	}
 	newest := -1
 	for i, m := range ms {
-		if m.From == store.FromUser && m.ClientID != "" && m.Seq <= upTo {
+		if m.From == store.FromUser && m.ClientID != "" {
 			newest = i
 		}
 	}
 	for i, m := range ms {
-		if m.From != store.FromUser || m.ClientID == "" || m.Seq > upTo {
+		if m.From != store.FromUser || m.ClientID == "" {
 			continue
 		}
 		var st *widget.Status

@@ -97,7 +97,7 @@ func newFaultRig(t *testing.T, opts chataibottest.Options, data, extra string) *
 	}
 	emu := chataibottest.New(opts)
 	r := newRigOn(t, aiPlatform{emu}, data, extra)
-	r.emu = emu
+	r.emu, emu.URL = emu, "http://"+r.emuAddr
 	return r
 }
 
@@ -132,7 +132,6 @@ func newRigOn(t *testing.T, plat platform, data, extra string) *faultRig {
 type aiPlatform struct{ *chataibottest.Server }
 
 func (p aiPlatform) bot(base string) string {
-	p.URL = base
 	return fmt.Sprintf(`  - id: shop
     provider: chataibot
     origins: ["self"]
@@ -264,20 +263,20 @@ func (r *faultRig) upstreamDown() {
 	}
 }
 
-// restart stops the server (SIGKILL when kill, else SIGTERM and a wait
-// for its exit) and starts it again on the same address and data.
-func (r *faultRig) restart(kill bool) {
+// restart stops the server with SIGINT, waits for its exit and starts it
+// again on the same address and data.
+func (r *faultRig) restart() {
 	r.t.Helper()
-	if kill {
-		r.p.kill()
-	} else {
-		r.p.cmd.Process.Signal(os.Interrupt)
-		if err := r.p.cmd.Wait(); err != nil {
-			r.t.Fatalf("graceful stop: %v\n%s", err, r.p.log())
-		}
+	r.p.cmd.Process.Signal(os.Interrupt)
+	if err := r.p.cmd.Wait(); err != nil {
+		r.t.Fatalf("graceful stop: %v\n%s", err, r.p.log())
 	}
-	r.p = launch(r.t, r.addr, r.data, "--config", r.cfg)
+	r.relaunch()
 }
+
+// relaunch starts the server again on the same address and data, after a
+// stop.
+func (r *faultRig) relaunch() { r.p = launch(r.t, r.addr, r.data, "--config", r.cfg) }
 
 // settle waits until the platform has nothing left to post and no stored
 // message is waiting for it: every visitor message is with the platform
@@ -290,7 +289,7 @@ func (r *faultRig) settle(vs []*visitor, within time.Duration) {
 		if err := r.plat.idle(ctx); err != nil {
 			r.t.Fatalf("the platform still has callbacks to post after %s", within)
 		}
-		up := r.upstreamTexts()
+		up := r.plat.accepted()
 		missing := ""
 		for _, v := range vs {
 			for _, text := range v.ackedTexts() {
@@ -312,9 +311,6 @@ func (r *faultRig) settle(vs []*visitor, within time.Duration) {
 		}
 	}
 }
-
-// upstreamTexts counts the visitor messages the platform accepted, by text.
-func (r *faultRig) upstreamTexts() map[string]int { return r.plat.accepted() }
 
 // audit checks the promise for every visitor. mayRepeat names visitor
 // messages the platform may have received twice (a crash between the
@@ -373,7 +369,7 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 			t.Fatalf("client message %s stored %d times", id, n)
 		}
 	}
-	up := r.upstreamTexts()
+	up := r.plat.accepted()
 	for text, n := range stored {
 		if n != 1 {
 			t.Fatalf("visitor message %q stored %d times", text, n)
@@ -465,7 +461,6 @@ type visitor struct {
 	last     uint64 // every seq up to here has been received
 	statuses map[string][]string
 	closes   map[websocket.StatusCode]int
-	errors   int            // error frames
 	codes    map[string]int // error frames by code
 	noRetry  int            // error frames for a message without retry_ms
 }
@@ -715,7 +710,6 @@ func (v *visitor) read(ctx context.Context, c *websocket.Conn, welcome chan<- ui
 		case *widget.Status:
 			v.statuses[f.ID] = append(v.statuses[f.ID], f.State)
 		case *widget.ErrorFrame:
-			v.errors++
 			v.codes[f.Code]++
 			if f.ID != "" && f.RetryMS <= 0 {
 				v.noRetry++

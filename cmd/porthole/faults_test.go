@@ -241,8 +241,8 @@ func TestFaultKilledMidBurst(t *testing.T) {
 	time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
 	r.p.kill()
 	time.Sleep(100 * time.Millisecond) // calls already with the platform finish there
-	before := r.upstreamTexts()
-	r.p = launch(t, r.addr, r.data, "--config", r.cfg)
+	before := r.plat.accepted()
+	r.relaunch()
 	wait()
 	r.settle(vs, time.Minute)
 	repeats := map[string]int{} // visitor -> messages handed over twice
@@ -271,7 +271,7 @@ func TestFaultGracefulRestartMidBurst(t *testing.T) {
 	vs := visitors("term", 10, 30, 20*time.Millisecond)
 	wait := startAll(t, r.addr, vs, 2*time.Minute)
 	time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
-	r.restart(false)
+	r.restart()
 	wait()
 	r.settle(vs, time.Minute)
 	restarts := 0
@@ -410,7 +410,7 @@ func TestFaultDataDirFull(t *testing.T) {
 		n := 0
 		for _, v := range vs {
 			v.mu.Lock()
-			n += v.errors
+			n += sumCounts(v.codes)
 			v.mu.Unlock()
 		}
 		return n >= 5
