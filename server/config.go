@@ -148,6 +148,50 @@ type WidgetConfig struct {
 	Locale     string `yaml:"locale"`      // en, nl, fr or de; empty: the page's language
 	// Texts override built-in widget texts by key.
 	Texts map[string]string `yaml:"texts"`
+	// Connect says when a returning visitor's widget loads and connects:
+	// "idle" (default) once the page has loaded and is idle, so that
+	// replies that came while away show on the launcher's badge; "open"
+	// only when the visitor opens the panel, so a page view costs nothing
+	// but the loader. A first-time visitor's widget always waits for the
+	// panel. A page overrides it with data-connect.
+	Connect string `yaml:"connect"`
+	// Teaser is a short bubble beside the launcher, drawn by the loader
+	// without loading the widget; off when its text is empty.
+	Teaser TeaserConfig `yaml:"teaser"`
+}
+
+// TeaserConfig is the bubble beside the launcher. It shows once a day per
+// visitor (the loader keeps the day in the site's localStorage), not
+// while the panel is open, and opens the panel when clicked.
+type TeaserConfig struct {
+	// Text is what it says, like "Questions about pricing? Ask us!"; a
+	// page overrides it with data-teaser.
+	Text string `yaml:"text"`
+	// Delay is how long after the page loads it appears. Default 3s.
+	Delay Duration `yaml:"delay"`
+	// Paths limits it to pages whose path starts with one of these, like
+	// "/pricing"; empty means every page.
+	Paths []string `yaml:"paths"`
+}
+
+// FrameLook returns what the loader draws the frame with for a visitor:
+// the look with the page's brand colour (when valid) and texts in the
+// visitor's language (see widget.NewFrameLook).
+func (w WidgetConfig) FrameLook(pageLang, pageLocale, color string) widget.FrameLook {
+	look := w.Look()
+	if hexColor.MatchString(color) {
+		look.BrandColor = color
+	}
+	l := widget.NewFrameLook(look, pageLang, pageLocale)
+	l.Connect = w.Connect
+	if w.Teaser.Text != "" {
+		delay := time.Duration(w.Teaser.Delay)
+		if delay == 0 {
+			delay = 3 * time.Second
+		}
+		l.Teaser = &widget.Teaser{Text: w.Teaser.Text, DelayMS: delay.Milliseconds(), Paths: w.Teaser.Paths}
+	}
+	return l
 }
 
 // Look returns the widget look for the welcome frame.
@@ -598,12 +642,31 @@ func (c *Config) Validate() error {
 		default:
 			bad(p+".widget.locale", "%q is not a built-in language; use en, nl, fr or de, or leave it out to follow the page", w.Locale)
 		}
+		switch w.Connect {
+		case "", "idle", "open":
+		default:
+			bad(p+".widget.connect", "%q must be idle or open", w.Connect)
+		}
+		if n := len([]rune(w.Teaser.Text)); n > maxTeaser {
+			bad(p+".widget.teaser.text", "is %d characters; a teaser is a short line, keep it within %d", n, maxTeaser)
+		}
+		if w.Teaser.Delay < 0 || time.Duration(w.Teaser.Delay) > time.Hour {
+			bad(p+".widget.teaser.delay", "must be between 0s and 1h, like 5s")
+		}
+		for j, path := range w.Teaser.Paths {
+			if !strings.HasPrefix(path, "/") {
+				bad(fmt.Sprintf("%s.widget.teaser.paths[%d]", p, j), "%q is not a path; write it like /pricing", path)
+			}
+		}
 		if b.Provider == "demo" && b.Demo.TypingDelay < 0 {
 			bad(p+".demo.typing_delay", "must not be negative; e.g. 600ms")
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// maxTeaser bounds a teaser's text, in characters.
+const maxTeaser = 140
 
 var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 

@@ -28,6 +28,7 @@ import (
 	"github.com/porthole-chat/porthole/server/demo"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/web"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -55,6 +56,9 @@ type Options struct {
 	Index http.Handler
 	// Loader, if set, serves GET /widget.js, the script tag's target.
 	Loader http.Handler
+	// Styles, if set, serves GET /widget.css?bot=ID, the eager stylesheet
+	// with the bot's look that the loader links.
+	Styles *web.Styles
 	// Providers replaces the configured provider of the bots it names
 	// (tests count upstream calls with it).
 	Providers map[string]provider.Provider
@@ -233,6 +237,9 @@ func (s *Server) routes() {
 	}
 	if s.opts.Loader != nil {
 		s.mux.Handle("GET /widget.js", s.opts.Loader)
+	}
+	if s.opts.Styles != nil {
+		s.mux.HandleFunc("GET /widget.css", s.handleStyle)
 	}
 	if s.opts.Index != nil {
 		s.mux.Handle("GET /{$}", s.opts.Index)

@@ -85,9 +85,9 @@ func (w *widgetUI) renderInline(target js.Value) {
 	if !root.Truthy() {
 		root = target.Call("attachShadow", map[string]any{"mode": "open"})
 	}
-	css := w.root.Call("querySelector", "link[rel=stylesheet]")
-	if css.Truthy() {
-		root.Call("appendChild", css.Call("cloneNode", true))
+	css := w.root.Call("querySelectorAll", "link[rel=stylesheet]")
+	for i := 0; i < css.Length(); i++ {
+		root.Call("appendChild", css.Index(i).Call("cloneNode", true))
 	}
 	w.inline = true
 	w.panel.Get("classList").Call("add", "inline")

@@ -55,11 +55,9 @@ func icon(class, path string, parent js.Value) js.Value {
 
 // Icon paths (24×24).
 const (
-	iconClose = "M18.3 5.7a1 1 0 0 0-1.4 0L12 10.6 7.1 5.7a1 1 0 1 0-1.4 1.4l4.9 4.9-4.9 4.9a1 1 0 1 0 1.4 1.4l4.9-4.9 4.9 4.9a1 1 0 0 0 1.4-1.4L13.4 12l4.9-4.9a1 1 0 0 0 0-1.4z"
-	iconSend  = "M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z"
-	iconPrev  = "M15.4 7.4 14 6l-6 6 6 6 1.4-1.4L10.8 12z"
-	iconNext  = "M8.6 16.6 10 18l6-6-6-6-1.4 1.4 4.6 4.6z"
-	iconFile  = "M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zm-1 7V3.5L18.5 9z"
+	iconPrev = "M15.4 7.4 14 6l-6 6 6 6 1.4-1.4L10.8 12z"
+	iconNext = "M8.6 16.6 10 18l6-6-6-6-1.4 1.4 4.6 4.6z"
+	iconFile = "M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zm-1 7V3.5L18.5 9z"
 )
 
 // clear removes every child of e.

@@ -117,7 +117,10 @@ func (w *widgetUI) start() {
 		w.listen(vv, "resize", func(js.Value) { w.viewport() })
 		w.listen(vv, "scroll", func(js.Value) { w.viewport() })
 	}
-	w.client.SetOpen(w.open, visible()) // queued API calls may have opened it
+	w.client.SetOpen(w.open, visible()) // the loader may have opened the panel
+	if w.open {
+		w.viewport()
+	}
 	w.client.SetNetwork(global.Get("navigator").Get("onLine").Bool())
 	w.apply(w.client.Start())
 	w.render(^widget.Change(0))
@@ -243,16 +246,22 @@ func (w *widgetUI) viewport() {
 	style.Call("setProperty", "--ph-vt", strconv.Itoa(vv.Get("offsetTop").Int())+"px")
 }
 
-// pageLook reads the page's options (data-* attributes and init()).
+// pageLook reads the page's options (data-* attributes and init()) over
+// the look the loader drew the frame with, so that nothing changes
+// between the frame and the first welcome.
 func (w *widgetUI) pageLook() widget.Look {
-	s := func(k string) string {
+	frame := w.boot.Get("look")
+	s := func(k, short string) string {
 		if v := w.opts.Get(k); v.Type() == js.TypeString {
+			return v.String()
+		}
+		if v := frame.Get(short); short != "" && v.Type() == js.TypeString {
 			return v.String()
 		}
 		return ""
 	}
-	l := widget.Look{Title: s("title"), Subtitle: s("subtitle"), Icon: s("icon"), Position: s("position"),
-		BrandColor: s("brandColor"), Greeting: s("greeting"), Locale: s("language")}
+	l := widget.Look{Title: s("title", "t"), Subtitle: s("subtitle", "s"), Icon: s("icon", "i"), Position: s("position", "p"),
+		BrandColor: s("brandColor", ""), Greeting: s("greeting", "g"), Locale: s("language", "")}
 	if t := w.opts.Get("texts"); t.Type() == js.TypeObject {
 		keys := global.Get("Object").Call("keys", t)
 		l.Texts = map[string]string{}

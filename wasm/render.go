@@ -9,26 +9,18 @@ import (
 	"github.com/porthole-chat/porthole/widget"
 )
 
-// build takes over the loader's launcher and adds the panel.
+// build takes over the launcher and the panel's frame that the loader
+// drew (web/loader/widget.js), finding them by their classes: the same
+// elements, so focus, a half-typed draft and the scroll position stay.
 func (w *widgetUI) build() {
-	w.launcher = w.root.Call("querySelector", ".launcher")
-	if !w.launcher.Truthy() { // the stylesheet had not loaded yet
-		w.launcher = w.root.Call("querySelector", "button")
-	}
-	w.badge = w.launcher.Call("querySelector", ".badge")
-	if w.launcher.Call("querySelector", ".icon").Truthy() {
-		w.launcher.Call("querySelector", ".icon").Get("classList").Call("add", "chat")
-	}
-	icon("icon shut", iconClose, w.launcher)
+	q := func(sel string) js.Value { return w.root.Call("querySelector", sel) }
+	w.launcher, w.badge = q(".launcher"), q(".badge")
+	w.panel, w.header, w.icon = q(".panel"), q(".header"), q(".avatar")
+	w.title, w.subtitle, w.closeBtn = q(".title"), q(".subtitle"), q(".close")
+	w.banner, w.log, w.live = q(".banner"), q(".log"), q(".sr")
+	w.textarea, w.send = q("textarea"), q(".send")
+	w.open = !w.panel.Get("hidden").Bool()
 	w.listen(w.launcher, "click", func(js.Value) { w.setOpen(!w.open) })
-
-	refs := skeleton(w.root, panelSkeleton)
-	w.panel, w.header, w.icon = refs["panel"], refs["header"], refs["icon"]
-	w.title, w.subtitle, w.closeBtn = refs["title"], refs["subtitle"], refs["close"]
-	w.banner, w.log, w.live = refs["banner"], refs["log"], refs["live"]
-	w.textarea, w.send = refs["textarea"], refs["send"]
-	icon("", iconClose, w.closeBtn)
-	icon("", iconSend, w.send)
 	w.listen(w.panel, "keydown", func(ev js.Value) {
 		if ev.Get("key").String() == "Escape" && !w.inline {
 			ev.Call("stopPropagation")
@@ -36,7 +28,7 @@ func (w *widgetUI) build() {
 		}
 	})
 	w.listen(w.closeBtn, "click", func(js.Value) { w.setOpen(false) })
-	w.listen(refs["form"], "submit", func(ev js.Value) {
+	w.listen(q(".composer"), "submit", func(ev js.Value) {
 		ev.Call("preventDefault")
 		w.submit()
 	})
@@ -65,7 +57,9 @@ func (w *widgetUI) build() {
 	w.log.Call("addEventListener", "loadedmetadata", follow, true) // video and audio
 	w.log.Call("addEventListener", "resize", follow, true)         // video size known
 
-	w.greeting = el("p", "greeting", js.Null())
+	if w.greeting = q(".greeting"); !w.greeting.Truthy() {
+		w.greeting = el("p", "greeting", js.Null())
+	}
 	w.divider = el("div", "greeting", js.Null())
 	w.typing = el("div", "typing", js.Null())
 	for i := 0; i < 3; i++ {
@@ -73,97 +67,6 @@ func (w *widgetUI) build() {
 	}
 	w.quick = el("div", "quick", js.Null())
 	attr(w.quick, "role", "group")
-}
-
-// panelSkeleton is the panel's static DOM, one element a line: two
-// spaces of indent a level, the tag with dot-separated classes, then
-// name=value attributes, and #name to keep the element in the refs.
-// Built by a loop from a string, it costs widget.wasm a fraction of
-// what one syscall/js call site per element and attribute would.
-const panelSkeleton = `div.panel.right role=dialog hidden= #panel
-  div.header #header
-    img.avatar alt= hidden= #icon
-    div.titles
-      h2.title #title
-      p.subtitle #subtitle
-    button.close type=button #close
-  div.banner role=status hidden= #banner
-  div.log tabindex=0 #log
-  div.sr aria-live=polite aria-atomic=true #live
-  form.composer #form
-    textarea rows=1 maxlength=4000 enterkeyhint=send #textarea
-    button.send type=submit #send`
-
-// skeleton builds spec (see panelSkeleton) under parent and returns the
-// named elements.
-func skeleton(parent js.Value, spec string) map[string]js.Value {
-	refs := map[string]js.Value{}
-	stack := []js.Value{parent}
-	for len(spec) > 0 {
-		line := spec
-		if i := widget.IndexByte(spec, '\n'); i >= 0 {
-			line, spec = spec[:i], spec[i+1:]
-		} else {
-			spec = ""
-		}
-		depth := 0
-		for depth < len(line) && line[depth] == ' ' {
-			depth++
-		}
-		words := splitSpaces(line[depth:])
-		depth /= 2
-		e := document.Call("createElement", tagOf(words[0]))
-		if cls := classOf(words[0]); cls != "" {
-			e.Set("className", cls)
-		}
-		stack[depth].Call("appendChild", e)
-		for _, f := range words[1:] {
-			if f[0] == '#' {
-				refs[f[1:]] = e
-			} else if k, v, ok := widget.Cut(f, "="); ok {
-				attr(e, k, v)
-			}
-		}
-		stack = append(stack[:depth+1], e)
-	}
-	return refs
-}
-
-func splitSpaces(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := widget.IndexByte(s, ' ')
-		if i < 0 {
-			return append(out, s)
-		}
-		if i > 0 {
-			out = append(out, s[:i])
-		}
-		s = s[i+1:]
-	}
-	return out
-}
-
-// tagOf and classOf split "div.a.b" into "div" and "a b".
-func tagOf(w string) string {
-	if i := widget.IndexByte(w, '.'); i >= 0 {
-		return w[:i]
-	}
-	return w
-}
-
-func classOf(w string) string {
-	i := widget.IndexByte(w, '.')
-	if i < 0 {
-		return ""
-	}
-	b := []byte(w[i+1:])
-	for j, c := range b {
-		if c == '.' {
-			b[j] = ' '
-		}
-	}
-	return string(b)
 }
 
 // submit sends the composer's text.

@@ -34,6 +34,12 @@ const (
 	AssetExec   = "wasm_exec.js"
 	AssetCSS    = "widget.css"
 	AssetLoader = "widget.js"
+	// AssetFrame is the eager stylesheet's fixed part; it reaches pages as
+	// GET /widget.css?bot=ID, with the bot's look after it (Styles).
+	AssetFrame = "frame.css"
+	// AssetFallback is the no-WebAssembly fallback, loaded only where the
+	// Go program cannot run.
+	AssetFallback = "fallback.js"
 )
 
 // ErrNotBuilt is what Manifest reports, and what GET /widget.js answers
@@ -60,6 +66,9 @@ type BuildManifest struct {
 	// Floor measures the smallest Go browser program, built in the same
 	// run with the same toolchain and flags; it is not shipped.
 	Floor Sizes `json:"floor"`
+	// Style measures a typical bot's eager stylesheet (frame.css and its
+	// look), for the eager budget; the server makes the real ones.
+	Style Sizes `json:"style"`
 }
 
 // File is the name under /static/dist/ of the asset with the given
@@ -133,7 +142,7 @@ func (a *Assets) load() error {
 		return fmt.Errorf("widget assets: dist/manifest.json: %w; run make wasm", err)
 	}
 	a.hashed = make(map[string]*servedFile)
-	for _, logical := range []string{AssetWASM, AssetExec, AssetCSS, AssetLoader} {
+	for _, logical := range []string{AssetWASM, AssetExec, AssetCSS, AssetLoader, AssetFrame, AssetFallback} {
 		asset, ok := a.manifest.Assets[logical]
 		if !ok || asset.Hash == "" || asset.File == "" || strings.Contains(asset.File, "/") || !fs.ValidPath(asset.File) {
 			return fmt.Errorf("widget assets: dist/manifest.json has no usable entry for %s; run make wasm", logical)
@@ -152,6 +161,15 @@ func (a *Assets) load() error {
 		}
 	}
 	return nil
+}
+
+// Frame returns the fixed part of the eager stylesheet (AssetFrame), or
+// an error when the widget assets cannot be served.
+func (a *Assets) Frame() ([]byte, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	return fs.ReadFile(a.fsys, "dist/"+a.manifest.File(AssetFrame))
 }
 
 // Manifest returns the manifest of the widget assets, or an error (one
@@ -379,3 +397,7 @@ func Loader() http.Handler { return embedded().Loader() }
 // sizes. The error matches ErrNotBuilt when the binary was built before
 // `make wasm`.
 func Manifest() (BuildManifest, error) { return embedded().Manifest() }
+
+// Frame returns the embedded eager stylesheet's fixed part; see
+// Assets.Frame.
+func Frame() ([]byte, error) { return embedded().Frame() }

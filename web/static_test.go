@@ -12,9 +12,11 @@ import (
 )
 
 const (
-	fakeWASM = "widget.0123456789.wasm"
-	fakeExec = "wasm_exec.abcdefabcd.js"
-	fakeCSS  = "widget.5555555555.css"
+	fakeWASM     = "widget.0123456789.wasm"
+	fakeExec     = "wasm_exec.abcdefabcd.js"
+	fakeCSS      = "widget.5555555555.css"
+	fakeFrame    = "frame.6666666666.css"
+	fakeFallback = "fallback.7777777777.js"
 )
 
 // fakeStatic is a static folder as web/build leaves it, with small
@@ -29,10 +31,12 @@ func fakeStatic() fstest.MapFS {
 			`"widget.wasm":{"file":"` + fakeWASM + `","hash":"0123456789","raw":4,"gzip":3,"brotli":2},` +
 			`"wasm_exec.js":{"file":"` + fakeExec + `","hash":"abcdefabcd","raw":4,"gzip":3,"brotli":2},` +
 			`"widget.css":{"file":"` + fakeCSS + `","hash":"5555555555","raw":4,"gzip":3,"brotli":2},` +
+			`"frame.css":{"file":"` + fakeFrame + `","hash":"6666666666","raw":4,"gzip":3,"brotli":2},` +
+			`"fallback.js":{"file":"` + fakeFallback + `","hash":"7777777777","raw":4,"gzip":3,"brotli":2},` +
 			`"widget.js":{"file":"widget.js","hash":"feedfacecafe","raw":4,"gzip":3,"brotli":2}},` +
 			`"floor":{"raw":10,"gzip":8,"brotli":6}}`),
 	}
-	for _, name := range []string{fakeWASM, fakeExec, fakeCSS, "widget.js"} {
+	for _, name := range []string{fakeWASM, fakeExec, fakeCSS, fakeFrame, fakeFallback, "widget.js"} {
 		fsys["dist/"+name] = file("raw " + name)
 		fsys["dist/"+name+".gz"] = file("gz " + name)
 		if name != fakeCSS {

@@ -29,6 +29,7 @@ const (
 	TextFailed           = "failed"
 	TextRetry            = "retry"
 	TextReconnecting     = "reconnecting" // connection banner
+	TextConnecting       = "connecting"   // the loader's line while the widget loads
 	TextOffline          = "offline"      // connection banner when the browser is offline
 	TextTyping           = "typing"       // "{bot} is typing…"
 	TextTypingAnon       = "typing_anon"  // when the bot has no title
@@ -79,6 +80,7 @@ var builtinTexts = [...]struct {
 	{TextFailed, [4]string{"Not delivered", "Niet afgeleverd", "Non distribué", "Nicht zugestellt"}},
 	{TextRetry, [4]string{"Retry", "Opnieuw proberen", "Réessayer", "Erneut versuchen"}},
 	{TextReconnecting, [4]string{"Reconnecting…", "Opnieuw verbinden…", "Reconnexion…", "Verbindung wird wiederhergestellt…"}},
+	{TextConnecting, [4]string{"Connecting…", "Verbinden…", "Connexion…", "Verbindung wird hergestellt…"}},
 	{TextOffline, [4]string{
 		"You're offline; we'll send your messages when you're back.",
 		"Je bent offline. We versturen je berichten zodra je weer online bent.",

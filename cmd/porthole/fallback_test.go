@@ -362,11 +362,12 @@ func TestFallbackHandOver(t *testing.T) {
 	}
 
 	// A new visitor who starts in the panel keeps the conversation on
-	// the next page: the page hands its visitor to the loader.
+	// the next page: the page hands its visitor to the loader. A new
+	// visitor's loader tries WebAssembly only when the panel opens.
 	fresh := browserOneProcess(t, 1280, 860)
 	navigate(t, fresh, s.host.URL+"/nowasm")
-	waitJS(t, fresh, "the fallback panel", in(".panel.fallback iframe"))
 	click(t, fresh, ".launcher")
+	waitJS(t, fresh, "the fallback panel", in(".panel.fallback iframe"))
 	typeInto(t, fresh, chatFrame, "textarea", "first words in the panel")
 	clickButton(t, fresh, chatFrame, "Send")
 	waitDOM(t, fresh, chatFrame, "the message", func(d *goquery.Document) bool { return has(messages(d), "first words in the panel") })

@@ -105,11 +105,16 @@ func serve(args []string, stderr io.Writer) error {
 		cfg.Listen = *listen
 	}
 
+	var styles *web.Styles
+	if frame, err := web.Frame(); err == nil {
+		styles = web.NewStyles(frame)
+	}
 	srv, err := server.New(cfg, server.Options{
 		DataDir: *dataDir,
 		Logger:  log,
 		Static:  web.Static(),
 		Loader:  web.Loader(),
+		Styles:  styles,
 		Index:   web.DemoPage(cfg.Bots[0].ID), // the first bot, as a customer page would embed it
 	})
 	if err != nil {

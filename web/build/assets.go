@@ -17,6 +17,8 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/evanw/esbuild/pkg/api"
+
+	"github.com/porthole-chat/porthole/widget"
 )
 
 // Logical asset names, the keys of manifest.Assets; they match the
@@ -24,16 +26,20 @@ import (
 const (
 	assetWASM   = "widget.wasm"
 	assetExec   = "wasm_exec.js"
-	assetCSS    = "widget.css"
-	assetLoader = "widget.js"
+	assetCSS      = "widget.css"
+	assetLoader   = "widget.js"
+	assetFrame    = "frame.css"
+	assetFallback = "fallback.js"
 )
 
 // Budgets. The widget may cost at most a quarter more than the floor,
-// the Go runtime every Go browser program carries; the loader is on the
-// critical path of every customer page, so it gets a fixed 3 KB.
+// the Go runtime every Go browser program carries. What a page downloads
+// before intent, the loader and the eager stylesheet (frame.css with a
+// bot's look), is on the critical path of every customer page: 3 KB in
+// all.
 const (
 	wasmBudgetNum, wasmBudgetDen = 5, 4 // 1.25 × floor brotli
-	loaderBudget                 = 3072
+	eagerBudget                  = 3072
 )
 
 // manifest is dist/manifest.json. It is web.BuildManifest, kept apart so
@@ -43,6 +49,7 @@ type manifest struct {
 	Go     string           `json:"go"`
 	Assets map[string]asset `json:"assets"`
 	Floor  sizes            `json:"floor"`
+	Style  sizes            `json:"style"`
 }
 
 type asset struct {
@@ -142,8 +149,8 @@ func (o *output) reuse(dist string) bool {
 // then removes every other file (earlier builds, stray temporaries).
 // Each file is renamed into place, so no reader sees half a file, and
 // the manifest is written only once everything it names exists.
-func writeDist(dist, goVersion string, floor sizes, outs []*output) (manifest, error) {
-	m := manifest{Go: goVersion, Assets: make(map[string]asset), Floor: floor}
+func writeDist(dist, goVersion string, floor, style sizes, outs []*output) (manifest, error) {
+	m := manifest{Go: goVersion, Assets: make(map[string]asset), Floor: floor, Style: style}
 	var wg sync.WaitGroup
 	errs := make([]error, len(outs))
 	for i, o := range outs {
@@ -219,13 +226,13 @@ func writeFileAtomic(name string, data []byte) error {
 	return err
 }
 
-// minifyLoader minifies the loader and replaces its placeholders with
-// the hashed names as JSON strings. The loader must stay a classic
-// script (customers load it with a plain <script>) that runs on old
-// browsers long enough to fall back to the no-JS page, hence ES2018.
-func minifyLoader(src []byte, wasm, exec, css string) ([]byte, error) {
+// minifyLoader minifies the loader and replaces its placeholders
+// (__PH_WASM__ and the like) with the hashed names as JSON strings. The
+// loader must stay a classic script (customers load it with a plain
+// <script>), hence an IIFE for ES2018.
+func minifyLoader(src []byte, names map[string]string) ([]byte, error) {
 	define := map[string]string{}
-	for ident, name := range map[string]string{"__PH_WASM__": wasm, "__PH_EXEC__": exec, "__PH_CSS__": css} {
+	for ident, name := range names {
 		lit, _ := json.Marshal(name)
 		define[ident] = string(lit)
 	}
@@ -246,14 +253,40 @@ func minifyLoader(src []byte, wasm, exec, css string) ([]byte, error) {
 		if end < i {
 			end = len(code)
 		}
-		return nil, fmt.Errorf("web/loader/widget.js: %s is not a known placeholder (use __PH_WASM__, __PH_EXEC__, __PH_CSS__)", code[i:end])
+		return nil, fmt.Errorf("web/loader/widget.js: %s is not a known placeholder (use __PH_WASM__, __PH_EXEC__, __PH_CSS__, __PH_FALLBACK__)", code[i:end])
 	}
-	for ident, name := range map[string]string{"__PH_WASM__": wasm, "__PH_EXEC__": exec, "__PH_CSS__": css} {
+	for ident, name := range names {
 		if !bytes.Contains(code, []byte(name)) {
 			fmt.Fprintf(os.Stderr, "web/build: warning: web/loader/widget.js does not use %s (%s)\n", ident, name)
 		}
 	}
 	return code, nil
+}
+
+// minifyScript minifies a script that the loader adds to the page.
+func minifyScript(src []byte) ([]byte, error) {
+	return transform("web/loader/fallback.js", src, api.TransformOptions{
+		Loader:            api.LoaderJS,
+		Format:            api.FormatIIFE,
+		Target:            api.ES2018,
+		MinifyWhitespace:  true,
+		MinifyIdentifiers: true,
+		MinifySyntax:      true,
+	})
+}
+
+// sampleStyle is the eager stylesheet of a typical bot, for the budget:
+// a title, a subtitle, a greeting and a teaser limited to one path, with
+// English texts. The server makes the real ones (widget.FrameStyle); a
+// server test checks that the demo bot's, as served, is within the
+// budget too.
+func sampleStyle(frame []byte) []byte {
+	return widget.FrameStyle(frame, widget.FrameLook{
+		Look: widget.Look{Title: "Acme Support", Subtitle: "We answer in seconds", BrandColor: "#007171",
+			Greeting: "Hi! Ask us anything about your order."},
+		Lang:   "en",
+		Teaser: &widget.Teaser{Text: "Questions about pricing? Ask us!", DelayMS: 5000, Paths: []string{"/pricing"}},
+	})
 }
 
 // minifyExec minifies the toolchain's wasm_exec.js. Its license asks to
@@ -304,19 +337,21 @@ type budgetLine struct {
 // budgets that apply.
 func budgets(m manifest) []budgetLine {
 	var lines []budgetLine
-	for _, logical := range []string{assetLoader, assetWASM, assetExec, assetCSS} {
+	for _, logical := range []string{assetLoader, assetFrame, assetWASM, assetExec, assetCSS, assetFallback} {
 		a := m.Assets[logical]
 		l := budgetLine{logical: logical, file: a.File, sizes: a.sizes}
-		switch logical {
-		case assetLoader:
-			l.budget, l.basis = loaderBudget, "fixed for the eager loader"
-		case assetWASM:
+		if logical == assetWASM {
 			l.budget = m.Floor.Brotli * wasmBudgetNum / wasmBudgetDen
 			l.basis = "1.25 × floor " + strconv.FormatInt(m.Floor.Brotli, 10)
 		}
 		lines = append(lines, l)
 	}
-	return append(lines, budgetLine{logical: "floor", file: "(not shipped)", sizes: m.Floor})
+	loader := m.Assets[assetLoader].sizes
+	eager := sizes{Raw: loader.Raw + m.Style.Raw, Gzip: loader.Gzip + m.Style.Gzip, Brotli: loader.Brotli + m.Style.Brotli}
+	return append(lines,
+		budgetLine{logical: "style (sample)", file: "/widget.css?bot=…", sizes: m.Style},
+		budgetLine{logical: "eager", file: "widget.js + style", sizes: eager, budget: eagerBudget, basis: "fixed: what a page loads before intent"},
+		budgetLine{logical: "floor", file: "(not shipped)", sizes: m.Floor})
 }
 
 // overBudget names each asset over its brotli budget and by how much.

@@ -33,19 +33,19 @@ func TestHashedNames(t *testing.T) {
 func TestBudgets(t *testing.T) {
 	m := manifest{Go: "go1.26.0", Floor: sizes{Raw: 1000, Gzip: 600, Brotli: 400}, Assets: map[string]asset{
 		assetWASM:   {File: "widget.a.wasm", sizes: sizes{Brotli: 500}}, // exactly 1.25 × 400
-		assetLoader: {File: "widget.js", sizes: sizes{Brotli: 3072}},
+		assetLoader: {File: "widget.js", sizes: sizes{Brotli: 2000}},
 		assetExec:   {File: "wasm_exec.b.js", sizes: sizes{Brotli: 99999}}, // no budget
 		assetCSS:    {File: "widget.c.css", sizes: sizes{Brotli: 99999}},
-	}}
+	}, Style: sizes{Brotli: 1072}} // the eager pair at 3072 exactly
 	if over := overBudget(budgets(m)); len(over) != 0 {
 		t.Fatalf("at the budgets exactly: %q", over)
 	}
 	m.Assets[assetWASM] = asset{File: "widget.a.wasm", sizes: sizes{Brotli: 501}}
-	m.Assets[assetLoader] = asset{File: "widget.js", sizes: sizes{Brotli: 3100}}
+	m.Assets[assetLoader] = asset{File: "widget.js", sizes: sizes{Brotli: 2028}}
 	over := overBudget(budgets(m))
 	if len(over) != 2 ||
-		!strings.Contains(over[0], "widget.js is 3100 bytes brotli, 28 over its budget of 3072") ||
-		!strings.Contains(over[1], "widget.wasm is 501 bytes brotli, 1 over its budget of 500 (1.25 × floor 400)") {
+		!strings.Contains(over[0], "widget.wasm is 501 bytes brotli, 1 over its budget of 500 (1.25 × floor 400)") ||
+		!strings.Contains(over[1], "eager is 3100 bytes brotli, 28 over its budget of 3072") {
 		t.Errorf("over budget: %q", over)
 	}
 	var table bytes.Buffer
@@ -62,7 +62,7 @@ func TestMinifyLoader(t *testing.T) {
   var assets = [__PH_WASM__, __PH_EXEC__, __PH_CSS__];
   window.Porthole = { assets: assets };
 })();`)
-	code, err := minifyLoader(src, "widget.0123456789.wasm", "wasm_exec.0123456789.js", "widget.0123456789.css")
+	code, err := minifyLoader(src, map[string]string{"__PH_WASM__": "widget.0123456789.wasm", "__PH_EXEC__": "wasm_exec.0123456789.js", "__PH_CSS__": "widget.0123456789.css"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +74,10 @@ func TestMinifyLoader(t *testing.T) {
 	if bytes.Contains(code, []byte("\n  ")) || bytes.Contains(code, []byte("export")) || bytes.Contains(code, []byte("import")) {
 		t.Errorf("not minified to a classic script: %s", code)
 	}
-	if _, err := minifyLoader([]byte(`var x = __PH_WSAM__;`), "a", "b", "c"); err == nil || !strings.Contains(err.Error(), "__PH_WSAM__") {
+	if _, err := minifyLoader([]byte(`var x = __PH_WSAM__;`), map[string]string{"__PH_WASM__": "a"}); err == nil || !strings.Contains(err.Error(), "__PH_WSAM__") {
 		t.Errorf("a misspelt placeholder: error %v", err)
 	}
-	if _, err := minifyLoader([]byte(`var x = ;`), "a", "b", "c"); err == nil {
+	if _, err := minifyLoader([]byte(`var x = ;`), map[string]string{"__PH_WASM__": "a"}); err == nil {
 		t.Error("a syntax error was not reported")
 	}
 }
@@ -110,11 +110,13 @@ func TestWriteDist(t *testing.T) {
 		wasm := newOutput(assetWASM, bytes.Repeat([]byte("\x00asm wasm "), 100), true)
 		exec := newOutput(assetExec, []byte("globalThis.Go=class{}"), true)
 		css := newOutput(assetCSS, []byte(":host{all:initial}"), true)
+		frame := newOutput(assetFrame, []byte(":host{all:initial;color:red}"), true)
+		fallback := newOutput(assetFallback, []byte(`(()=>{})();`), true)
 		loader := newOutput(assetLoader, []byte(`(()=>{var a="`+wasm.file+`"})();`), false)
-		return []*output{wasm, exec, css, loader}
+		return []*output{wasm, exec, css, frame, fallback, loader}
 	}
 	floor := sizes{Raw: 2000, Gzip: 700, Brotli: 500}
-	m, err := writeDist(dist, "go1.26.0", floor, outputs())
+	m, err := writeDist(dist, "go1.26.0", floor, sizes{Raw: 3, Gzip: 2, Brotli: 1}, outputs())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestWriteDist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fromWeb.Go != m.Go || !reflect.DeepEqual(fromWeb.Floor, web.Sizes(m.Floor)) || len(fromWeb.Assets) != len(m.Assets) {
+	if fromWeb.Go != m.Go || !reflect.DeepEqual(fromWeb.Floor, web.Sizes(m.Floor)) || fromWeb.Style != web.Sizes(m.Style) || len(fromWeb.Assets) != len(m.Assets) {
 		t.Fatalf("web reads %+v, build wrote %+v", fromWeb, m)
 	}
 	for logical, a := range m.Assets {
@@ -153,7 +155,7 @@ func TestWriteDist(t *testing.T) {
 	// A second build of the same content keeps the hashed files (and
 	// skips their compression) and gives the same manifest.
 	outs := outputs()
-	m2, err := writeDist(dist, "go1.26.0", floor, outs)
+	m2, err := writeDist(dist, "go1.26.0", floor, sizes{Raw: 3, Gzip: 2, Brotli: 1}, outs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,15 +168,19 @@ func build(tc toolchain, root string) (m manifest, floorCached bool, err error) 
 		wg.Wait()
 		return m, false, err
 	}
-	cssSrc, err := os.ReadFile(filepath.Join(root, "web", "loader", "widget.css"))
-	if err != nil {
-		wg.Wait()
-		return m, false, err
-	}
-	css, err := minifyCSS(cssSrc)
-	if err != nil {
-		wg.Wait()
-		return m, false, err
+	var small [3][]byte // widget.css, frame.css, fallback.js, minified
+	for i, f := range []struct {
+		name string
+		min  func([]byte) ([]byte, error)
+	}{{"widget.css", minifyCSS}, {"frame.css", minifyCSS}, {"fallback.js", minifyScript}} {
+		src, err := os.ReadFile(filepath.Join(root, "web", "loader", f.name))
+		if err == nil {
+			small[i], err = f.min(src)
+		}
+		if err != nil {
+			wg.Wait()
+			return m, false, err
+		}
 	}
 	loaderSrc, err := os.ReadFile(filepath.Join(root, "web", "loader", "widget.js"))
 	if err != nil {
@@ -195,18 +199,27 @@ func build(tc toolchain, root string) (m manifest, floorCached bool, err error) 
 	outs := []*output{
 		newOutput(assetWASM, wasm, true),
 		newOutput(assetExec, execJS, true),
-		newOutput(assetCSS, css, true),
+		newOutput(assetCSS, small[0], true),
+		newOutput(assetFrame, small[1], true),
+		newOutput(assetFallback, small[2], true),
 	}
-	loader, err := minifyLoader(loaderSrc, outs[0].file, outs[1].file, outs[2].file)
+	loader, err := minifyLoader(loaderSrc, map[string]string{"__PH_WASM__": outs[0].file, "__PH_EXEC__": outs[1].file,
+		"__PH_CSS__": outs[2].file, "__PH_FALLBACK__": outs[4].file})
 	if err != nil {
 		return m, false, err
 	}
 	outs = append(outs, newOutput(assetLoader, loader, false))
+	// The sample stylesheet is not written: the server makes one per bot.
+	// It is measured here, compressed like the others, for the budget.
+	sample := newOutput("sample style", sampleStyle(small[1]), false)
+	if err := sample.compress(); err != nil {
+		return m, false, err
+	}
 
 	if err := os.MkdirAll(dist, 0o755); err != nil {
 		return m, false, err
 	}
-	m, err = writeDist(dist, tc.version, floor, outs)
+	m, err = writeDist(dist, tc.version, floor, sample.sizes(), outs)
 	return m, floorCached, err
 }
 

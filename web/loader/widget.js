@@ -1,223 +1,310 @@
-// Porthole loader: the only eager download (budget: 3 KB brotli).
+// Porthole loader: the only eager script. With its stylesheet it must stay
+// within 3,072 bytes brotli (`make size`), so it is written for the
+// minifier: short, no dependencies, arrow functions (every browser with
+// shadow DOM and WebAssembly has them).
 //
-// It draws the launcher inside a shadow root at once, installs
-// window.Porthole (calls made before the widget runs are queued), and
-// fetches wasm_exec.js + widget.wasm only on intent (hover, focus, touch,
-// click, an API call) or when the page is idle after its load event, and
-// never on Save-Data. Where WebAssembly cannot run, it opens the no-JS
-// chat page in the panel for the same visitor.
+// What a page view costs, stage by stage (DESIGN.md, "Loading on a host
+// page"):
+//   - Now: the launcher in a shadow root, styled by GET /widget.css?bot=ID,
+//     which also carries the bot's look and texts (--ph-look); the
+//     window.Porthole API, whose calls are kept until the widget runs;
+//     maybe a teaser. No wasm, no socket, no storage write, nothing on the
+//     server.
+//   - Intent (pointer over, focus or touch on the launcher, an API call):
+//     wasm_exec.js, widget.wasm (compiled, not run) and the transcript's
+//     stylesheet are fetched. Never on Save-Data. Nothing on the server.
+//   - Open (click, open(), sendMessage(), render()): the panel's frame is
+//     drawn here at once, with no network, and the Go program starts and
+//     takes the same DOM over. What the visitor sends meanwhile goes into
+//     the widget's stored outbox, and out once, with its own id.
+//   - A returning visitor (one with a visitor token) starts the program
+//     after the load event, when the page is idle, so that replies that
+//     came while away show on the badge; connect "open" waits for the open.
 //
-// Contract with the Go program (wasm/): before go.run it sets
-// globalThis.__porthole_boot = {root, host, base, bot, options, calls,
-// emit(name, detail), ready(dispatch)}. The program calls ready with one
-// function dispatch(name, args); the loader wraps it into the API
-// methods and replays the queued calls on them.
+// Contract with the Go program (wasm/) and the no-WebAssembly fallback
+// (fallback.js): globalThis.__porthole_boot = {root, host, base, bot,
+// options, look, calls, emit(name, detail), ready(dispatch)}. The program
+// finds the panel drawn here by its classes, calls ready with one function
+// dispatch(name, args), and from then on owns the launcher and the panel.
 //
 // The build (web/build) minifies this file with esbuild and replaces
-// __PH_WASM__, __PH_EXEC__ and __PH_CSS__ with the hashed file names.
-(function () {
-  var d = document, w = window;
-  var script = d.currentScript;
+// __PH_WASM__, __PH_EXEC__, __PH_CSS__ and __PH_FALLBACK__ with the hashed
+// file names.
+(() => {
+  var d = document, w = window, script = d.currentScript;
   if (!script || w.__porthole_loaded) return;
   w.__porthole_loaded = 1;
 
-  var base = new URL(script.src).origin;
-  var dist = base + "/static/dist/";
-  var options = {};
-  var ds = script.dataset;
-  for (var k in ds) options[k] = ds[k];
-  var bot = options.bot;
+  var base = new URL(script.src).origin, dist = base + "/static/dist/", options = {}, k;
+  for (k in script.dataset) options[k] = script.dataset[k];
+  var bot = options.bot, calls = [], listeners = {}, look = {}, tx = {}, want = 0;
+  var host, root, launcher, panel, refs, fetched, booted, impl, goes, opened, stopped;
+  var saveData = (navigator.connection || {}).saveData;
+  // The API's methods: the first seven work or start the widget, the
+  // others are intent only.
+  var names = "init open close toggle destroy sendMessage render setSessionData setLanguage login logout".split(" ");
+  var CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+  var CLOSE = "M18.3 5.7a1 1 0 0 0-1.4 0L12 10.6 7.1 5.7a1 1 0 1 0-1.4 1.4l4.9 4.9-4.9 4.9a1 1 0 1 0 1.4 1.4l4.9-4.9 4.9 4.9a1 1 0 0 0 1.4-1.4L13.4 12l4.9-4.9a1 1 0 0 0 0-1.4z";
 
-  var calls = [], listeners = {}, impl, state = 0; // 0 idle, 1 loading, 2 ready, 3 fallback
-  var open = false, host, root, launcher;
-
-  function emit(name, detail) {
-    if (name == "open") open = true;
-    if (name == "close") open = false;
-    (listeners[name] || []).slice().forEach(function (fn) {
-      try { fn(detail); } catch (e) { setTimeout(function () { throw e; }); }
-    });
-  }
-
-  // call runs an API method now if the widget is ready, else queues it
-  // and starts loading (an API call is intent).
-  function call(name) {
-    return function () {
-      var args = [].slice.call(arguments);
-      if (impl) return impl[name].apply(impl, args);
-      calls.push([name, args]);
-      load();
-      if (name == "open" || name == "toggle" && !open) busy(1);
-    };
-  }
-
-  var api = {
-    init: function (o) {
-      for (var k in o) options[k] = o[k];
-      if (o && o.bot) bot = o.bot;
-      if (impl && impl.init) impl.init(o);
-      draw();
-      return new Promise(function (resolve) {
-        state == 2 ? resolve() : api.on("ready", resolve);
-      });
-    },
-    on: function (name, fn) { (listeners[name] = listeners[name] || []).push(fn); },
-    off: function (name, fn) {
-      listeners[name] = (listeners[name] || []).filter(function (f) { return fn && f != fn; });
-    },
-    isOpen: function () { return open; }
+  var key = (n) => "porthole:" + bot + ":" + n;
+  var store = (n, v) => {
+    try {
+      return v ? localStorage.setItem(key(n), v) : localStorage.getItem(key(n));
+    } catch (e) {}
   };
-  "open close toggle destroy sendMessage setSessionData setLanguage render login logout".split(" ").forEach(function (n) {
-    api[n] = call(n);
+  var side = () => (options.position || look.p) == "left" ? "left" : "right";
+  var attr = (e, n, v) => e.setAttribute(n, v);
+  var el = (tag, cls, parent) => {
+    var e = d.createElement(tag);
+    if (cls) e.className = cls;
+    return parent ? parent.appendChild(e) : e;
+  };
+  // build draws spec under parent: one element a line, one space of
+  // indent a level, tag.classes, then attributes, where "$x" is the bot's
+  // text x and "~" the launcher's side; a line "svg PATH" is an icon.
+  // It returns the elements by their first class, or their tag.
+  var build = (spec, parent) => {
+    var refs = {}, stack = [parent];
+    spec.replace(/~/g, side()).split("\n").forEach((line) => {
+      var depth = line.search(/\S/), words = line.trim().split(" "), tc = words.shift().split("."), e;
+      if (tc[0] == "svg") {
+        var ns = "http://www.w3.org/2000/svg";
+        e = stack[depth].appendChild(d.createElementNS(ns, "svg"));
+        attr(e, "viewBox", "0 0 24 24");
+        attr(e, "aria-hidden", true);
+        attr(e, "class", tc[1]);
+        return attr(e.appendChild(d.createElementNS(ns, "path")), "d", words.join(" "));
+      }
+      e = stack[depth + 1] = refs[tc[1] || tc[0]] = el(tc.shift(), tc.join(" "), stack[depth]);
+      words.forEach((a) => {
+        a = a.split("=");
+        attr(e, a[0], a[1][0] == "$" ? tx[a[1][1]] : a[1]);
+      });
+    });
+    return refs;
+  };
+  var emit = (name, detail) => {
+    if (name == "open" || name == "close") opened = name == "open";
+    (listeners[name] || []).slice().forEach((fn) => {
+      try {
+        fn(detail);
+      } catch (e) {
+        setTimeout(() => { throw e; });
+      }
+    });
+  };
+
+  // The API. Until the Go program runs, the panel's calls work here and
+  // the others are kept for it: sendMessage and render start it, the rest
+  // only fetch it (an API call is intent).
+  var api = {
+    init(o) {
+      Object.assign(options, o);
+      bot = options.bot;
+      goes ? impl.init(o) : draw();
+      return new Promise((y) => goes ? y() : api.on("ready", y));
+    },
+    on: (name, fn) => (listeners[name] = listeners[name] || []).push(fn),
+    off: (name, fn) => listeners[name] = (listeners[name] || []).filter((f) => fn && f != fn),
+    isOpen: () => !!opened,
+    open: () => show(1),
+    close: () => show(0),
+    toggle: () => show(!opened),
+    destroy() {
+      stopped = 1;
+      goes ? impl.destroy() : host && host.remove();
+    }
+  };
+  names.forEach((n, i) => {
+    var own = api[n];
+    api[n] = (...args) => {
+      if (own) return own(...args);
+      if (impl) return impl[n](...args);
+      calls.push([n, args]);
+      i > 6 ? intent() : start();
+    };
   });
   // A page may queue calls before this script runs, and go on pushing
   // after: window.Porthole = window.Porthole || []; Porthole.push(["open"]).
-  api.push = function (c) { api[c[0]].apply(api, c.slice(1)); };
+  api.push = (c) => api[c[0]](...c.slice(1));
   var queued = w.Porthole;
   w.Porthole = api;
   if (queued && queued.forEach) queued.forEach(api.push);
 
-  function el(tag, cls, parent, ns) {
-    var e = ns ? d.createElementNS("http://www.w3.org/2000/svg", tag) : d.createElement(tag);
-    if (cls) e.setAttribute("class", cls);
-    if (parent) parent.appendChild(e);
-    return e;
-  }
-
-  // draw builds the launcher once the body exists; the stylesheet loads
-  // first so the launcher never shows unstyled.
+  // draw adds the shadow root and its stylesheet; the launcher follows
+  // when the stylesheet has loaded, so it never shows unstyled.
   function draw() {
-    if (host || !bot) return;
+    if (host || !bot || stopped) return;
     if (!d.body) return d.addEventListener("DOMContentLoaded", draw);
-    host = el("div");
-    host.setAttribute("data-porthole", bot);
+    attr(host = el("div", 0, d.body), "data-porthole", bot);
     root = host.attachShadow({ mode: "open" });
-    var css = el("link", 0, root);
+    var css = el("link", 0, root), c = options.brandColor;
     css.rel = "stylesheet";
-    css.href = dist + __PH_CSS__;
-    theme();
-    launcher = el("button", "launcher " + (options.position == "left" ? "left" : "right"));
-    launcher.type = "button";
-    launcher.setAttribute("aria-label", options.launcherLabel || "Open chat");
-    launcher.setAttribute("aria-expanded", "false");
-    var svg = el("svg", "icon", launcher, 1);
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("aria-hidden", "true");
-    el("path", 0, svg, 1).setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
-    el("span", "badge", launcher).hidden = true;
-    css.onload = css.onerror = function () { root.appendChild(launcher); };
-    d.body.appendChild(host);
+    css.href = base + "/widget.css?" + new URLSearchParams({
+      bot, lang: options.language || "", page: d.documentElement.lang || navigator.language, color: c || ""
+    });
+    css.onload = drawLauncher;
+  }
 
-    launcher.addEventListener("click", function () {
-      if (!impl) { calls.push(["toggle", []]); busy(1); }
-      load();
-    });
-    ["pointerenter", "focus", "touchstart"].forEach(function (t) {
-      launcher.addEventListener(t, load, { passive: true, once: true });
-    });
-    // Idle prefetch: after the page's load event, never on Save-Data.
-    var save = navigator.connection && navigator.connection.saveData;
-    function idle() {
-      if (!save) (w.requestIdleCallback || setTimeout)(load, { timeout: 4000 });
+  function drawLauncher() {
+    try {
+      look = JSON.parse(decodeURIComponent(getComputedStyle(host).getPropertyValue("--ph-look").trim().slice(1, -1)));
+    } catch (e) {}
+    tx = look.x || {};
+    launcher = build("button.launcher.~ type=button aria-label=$o aria-expanded=false\n svg.chat " + CHAT + "\n svg.shut " + CLOSE +
+      "\n span.badge", root).launcher;
+    var badge = launcher.lastChild, n = store("unread");
+    badge.textContent = n;
+    badge.hidden = !(n > 0);
+    launcher.onclick = () => goes || show(!opened);
+    ["pointerenter", "focus", "touchstart"].forEach((t) => launcher.addEventListener(t, intent, { passive: true, once: true }));
+    teaser();
+    if (calls[0]) intent(); // calls made before the launcher was drawn
+    if (want > 1) show(1);
+    else if (want) start();
+    else if (store("visitor") && (options.connect || look.k) != "open" && !saveData) {
+      // A returning visitor: start once the page has loaded and is idle.
+      var idle = () => w.requestIdleCallback ? requestIdleCallback(start, { timeout: 4e3 }) : setTimeout(start, 2e3);
+      d.readyState == "complete" ? idle() : w.addEventListener("load", idle);
     }
-    d.readyState == "complete" ? idle() : w.addEventListener("load", idle);
   }
 
-  // theme sets the brand colour and a readable text colour on the host
-  // through the CSSOM, which a strict CSP allows (style attributes it
-  // would not).
-  function theme() {
-    var c = options.brandColor;
-    if (!/^#([0-9a-f]{3}){1,2}$/i.test(c || "")) return;
-    var h = c.length == 4 ? c.replace(/\w/g, "$&$&") : c, L = 0;
-    [1, 3, 5].forEach(function (i, j) {
-      var v = parseInt(h.substr(i, 2), 16) / 255;
-      v = v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
-      L += v * [0.2126, 0.7152, 0.0722][j];
+  // teaser shows a bubble beside the launcher after a delay, once a day,
+  // on the configured paths only.
+  function teaser() {
+    var z = look.z || {}, text = options.teaser || z.t, day = new Date().toDateString();
+    if (text && store("teaser") != day && (!z.p || z.p.some((p) => location.pathname.startsWith(p)))) {
+      setTimeout(() => {
+        if (opened || stopped) return;
+        var t = build("div.teaser.~\n button.tt\n button.tx aria-label=$c", root), x = t.tx;
+        t.tt.textContent = text;
+        x.textContent = "\u00d7";
+        t = t.teaser;
+        t.firstChild.onclick = () => show(1);
+        api.on("open", x.onclick = () => t.remove());
+        store("teaser", day);
+      }, z.d || 3e3);
+    }
+  }
+
+  // show opens or closes the panel while the loader owns it.
+  function show(on) {
+    on = !!on;
+    if (goes) return impl[on ? "open" : "close"]();
+    if (!launcher) return on && (want = 2, start());
+    frame();
+    panel.hidden = !on;
+    attr(launcher, "aria-expanded", on);
+    launcher.classList.toggle("open", on);
+    if (on) refs.textarea.focus({ preventScroll: true });
+    else if (root.activeElement) launcher.focus();
+    if (on != !!opened) emit(on ? "open" : "close");
+    if (on) start();
+  }
+
+  // frame draws the panel, hidden, as the Go program expects to find it.
+  function frame() {
+    if (panel) return;
+    refs = build("div.panel.~ role=dialog hidden= aria-label=$d lang=$l\n div.header\n  img.avatar alt= hidden=\n  div.titles\n" +
+      "   h2.title\n   p.subtitle\n  button.close type=button aria-label=$c\n   svg. " + CLOSE + "\n div.banner role=status hidden=\n" +
+      " div.log tabindex=0 aria-label=$d\n div.sr aria-live=polite aria-atomic=true\n form.composer\n" +
+      "  textarea rows=1 maxlength=4000 enterkeyhint=send placeholder=$h aria-label=$m\n  button.send type=submit aria-label=$s\n" +
+      "   svg. M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z", root);
+    panel = refs.panel;
+    var sub = options.subtitle || look.s, src = options.icon || look.i, g = options.greeting || look.g;
+    refs.title.textContent = options.title || look.t || tx.d;
+    refs.subtitle.textContent = sub;
+    refs.subtitle.hidden = !sub;
+    if (/^https:/.test(src)) refs.avatar.hidden = !(refs.avatar.src = src);
+    if (g) el("p", "greeting", refs.log).textContent = g;
+    refs.close.onclick = () => goes || show(0);
+    panel.onkeydown = (e) => goes || e.key != "Escape" || show(0);
+    refs.composer.onsubmit = (e) => {
+      e.preventDefault();
+      goes || typed();
+    };
+    refs.textarea.onkeydown = (e) => {
+      if (!goes && e.key == "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        typed();
+      }
+    };
+  }
+
+  // typed keeps a message sent before the Go program runs: on the
+  // widget's stored outbox, exactly as the program stores one (its own id,
+  // "at"), so that the program shows it as sending and sends it once;
+  // where storage fails, as a queued sendMessage call.
+  function typed() {
+    var text = refs.textarea.value.trim(), now = Date.now(), o, m;
+    if (!text) return;
+    try {
+      (o = JSON.parse(store("outbox")) || []).push({ type: "send", id: now.toString(36) + "-" + Math.random().toString(36).slice(2), text, at: now });
+      localStorage.setItem(key("outbox"), JSON.stringify(o));
+    } catch (e) {
+      calls.push(["sendMessage", [text]]);
+    }
+    refs.textarea.value = "";
+    el("div", "bubble", m = el("div", "msg user", refs.log)).textContent = text;
+    el("div", "meta", m).textContent = tx.w;
+    refs.log.scrollTop = 1e9;
+  }
+
+  function intent() {
+    if (!saveData && launcher) fetchWidget().catch(Boolean);
+  }
+
+  // fetchWidget fetches and compiles the widget, once; it runs nothing.
+  // The work is inside an executor, so that a browser without WebAssembly
+  // gets a rejection rather than an exception.
+  function fetchWidget() {
+    return fetched = fetched || new Promise((y) => {
+      var css = el("link", 0, root), s = el("script", 0, d.head);
+      css.rel = "stylesheet";
+      css.href = dist + __PH_CSS__;
+      y(Promise.all([
+        new Promise((y) => css.onload = css.onerror = y),
+        new Promise((y, n) => {
+          s.onload = y;
+          s.onerror = n;
+          s.src = dist + __PH_EXEC__;
+        }),
+        WebAssembly.compileStreaming(fetch(dist + __PH_WASM__))
+      ]));
     });
-    host.style.setProperty("--ph-brand", c);
-    // White on brand vs dark on brand: keep whichever contrasts more.
-    host.style.setProperty("--ph-on-brand", 1.05 / (L + 0.05) >= (L + 0.05) / 0.0649 ? "#fff" : "#111827");
   }
 
-  function busy(on) {
-    if (launcher) launcher.classList.toggle("busy", !!on);
-  }
-
-  // load fetches and starts the Go program, once.
-  function load() {
-    if (state || !bot) return;
-    draw(); // the queue may call before the body exists
-    if (!root) return d.addEventListener("DOMContentLoaded", load);
-    state = 1;
+  // start runs the Go program in the panel's frame, once.
+  function start() {
+    if (!launcher) return want = want || 1;
+    if (booted || stopped) return;
+    booted = 1;
+    frame();
+    setTimeout(() => impl || (refs.banner.hidden = !(refs.banner.textContent = tx.n)), 800);
     w.__porthole_boot = {
-      root: root, host: host, base: base, bot: bot, options: options, calls: calls, emit: emit,
-      // ready receives the program's dispatch(name, args) function.
-      ready: function (dispatch) {
-        impl = {};
-        "init open close toggle destroy sendMessage setSessionData setLanguage render login logout".split(" ").forEach(function (n) {
-          impl[n] = function () { return dispatch(n, [].slice.call(arguments)); };
-        });
-        state = 2;
-        busy(0);
-        calls.splice(0).forEach(function (c) { impl[c[0]].apply(impl, c[1]); });
+      root, host, base, bot, options, look, calls, emit,
+      ready(dispatch) {
+        goes = impl = {};
+        names.forEach((n) => impl[n] = (...a) => dispatch(n, a));
+        calls.splice(0).forEach((c) => impl[c[0]](...c[1]));
         emit("ready");
       }
     };
-    var s = el("script");
-    s.src = dist + __PH_EXEC__;
-    s.onload = function () {
+    fetchWidget().then((r) => {
       var go = new Go();
-      WebAssembly.instantiateStreaming(fetch(dist + __PH_WASM__), go.importObject)
-        .then(function (r) { go.run(r.instance); }, fallback);
-    };
-    s.onerror = fallback;
-    if (typeof WebAssembly != "object" || !WebAssembly.instantiateStreaming) return fallback();
-    d.head.appendChild(s);
+      return WebAssembly.instantiate(r[2], go.importObject).then((i) => go.run(i));
+    }).catch((err) => {
+      // No WebAssembly here (an old browser, a CSP without
+      // 'wasm-unsafe-eval'): fallback.js puts the no-JavaScript chat page
+      // in the panel for the same visitor, and the loader keeps the panel.
+      if (impl) return;
+      impl = {};
+      names.forEach((n) => impl[n] = Boolean);
+      calls.splice(0);
+      emit("error", { code: "wasm_unavailable", message: "" + err });
+      el("script", 0, d.head).src = dist + __PH_FALLBACK__;
+    });
   }
 
-  // fallback shows the no-JavaScript chat page in a panel for the same
-  // visitor: for browsers without WebAssembly, or a host page whose CSP
-  // forbids compiling it.
-  function fallback(err) {
-    if (state == 3) return;
-    state = 3;
-    busy(0);
-    emit("error", { code: "wasm_unavailable", message: String(err || "WebAssembly unavailable") });
-    var key = "porthole:" + bot + ":visitor", token = "", lang = options.language || d.documentElement.lang;
-    try { token = localStorage.getItem(key) || ""; } catch (e) {}
-    var panel = el("div", "panel fallback " + (options.position == "left" ? "left" : "right"), root);
-    panel.setAttribute("role", "dialog");
-    panel.setAttribute("aria-label", options.title || "Chat");
-    var close = el("button", "close", panel);
-    close.type = "button";
-    close.setAttribute("aria-label", "Close");
-    close.textContent = "\u00d7";
-    var frame = el("iframe", 0, panel);
-    frame.title = options.title || "Chat";
-    frame.src = base + "/chat/" + encodeURIComponent(bot) + "?embed=1" + (token ? "&v=" + encodeURIComponent(token) : "") + (lang ? "&lang=" + encodeURIComponent(lang) : "");
-    // The page tells us its visitor (a new one, before its first message)
-    // so that the next page of this site continues the same conversation.
-    w.addEventListener("message", function (e) {
-      var m = e.data;
-      if (e.origin == base && e.source == frame.contentWindow && m && m.porthole == "visitor" && m.bot == bot) {
-        try { localStorage.setItem(key, m.visitor); } catch (x) {}
-      }
-    });
-    impl = {
-      open: function () { panel.hidden = false; launcher.setAttribute("aria-expanded", "true"); emit("open"); },
-      close: function () { panel.hidden = true; launcher.setAttribute("aria-expanded", "false"); launcher.focus(); emit("close"); },
-      toggle: function () { open ? impl.close() : impl.open(); },
-      destroy: function () { host.remove(); }
-    };
-    close.onclick = impl.close;
-    launcher.onclick = impl.toggle;
-    "sendMessage setSessionData setLanguage render login logout".split(" ").forEach(function (n) {
-      impl[n] = function () {};
-    });
-    impl.close();
-    calls.splice(0).forEach(function (c) { impl[c[0]].apply(impl, c[1]); });
-  }
-
-  if (bot) draw();
+  draw();
 })();
