@@ -1,7 +1,8 @@
-// Porthole loader: the only eager script. With its stylesheet it must stay
-// within 3,072 bytes brotli (`make size`), so it is written for the
-// minifier: short, no dependencies, arrow functions (every browser with
-// shadow DOM and WebAssembly has them).
+// Porthole loader: the only eager script. With its stylesheet it is what
+// every page view costs (`make size` counts both), so it is written for
+// the minifier: short, no dependencies, arrow functions (every browser
+// with shadow DOM and WebAssembly has them), elements drawn from small
+// specs by one function.
 //
 // What a page view costs, stage by stage (DESIGN.md, "Loading on a host
 // page"):
@@ -35,16 +36,13 @@
   if (!script || w.__porthole_loaded) return;
   w.__porthole_loaded = 1;
 
-  var base = new URL(script.src).origin, dist = base + "/static/dist/", options = {}, k;
-  for (k in script.dataset) options[k] = script.dataset[k];
-  var bot = options.bot, calls = [], listeners = {}, look = {}, tx = {}, want = 0;
+  var base = new URL(script.src).origin, dist = base + "/static/dist/";
+  var options = Object.assign({}, script.dataset), bot = options.bot;
+  var calls = [], early = [], listeners = {}, look = {}, tx = {};
   var host, root, launcher, panel, refs, fetched, booted, impl, goes, opened, stopped;
   var saveData = (navigator.connection || {}).saveData;
-  // The API's methods: the first seven work or start the widget, the
-  // others are intent only.
-  var names = "init open close toggle destroy sendMessage render setSessionData setLanguage login logout".split(" ");
-  var CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
-  var CLOSE = "M18.3 5.7a1 1 0 0 0-1.4 0L12 10.6 7.1 5.7a1 1 0 1 0-1.4 1.4l4.9 4.9-4.9 4.9a1 1 0 1 0 1.4 1.4l4.9-4.9 4.9 4.9a1 1 0 0 0 1.4-1.4L13.4 12l4.9-4.9a1 1 0 0 0 0-1.4z";
+  var names = "open close toggle destroy sendMessage render setSessionData setLanguage login logout".split(" ");
+  var CLOSE = "M6 6l12 12m0-12L6 18";
 
   var key = (n) => "porthole:" + bot + ":" + n;
   var store = (n, v) => {
@@ -54,49 +52,33 @@
   };
   var side = () => (options.position || look.p) == "left" ? "left" : "right";
   var attr = (e, n, v) => e.setAttribute(n, v);
-  var el = (tag, cls, parent) => {
-    var e = d.createElement(tag);
-    if (cls) e.className = cls;
-    return parent ? parent.appendChild(e) : e;
+  var emit = (name, detail) => {
+    if (name == "open" || name == "close") opened = name == "open";
+    (listeners[name] || []).map((fn) => setTimeout(fn, 0, detail));
   };
   // build draws spec under parent: one element a line, one space of
-  // indent a level, tag.classes, then attributes, where "$x" is the bot's
-  // text x and "~" the launcher's side; a line "svg PATH" is an icon.
-  // It returns the elements by their first class, or their tag.
+  // indent a level, tag.classes, then attributes, where $x is text x of
+  // the look; "svg.class PATH" is an icon. It returns the elements by
+  // their first class, or their tag.
   var build = (spec, parent) => {
     var refs = {}, stack = [parent];
-    spec.replace(/~/g, side()).split("\n").forEach((line) => {
-      var depth = line.search(/\S/), words = line.trim().split(" "), tc = words.shift().split("."), e;
-      if (tc[0] == "svg") {
-        var ns = "http://www.w3.org/2000/svg";
-        e = stack[depth].appendChild(d.createElementNS(ns, "svg"));
+    spec.replace(/~/g, side()).split("\n").map((line) => {
+      var depth = line.search(/\S/), words = line.trim().split(" "), tc = words.shift().split("."), svg = tc[0] == "svg";
+      var e = stack[depth + 1] = refs[tc[1] || tc[0]] = stack[depth].appendChild(
+        svg ? d.createElementNS("http://www.w3.org/2000/svg", "svg") : d.createElement(tc[0]));
+      attr(e, "class", tc.slice(1).join(" "));
+      if (svg) {
         attr(e, "viewBox", "0 0 24 24");
         attr(e, "aria-hidden", true);
-        attr(e, "class", tc[1]);
-        return attr(e.appendChild(d.createElementNS(ns, "path")), "d", words.join(" "));
-      }
-      e = stack[depth + 1] = refs[tc[1] || tc[0]] = el(tc.shift(), tc.join(" "), stack[depth]);
-      words.forEach((a) => {
+        attr(e.appendChild(d.createElementNS("http://www.w3.org/2000/svg", "path")), "d", words.join(" "));
+      } else words.map((a) => {
         a = a.split("=");
         attr(e, a[0], a[1][0] == "$" ? tx[a[1][1]] : a[1]);
       });
     });
     return refs;
   };
-  var emit = (name, detail) => {
-    if (name == "open" || name == "close") opened = name == "open";
-    (listeners[name] || []).slice().forEach((fn) => {
-      try {
-        fn(detail);
-      } catch (e) {
-        setTimeout(() => { throw e; });
-      }
-    });
-  };
 
-  // The API. Until the Go program runs, the panel's calls work here and
-  // the others are kept for it: sendMessage and render start it, the rest
-  // only fetch it (an API call is intent).
   var api = {
     init(o) {
       Object.assign(options, o);
@@ -107,167 +89,133 @@
     on: (name, fn) => (listeners[name] = listeners[name] || []).push(fn),
     off: (name, fn) => listeners[name] = (listeners[name] || []).filter((f) => fn && f != fn),
     isOpen: () => !!opened,
-    open: () => show(1),
-    close: () => show(0),
-    toggle: () => show(!opened),
-    destroy() {
-      stopped = 1;
-      goes ? impl.destroy() : host && host.remove();
-    }
+    push: (c) => api[c[0]](...c.slice(1))
   };
-  names.forEach((n, i) => {
-    var own = api[n];
-    api[n] = (...args) => {
-      if (own) return own(...args);
-      if (impl) return impl[n](...args);
-      calls.push([n, args]);
-      i > 6 ? intent() : start();
-    };
+  // The rest wait for the launcher; then, until the Go program runs, the
+  // panel's calls work here and the others are kept for the program:
+  // sendMessage and render start it, the rest only fetch it (intent).
+  names.map((n, i) => api[n] = (...a) => {
+    if (!launcher) return early.push([n, a]);
+    if (goes) return impl[n](...a);
+    if (i < 3) return show(i ? i < 2 ? 0 : !opened : 1);
+    if (i < 4) return stopped = host.remove() || 1;
+    if (impl) return; // the fallback: nothing to do
+    calls.push([n, a]);
+    i > 5 ? intent() : start();
   });
-  // A page may queue calls before this script runs, and go on pushing
-  // after: window.Porthole = window.Porthole || []; Porthole.push(["open"]).
-  api.push = (c) => api[c[0]](...c.slice(1));
   var queued = w.Porthole;
   w.Porthole = api;
-  if (queued && queued.forEach) queued.forEach(api.push);
+  if (queued && queued.map) queued.map(api.push);
 
-  // draw adds the shadow root and its stylesheet; the launcher follows
-  // when the stylesheet has loaded, so it never shows unstyled.
   function draw() {
-    if (host || !bot || stopped) return;
+    if (host || !bot) return;
     if (!d.body) return d.addEventListener("DOMContentLoaded", draw);
-    attr(host = el("div", 0, d.body), "data-porthole", bot);
+    attr(host = d.body.appendChild(d.createElement("div")), "data-porthole", bot);
     root = host.attachShadow({ mode: "open" });
-    var css = el("link", 0, root), c = options.brandColor;
-    css.rel = "stylesheet";
+    var css = build("link rel=stylesheet", root).link;
     css.href = base + "/widget.css?" + new URLSearchParams({
-      bot, lang: options.language || "", page: d.documentElement.lang || navigator.language, color: c || ""
+      bot, lang: options.language || "", page: d.documentElement.lang || navigator.language, color: options.brandColor || ""
     });
-    css.onload = drawLauncher;
-  }
-
-  function drawLauncher() {
-    try {
-      look = JSON.parse(decodeURIComponent(getComputedStyle(host).getPropertyValue("--ph-look").trim().slice(1, -1)));
-    } catch (e) {}
-    tx = look.x || {};
-    launcher = build("button.launcher.~ type=button aria-label=$o aria-expanded=false\n svg.chat " + CHAT + "\n svg.shut " + CLOSE +
-      "\n span.badge", root).launcher;
-    var badge = launcher.lastChild, n = store("unread");
-    badge.textContent = n;
-    badge.hidden = !(n > 0);
-    launcher.onclick = () => goes || show(!opened);
-    ["pointerenter", "focus", "touchstart"].forEach((t) => launcher.addEventListener(t, intent, { passive: true, once: true }));
-    teaser();
-    if (calls[0]) intent(); // calls made before the launcher was drawn
-    if (want > 1) show(1);
-    else if (want) start();
-    else if (store("visitor") && (options.connect || look.k) != "open" && !saveData) {
+    css.onload = () => {
+      try {
+        look = JSON.parse(decodeURIComponent(getComputedStyle(host).getPropertyValue("--ph-look").trim().slice(1, -1)));
+      } catch (e) {}
+      tx = look.x || {};
+      launcher = build("button.launcher.~ type=button aria-label=$o aria-expanded=false\n svg.chat M3 4h18v13H9l-5 4z\n svg.shut " +
+        CLOSE + "\n span.badge", root).launcher;
+      var badge = launcher.lastChild, n = store("unread"), z = look.z || {}, text = options.teaser || z.t, day = Date().slice(0, 15);
+      badge.textContent = n;
+      badge.hidden = !(n > 0);
+      launcher.onclick = () => goes || show(!opened);
+      ["pointerenter", "focus", "touchstart"].map((t) => launcher.addEventListener(t, intent, { passive: true, once: true }));
+      // The teaser: after a delay, once a day, on the configured paths.
+      if (text && store("teaser") != day && (!z.p || z.p.some((p) => location.pathname.startsWith(p)))) {
+        setTimeout(() => {
+          if (opened || stopped) return;
+          var t = build("div.teaser.~\n button.tt\n button.tx aria-label=$c", root);
+          t.tt.textContent = text;
+          t.tx.textContent = "\u00d7";
+          t.tt.onclick = () => show(1);
+          api.on("open", t.tx.onclick = () => t.teaser.remove());
+          store("teaser", day);
+        }, z.d || 3e3);
+      }
+      early.map((c) => api[c[0]](...c[1]));
       // A returning visitor: start once the page has loaded and is idle.
-      var idle = () => w.requestIdleCallback ? requestIdleCallback(start, { timeout: 4e3 }) : setTimeout(start, 2e3);
-      d.readyState == "complete" ? idle() : w.addEventListener("load", idle);
-    }
-  }
-
-  // teaser shows a bubble beside the launcher after a delay, once a day,
-  // on the configured paths only.
-  function teaser() {
-    var z = look.z || {}, text = options.teaser || z.t, day = new Date().toDateString();
-    if (text && store("teaser") != day && (!z.p || z.p.some((p) => location.pathname.startsWith(p)))) {
-      setTimeout(() => {
-        if (opened || stopped) return;
-        var t = build("div.teaser.~\n button.tt\n button.tx aria-label=$c", root), x = t.tx;
-        t.tt.textContent = text;
-        x.textContent = "\u00d7";
-        t = t.teaser;
-        t.firstChild.onclick = () => show(1);
-        api.on("open", x.onclick = () => t.remove());
-        store("teaser", day);
-      }, z.d || 3e3);
-    }
-  }
-
-  // show opens or closes the panel while the loader owns it.
-  function show(on) {
-    on = !!on;
-    if (goes) return impl[on ? "open" : "close"]();
-    if (!launcher) return on && (want = 2, start());
-    frame();
-    panel.hidden = !on;
-    attr(launcher, "aria-expanded", on);
-    launcher.classList.toggle("open", on);
-    if (on) refs.textarea.focus({ preventScroll: true });
-    else if (root.activeElement) launcher.focus();
-    if (on != !!opened) emit(on ? "open" : "close");
-    if (on) start();
-  }
-
-  // frame draws the panel, hidden, as the Go program expects to find it.
-  function frame() {
-    if (panel) return;
-    refs = build("div.panel.~ role=dialog hidden= aria-label=$d lang=$l\n div.header\n  img.avatar alt= hidden=\n  div.titles\n" +
-      "   h2.title\n   p.subtitle\n  button.close type=button aria-label=$c\n   svg. " + CLOSE + "\n div.banner role=status hidden=\n" +
-      " div.log tabindex=0 aria-label=$d\n div.sr aria-live=polite aria-atomic=true\n form.composer\n" +
-      "  textarea rows=1 maxlength=4000 enterkeyhint=send placeholder=$h aria-label=$m\n  button.send type=submit aria-label=$s\n" +
-      "   svg. M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z", root);
-    panel = refs.panel;
-    var sub = options.subtitle || look.s, src = options.icon || look.i, g = options.greeting || look.g;
-    refs.title.textContent = options.title || look.t || tx.d;
-    refs.subtitle.textContent = sub;
-    refs.subtitle.hidden = !sub;
-    if (/^https:/.test(src)) refs.avatar.hidden = !(refs.avatar.src = src);
-    if (g) el("p", "greeting", refs.log).textContent = g;
-    refs.close.onclick = () => goes || show(0);
-    panel.onkeydown = (e) => goes || e.key != "Escape" || show(0);
-    refs.composer.onsubmit = (e) => {
-      e.preventDefault();
-      goes || typed();
-    };
-    refs.textarea.onkeydown = (e) => {
-      if (!goes && e.key == "Enter" && !e.shiftKey && !e.isComposing) {
-        e.preventDefault();
-        typed();
+      if (store("visitor") && (options.connect || look.k) != "open" && !saveData) {
+        var idle = () => w.requestIdleCallback ? requestIdleCallback(start, { timeout: 4e3 }) : setTimeout(start, 2e3);
+        d.readyState == "complete" ? idle() : w.addEventListener("load", idle);
       }
     };
   }
 
-  // typed keeps a message sent before the Go program runs: on the
-  // widget's stored outbox, exactly as the program stores one (its own id,
-  // "at"), so that the program shows it as sending and sends it once;
-  // where storage fails, as a queued sendMessage call.
-  function typed() {
-    var text = refs.textarea.value.trim(), now = Date.now(), o, m;
-    if (!text) return;
-    try {
-      (o = JSON.parse(store("outbox")) || []).push({ type: "send", id: now.toString(36) + "-" + Math.random().toString(36).slice(2), text, at: now });
-      localStorage.setItem(key("outbox"), JSON.stringify(o));
-    } catch (e) {
-      calls.push(["sendMessage", [text]]);
+  // show opens or closes the panel while the loader owns it, drawing its
+  // frame the first time, as the Go program expects to find it.
+  function show(on) {
+    if (goes) return impl[on ? "open" : "close"]();
+    if (!panel) {
+      refs = build("div.panel.~ role=dialog hidden= aria-label=$d lang=$l\n div.header\n  img.avatar alt= hidden=\n  div.titles\n" +
+        "   h2.title\n   p.subtitle\n  button.close type=button aria-label=$c\n   svg. " + CLOSE + "\n div.banner role=status hidden=\n" +
+        " div.log tabindex=0 aria-label=$d\n div.sr aria-live=polite aria-atomic=true\n form.composer\n" +
+        "  textarea rows=1 maxlength=4000 enterkeyhint=send placeholder=$h aria-label=$m\n  button.send type=submit aria-label=$s\n" +
+        "   svg. M3 20 21 12 3 4v6l12 2-12 2z", root);
+      panel = refs.panel;
+      var sub = options.subtitle || look.s, src = options.icon || look.i, g = options.greeting || look.g, ta = refs.textarea;
+      refs.title.textContent = options.title || look.t || tx.d;
+      refs.subtitle.hidden = !(refs.subtitle.textContent = sub || "");
+      if (/^https:/.test(src)) refs.avatar.hidden = !(refs.avatar.src = src);
+      if (g) build("p.greeting", refs.log).p.textContent = g;
+      refs.close.onclick = () => goes || show();
+      panel.onkeydown = (e) => goes || e.key != "Escape" || show();
+      refs.composer.onsubmit = ta.onkeydown = (e) => {
+        if (!goes && (!e.key || e.key == "Enter" && !e.shiftKey && !e.isComposing)) {
+          e.preventDefault();
+          // Kept on the widget's stored outbox, exactly as the program
+          // stores a message (its own id, "at"), so that the program shows
+          // it as sending and sends it once; where storage fails, as a
+          // queued sendMessage call.
+          var text = ta.value.trim(), now = Date.now(), o, m;
+          if (!text) return;
+          try {
+            (o = JSON.parse(store("outbox")) || []).push({ type: "send", id: now.toString(36) + "-" + Math.random().toString(36).slice(2), text, at: now });
+            store("outbox", JSON.stringify(o));
+          } catch (x) {
+            calls.push(["sendMessage", [text]]);
+          }
+          ta.value = "";
+          m = build("div.msg.user\n div.bubble\n div.meta", refs.log);
+          m.bubble.textContent = text;
+          m.meta.textContent = tx.w;
+          refs.log.scrollTop = 1e9;
+        }
+      };
     }
-    refs.textarea.value = "";
-    el("div", "bubble", m = el("div", "msg user", refs.log)).textContent = text;
-    el("div", "meta", m).textContent = tx.w;
-    refs.log.scrollTop = 1e9;
+    panel.hidden = !on;
+    attr(launcher, "aria-expanded", !!on);
+    launcher.classList.toggle("open", !!on);
+    if (!on == !opened) return;
+    emit(on ? "open" : "close");
+    on ? (refs.textarea.focus({ preventScroll: true }), start()) : root.activeElement && launcher.focus();
   }
 
   function intent() {
-    if (!saveData && launcher) fetchWidget().catch(Boolean);
+    if (!saveData) fetchWidget().catch(Boolean);
   }
 
   // fetchWidget fetches and compiles the widget, once; it runs nothing.
-  // The work is inside an executor, so that a browser without WebAssembly
-  // gets a rejection rather than an exception.
+  // Inside an executor, so that a browser without WebAssembly gets a
+  // rejection rather than an exception.
   function fetchWidget() {
     return fetched = fetched || new Promise((y) => {
-      var css = el("link", 0, root), s = el("script", 0, d.head);
-      css.rel = "stylesheet";
-      css.href = dist + __PH_CSS__;
+      var r = build("link rel=stylesheet\nscript", root);
+      r.link.href = dist + __PH_CSS__;
+      d.head.append(r.script);
       y(Promise.all([
-        new Promise((y) => css.onload = css.onerror = y),
+        new Promise((y) => r.link.onload = r.link.onerror = y),
         new Promise((y, n) => {
-          s.onload = y;
-          s.onerror = n;
-          s.src = dist + __PH_EXEC__;
+          r.script.onload = y;
+          r.script.onerror = n;
+          r.script.src = dist + __PH_EXEC__;
         }),
         WebAssembly.compileStreaming(fetch(dist + __PH_WASM__))
       ]));
@@ -276,17 +224,16 @@
 
   // start runs the Go program in the panel's frame, once.
   function start() {
-    if (!launcher) return want = want || 1;
     if (booted || stopped) return;
     booted = 1;
-    frame();
+    show(opened);
     setTimeout(() => impl || (refs.banner.hidden = !(refs.banner.textContent = tx.n)), 800);
     w.__porthole_boot = {
       root, host, base, bot, options, look, calls, emit,
       ready(dispatch) {
         goes = impl = {};
-        names.forEach((n) => impl[n] = (...a) => dispatch(n, a));
-        calls.splice(0).forEach((c) => impl[c[0]](...c[1]));
+        ["init", ...names].map((n) => impl[n] = (...a) => dispatch(n, a));
+        calls.splice(0).map((c) => impl[c[0]](...c[1]));
         emit("ready");
       }
     };
@@ -299,10 +246,10 @@
       // in the panel for the same visitor, and the loader keeps the panel.
       if (impl) return;
       impl = {};
-      names.forEach((n) => impl[n] = Boolean);
+      names.map((n) => impl[n] = Boolean);
       calls.splice(0);
       emit("error", { code: "wasm_unavailable", message: "" + err });
-      el("script", 0, d.head).src = dist + __PH_FALLBACK__;
+      build("script", d.head).script.src = dist + __PH_FALLBACK__;
     });
   }
 
