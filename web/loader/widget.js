@@ -164,7 +164,7 @@
       refs.title.textContent = options.title || look.t || tx.d;
       refs.subtitle.hidden = !(refs.subtitle.textContent = sub || "");
       if (/^https:/.test(src)) refs.avatar.hidden = !(refs.avatar.src = src);
-      if (g) build("p.greeting", refs.log).p.textContent = g;
+      if (g) build("p.greeting", refs.log).greeting.textContent = g;
       refs.close.onclick = () => goes || show();
       panel.onkeydown = (e) => goes || e.key != "Escape" || show();
       refs.composer.onsubmit = ta.onkeydown = (e) => {

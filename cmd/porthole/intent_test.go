@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/porthole-chat/porthole/server/store"
+)
+
+// sockets counts the WebSockets a tab opens.
+type sockets struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func recordSockets(t testing.TB, ctx context.Context) *sockets {
+	s := &sockets{}
+	err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventWebSocketCreated); ok {
+			s.mu.Lock()
+			s.urls = append(s.urls, e.URL)
+			s.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *sockets) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.urls)
+}
+
+// conversationsIn stops the proxy of s and counts the conversations its
+// store holds (Prune of everything returns how many there were).
+func conversationsIn(t testing.TB, s *site) int {
+	t.Helper()
+	s.proxy.kill()
+	st, err := store.OpenBolt(filepath.Join(s.data, "porthole.db"), store.BoltOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, err := st.Prune(context.Background(), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// handedUpstreamAny counts the calls the proxy made to the bot (the demo
+// bot here), greetings included.
+func handedUpstreamAny(p *proc) int { return strings.Count(p.log(), `msg="handed upstream"`) }
+
+// storage returns what the host page keeps in localStorage and
+// sessionStorage.
+func storage(t testing.TB, ctx context.Context) string {
+	return evalJS[string](t, ctx, `JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])`)
+}
+
+// TestWidgetNothingBeforeIntent: a page view of a new visitor costs the
+// loader and its stylesheet only, for as long as the visitor shows no
+// intent; a hover fetches and compiles the widget and still creates
+// nothing; the first open creates one conversation and one greeting, a
+// reload and a second open none.
+func TestWidgetNothingBeforeIntent(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	reqs := recordRequests(t, ctx)
+	socks := recordSockets(t, ctx)
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	time.Sleep(10 * time.Second) // the load event, idle time, any timer
+
+	eager := reqs.matching(s.url)
+	for _, u := range eager {
+		if !strings.HasSuffix(u, "/widget.js") && !strings.Contains(u, "/widget.css?bot=demo") {
+			t.Errorf("requested from the proxy before intent: %s", u)
+		}
+	}
+	if len(eager) != 2 {
+		t.Errorf("%d requests to the proxy before intent, want 2 (widget.js and its stylesheet): %q", len(eager), eager)
+	}
+	if n := socks.count(); n != 0 {
+		t.Errorf("%d WebSockets before intent", n)
+	}
+	if got := storage(t, ctx); got != `[[],[]]` {
+		t.Errorf("storage before intent: %s", got)
+	}
+	if n := handedUpstreamAny(s.proxy); n != 0 {
+		t.Errorf("%d calls to the bot before intent", n)
+	}
+
+	// Intent: the pointer over the launcher.
+	box := evalJS[map[string]float64](t, ctx, `(function(){var r = `+in(".launcher")+`.getBoundingClientRect(); return {x: r.x + r.width/2, y: r.y + r.height/2}})()`)
+	if _, err := chromedp.Call(ctx, input.DispatchMouseEvent, input.DispatchMouseEventParams{Type: input.DispatchMouseEventTypeMouseMoved, X: box["x"], Y: box["y"]}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(reqs.matching(".wasm")) == 0 || len(reqs.matching("wasm_exec")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a hover fetched no widget: %q", reqs.matching(s.url))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // compiled by now; nothing may follow
+	if n := socks.count(); n != 0 {
+		t.Errorf("%d WebSockets after a hover", n)
+	}
+	if got := storage(t, ctx); got != `[[],[]]` {
+		t.Errorf("storage after a hover: %s", got)
+	}
+	if n := handedUpstreamAny(s.proxy); n != 0 {
+		t.Errorf("%d calls to the bot after a hover", n)
+	}
+	if evalJS[bool](t, ctx, `!!window.__porthole_boot`) {
+		t.Error("a hover started the widget")
+	}
+
+	// The first open starts the conversation and the greeting.
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	click(t, ctx, ".close")
+	click(t, ctx, ".launcher")
+	typeMessage(t, ctx, "hello")
+	botSays(t, ctx, "Hello, there!")
+	if n := count(t, ctx, ".msg.bot", "Where shall we start?"); n != 1 {
+		t.Errorf("the greeting shows %d times", n)
+	}
+	if n := len(greetingsUpstream.FindAllString(s.proxy.log(), -1)); n != 1 {
+		t.Errorf("%d greetings asked of the bot, want 1", n)
+	}
+	if n := conversationsIn(t, s); n != 1 {
+		t.Errorf("%d conversations after two opens and a reload, want 1", n)
+	}
+}
+
+// TestWidgetPanelAtOnce: on a slow phone network, a first-time visitor's
+// click shows the panel with a focused composer in the next frame, drawn
+// by the loader before the widget has loaded; a message sent then
+// reaches the bot once and shows once when the widget takes over.
+func TestWidgetPanelAtOnce(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	// Lighthouse's slow 4G: 562.5 ms round trips, 1.4 Mbit/s down.
+	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		MatchedNetworkConditions: []*network.Conditions{{Latency: 562.5, DownloadThroughput: 1.4e6 / 8, UploadThroughput: 0.7e6 / 8}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	// What the page sees in the first frame after the click.
+	evalJS[bool](t, ctx, `(function(){
+		window.seen = null; window.ready = false;
+		Porthole.on("ready", function(){ window.ready = true; });
+		`+in(".launcher")+`.addEventListener("click", function(){
+			requestAnimationFrame(function(){
+				var p = `+in(".panel")+`;
+				window.seen = {panel: !!p && !p.hidden && p.getBoundingClientRect().height > 100,
+					focused: !!p && `+shadow+`.activeElement === `+in("textarea")+`,
+					title: p ? `+in(".title")+`.textContent : "", ready: window.ready};
+			});
+		});
+		return true})()`)
+	click(t, ctx, ".launcher")
+	waitJS(t, ctx, "the first frame after the click", `window.seen`)
+	seen := evalJS[map[string]any](t, ctx, `window.seen`)
+	if seen["panel"] != true || seen["focused"] != true || seen["title"] != "Acme Shipping" || seen["ready"] != false {
+		t.Errorf("the frame after the click: %v; want the panel with its title and a focused composer, before the widget ran", seen)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.JSPath(in("textarea")), "hello"+kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	if evalJS[bool](t, ctx, `window.ready`) {
+		t.Fatal("the widget loaded before the message was sent: the network emulation did not hold it back")
+	}
+	if n := count(t, ctx, ".msg.user", "hello"); n != 1 {
+		t.Errorf("the message sent before the widget loaded shows %d times", n)
+	}
+	waitJS(t, ctx, "the widget", `window.ready`)
+	botSays(t, ctx, "Hello, there!")
+	time.Sleep(500 * time.Millisecond)
+	if n := count(t, ctx, ".msg.user", "hello"); n != 1 {
+		t.Errorf("the message shows %d times after the widget took over", n)
+	}
+	if n := count(t, ctx, ".msg.bot", "Hello, there!"); n != 1 {
+		t.Errorf("the bot answered %d times", n)
+	}
+	// Stored and handed to the bot once.
+	token := evalJS[string](t, ctx, `localStorage.getItem("porthole:demo:visitor")`)
+	w, msgs := replay(t, s.proxy, token, 0)
+	users := 0
+	for _, m := range msgs {
+		if m.From == "user" && m.Body.Text == "hello" {
+			users++
+			if n := s.proxy.upstreamCalls(w.Conversation, m.Seq); n != 1 {
+				t.Errorf("handed to the bot %d times, want once", n)
+			}
+		}
+	}
+	if users != 1 {
+		t.Errorf("stored %d times, want once", users)
+	}
+}
+
+// TestWidgetReturningVisitorBadge: a returning visitor's widget connects
+// once the page is idle (connect: idle, the default), so that a reply
+// that came while away shows on the badge without a click.
+func TestWidgetReturningVisitorBadge(t *testing.T) {
+	s := newSiteConfig(t, func(cfg string) string { return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1500ms", 1) })
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	// The bot takes 1.5 s to answer: leave before it does.
+	typeMessage(t, ctx, "hello")
+	waitJS(t, ctx, "the message stored", `localStorage.getItem("porthole:demo:outbox") == null && `+in(".msg.user"))
+	navigate(t, ctx, "about:blank")
+	time.Sleep(3 * time.Second)
+
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the unread badge", `!`+in(".badge")+`.hidden && `+in(".badge")+`.textContent == "1"`)
+	if evalJS[bool](t, ctx, `!`+in(".panel")+`.hidden`) {
+		t.Error("the panel opened by itself")
+	}
+	if label := evalJS[string](t, ctx, in(".launcher")+`.getAttribute("aria-label")`); !strings.Contains(label, "1 unread") {
+		t.Errorf("launcher label %q does not tell the unread count", label)
+	}
+}
+
+// TestWidgetTeaser: the bot's teaser shows beside the launcher with no
+// widget loaded, opens the panel when clicked, and shows once a day.
+func TestWidgetTeaser(t *testing.T) {
+	s := newSiteConfig(t, func(cfg string) string {
+		return cfg + "      teaser: {text: \"Questions about shipping? Ask us!\", delay: 300ms, paths: [\"/\"]}\n"
+	})
+	ctx := browser(t, 1280, 860)
+	reqs := recordRequests(t, ctx)
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the teaser", in(".teaser .tt")+`.textContent == "Questions about shipping? Ask us!"`)
+	if n := len(reqs.matching(".wasm")); n != 0 {
+		t.Error("the teaser loaded the widget")
+	}
+	click(t, ctx, ".teaser .tt")
+	waitJS(t, ctx, "the panel", `!`+in(".panel")+`.hidden && !`+in(".teaser"))
+	botSays(t, ctx, "Where shall we start?")
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	time.Sleep(time.Second)
+	if evalJS[bool](t, ctx, `!!`+in(".teaser")) {
+		t.Error("the teaser showed twice on one day")
+	}
+}
+
+// newSiteConfig is newSite with its config rewritten by edit.
+func newSiteConfig(t testing.TB, edit func(string) string) *site {
+	t.Helper()
+	s := newSite(t)
+	s.proxy.kill()
+	cfg := filepath.Join(s.data, "porthole.yaml")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(edit(string(data))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.proxy, _ = startProxyOn(t, s.data, s.port)
+	return s
+}
+
+// greetingsUpstream finds the proxy's log lines for greetings (seq 0)
+// handed to the bot.
+var greetingsUpstream = regexp.MustCompile(`msg="handed upstream"[^\n]* seq=0 `)
