@@ -24,8 +24,8 @@ import (
 // Logical asset names, the keys of manifest.Assets; they match the
 // Asset* constants of package web, which reads the manifest.
 const (
-	assetWASM   = "widget.wasm"
-	assetExec   = "wasm_exec.js"
+	assetWASM     = "widget.wasm"
+	assetExec     = "wasm_exec.js"
 	assetCSS      = "widget.css"
 	assetLoader   = "widget.js"
 	assetFrame    = "frame.css"
