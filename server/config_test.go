@@ -131,6 +131,14 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{"bots[0].widget.locale:", `"es"`, "en, nl, fr or de"}},
 		{"icon", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      icon: /icon.png\n",
 			[]string{"bots[0].widget.icon:", `"/icon.png"`}},
+		{"connect", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      connect: eager\n",
+			[]string{"bots[0].widget.connect:", `"eager"`, "idle or open"}},
+		{"teaser path", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      teaser: {text: Hi, paths: [pricing]}\n",
+			[]string{"bots[0].widget.teaser.paths[0]:", `"pricing"`, "/pricing"}},
+		{"teaser delay", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      teaser: {text: Hi, delay: 2h}\n",
+			[]string{"bots[0].widget.teaser.delay:", "between 0s and 1h"}},
+		{"teaser text", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      teaser: {text: \"" + strings.Repeat("long ", 40) + "\"}\n",
+			[]string{"bots[0].widget.teaser.text:", "200 characters", "140"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

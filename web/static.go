@@ -42,6 +42,16 @@ const (
 	AssetFallback = "fallback.js"
 )
 
+// EagerBudget is the most a page view may download from Porthole before
+// the visitor shows intent, brotli bytes: widget.js and the eager
+// stylesheet. web/build enforces it for a sample bot (`make size`) and a
+// test of the real binary for the demo bot as served; EagerGoal is where
+// it is meant to get (see docs/PERFORMANCE.md).
+const (
+	EagerBudget = 4096
+	EagerGoal   = 3072
+)
+
 // ErrNotBuilt is what Manifest reports, and what GET /widget.js answers
 // with status 503, when the binary was built before the widget assets.
 var ErrNotBuilt = errors.New("widget assets not built; run make wasm")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/web"
 )
 
 // sockets counts the WebSockets a tab opens.
@@ -290,3 +293,30 @@ func newSiteConfig(t testing.TB, edit func(string) string) *site {
 // greetingsUpstream finds the proxy's log lines for greetings (seq 0)
 // handed to the bot.
 var greetingsUpstream = regexp.MustCompile(`msg="handed upstream"[^\n]* seq=0 `)
+
+// TestEagerBytesAsServed: what a page view downloads from the real
+// binary before intent, widget.js and the demo bot's stylesheet as the
+// loader asks for it, brotli, is within the eager budget.
+func TestEagerBytesAsServed(t *testing.T) {
+	p := start(t, t.TempDir())
+	total := 0
+	for _, path := range []string{"/widget.js", "/widget.css?bot=demo&lang=&page=en&color="} {
+		req, _ := http.NewRequest("GET", "http://"+p.addr+path, nil)
+		req.Header.Set("Accept-Encoding", "br")
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "br" || !strings.HasPrefix(res.Header.Get("Cache-Control"), "public") {
+			t.Fatalf("%s: %d, %v", path, res.StatusCode, res.Header)
+		}
+		t.Logf("%s: %d bytes brotli", path, len(body))
+		total += len(body)
+	}
+	if total > web.EagerBudget {
+		t.Errorf("a page view downloads %d bytes brotli before intent, over the budget of %d", total, web.EagerBudget)
+	}
+	t.Logf("eager total %d bytes brotli (budget %d, goal %d)", total, web.EagerBudget, web.EagerGoal)
+}

@@ -57,6 +57,12 @@ func TestBudgets(t *testing.T) {
 	}
 }
 
+func TestEagerBudgetMatchesWeb(t *testing.T) {
+	if eagerBudget != web.EagerBudget || eagerGoal != web.EagerGoal {
+		t.Errorf("web/build budgets %d (goal %d), package web %d (goal %d)", eagerBudget, eagerGoal, web.EagerBudget, web.EagerGoal)
+	}
+}
+
 func TestMinifyLoader(t *testing.T) {
 	src := []byte(`(function () {
   var assets = [__PH_WASM__, __PH_EXEC__, __PH_CSS__];
