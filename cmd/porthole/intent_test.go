@@ -15,7 +15,6 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
@@ -189,16 +188,37 @@ func TestWidgetPanelAtOnce(t *testing.T) {
 	if seen["panel"] != true || seen["focused"] != true || seen["title"] != "Acme Shipping" || seen["ready"] != false {
 		t.Errorf("the frame after the click: %v; want the panel with its title and a focused composer, before the widget ran", seen)
 	}
-	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.JSPath(in("textarea")), "hello"+kb.Enter)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.JSPath(in("textarea")), "hello")); err != nil {
 		t.Fatal(err)
 	}
+	pressEnter(t, ctx)
 	if evalJS[bool](t, ctx, `window.ready`) {
 		t.Fatal("the widget loaded before the message was sent: the network emulation did not hold it back")
 	}
 	if n := count(t, ctx, ".msg.user", "hello"); n != 1 {
 		t.Errorf("the message sent before the widget loaded shows %d times", n)
 	}
+	// A half-typed draft, and where the frame is, before the take-over.
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.JSPath(in("textarea")), "half a thou")); err != nil {
+		t.Fatal(err)
+	}
+	frame := `(function(){var p = ` + in(".panel") + `.getBoundingClientRect(), h = ` + in(".header") + `.getBoundingClientRect(),
+		c = ` + in(".composer") + `.getBoundingClientRect();
+		return [p.left, p.top, p.width, p.height, h.height, c.top, c.height, ` + in(".title") + `.textContent].join(" ")})()`
+	before := evalJS[string](t, ctx, frame)
+	if evalJS[bool](t, ctx, `window.ready`) {
+		t.Fatal("the widget loaded before the draft was typed")
+	}
 	waitJS(t, ctx, "the widget", `window.ready`)
+	if after := evalJS[string](t, ctx, frame); after != before {
+		t.Errorf("the frame moved when the widget took over: %s, then %s", before, after)
+	}
+	if v := evalJS[string](t, ctx, in("textarea")+`.value`); v != "half a thou" {
+		t.Errorf("the draft is %q after the take-over", v)
+	}
+	if !evalJS[bool](t, ctx, shadow+`.activeElement === `+in("textarea")) {
+		t.Error("the composer lost focus when the widget took over")
+	}
 	botSays(t, ctx, "Hello, there!")
 	time.Sleep(500 * time.Millisecond)
 	if n := count(t, ctx, ".msg.user", "hello"); n != 1 {
@@ -221,6 +241,20 @@ func TestWidgetPanelAtOnce(t *testing.T) {
 	}
 	if users != 1 {
 		t.Errorf("stored %d times, want once", users)
+	}
+}
+
+// pressEnter presses Enter as a keyboard does. chromedp's kb.Enter also
+// sends a separate "char" event, which inserts a newline even when the
+// page prevented the keydown's default, as no real keyboard does.
+func pressEnter(t testing.TB, ctx context.Context) {
+	t.Helper()
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		if _, err := chromedp.Call(ctx, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+			Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
