@@ -155,7 +155,8 @@ type socket struct {
 
 	visitor string
 	// info is what the hello said about the visitor, kept for the start
-	// of the conversation.
+	// of the conversation while there is none (then let go: an idle
+	// socket keeps no page URLs).
 	info provider.Visitor
 	// conv is the visitor's conversation; its ID is "" until one exists,
 	// since a hello never creates one (a start, or the first message,
@@ -310,7 +311,7 @@ func (so *socket) open(ctx context.Context, h *widget.Hello) error {
 	so.info = provider.Visitor{ID: visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer}
 	conv, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.info)
 	if found {
-		so.conv = conv
+		so.conv, so.info = conv, provider.Visitor{}
 	}
 	return err
 }
@@ -789,6 +790,7 @@ func (so *socket) begin(ctx context.Context, id string) bool {
 // attach makes c the socket's conversation: it subscribes to its events,
 // then asks the writer for a new welcome and the replay after after.
 func (so *socket) attach(c store.Conversation, after uint64) {
+	so.info = provider.Visitor{}
 	so.unsubscribe = so.srv.bus.Subscribe(c.ID, so.onEvent)
 	so.mu.Lock()
 	so.conv = c
