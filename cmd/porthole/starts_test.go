@@ -72,7 +72,7 @@ func scriptedStart(ctx context.Context, addr string, n int) (started bool, refus
 func TestScriptedStartsAreMetered(t *testing.T) {
 	const (
 		sockets    = 1000
-		wave       = 40 // below connections_per_ip
+		wave       = 30 // well below connections_per_ip, closes included
 		perMinute  = 6
 		burst      = 5
 		waveGap    = 150 * time.Millisecond
