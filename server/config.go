@@ -68,8 +68,9 @@ type UpstreamConfig struct {
 	// MaxBackoff is the longest wait between two retries, unless the
 	// platform asks for longer (Retry-After). Default 30s.
 	MaxBackoff Duration `yaml:"max_backoff"`
-	// RetryFor is how long after its first attempt a message is still
-	// retried. Default 10m.
+	// RetryFor is how long after its first attempt a visitor's message
+	// is still retried. Default 10m. A conversation's greeting is retried
+	// for at most DefaultGreetRetry (30s), or RetryFor if shorter.
 	RetryFor Duration `yaml:"retry_for"`
 }
 
@@ -94,6 +95,26 @@ type Limits struct {
 	IPMessagesPerMinute int `yaml:"ip_messages_per_minute"`
 	// ConnectionsPerIP caps concurrent sockets from one IP. Default 64.
 	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// StartsPerMinute is how many new conversations one address may
+	// start a minute, sustained, and StartBurst how many at once. Every
+	// new conversation makes the bot platform open one (and greet), which
+	// the bot's owner pays for; finding an existing conversation costs
+	// nothing and is not counted. A real visitor starts one conversation
+	// per browser, and only when they open the chat or write. An office
+	// or a school behind one NAT address has many visitors, but they do
+	// not all open the chat in the same minute. Defaults 6 and 20: twenty
+	// colleagues at once, then one every ten seconds, while a script on
+	// one address gets about 380 conversations an hour instead of
+	// thousands a minute. IPv6 addresses count by their /64 (see
+	// limitKey), since one host can use any address of its /64.
+	StartsPerMinute int `yaml:"starts_per_minute"`
+	StartBurst      int `yaml:"start_burst"`
+	// BotStartsPerMinute caps the new conversations of one bot from all
+	// addresses together, with a burst of one minute's worth: the ceiling
+	// on what scripts spread over many addresses can cost. Default 300
+	// (18,000 an hour), above what the visitors of a busy site start;
+	// set it from your own peak and your platform plan.
+	BotStartsPerMinute int `yaml:"bot_starts_per_minute"`
 	// TrustForwardedFor takes the client address from X-Forwarded-For,
 	// for a server behind a reverse proxy. Off by default: a direct
 	// client could forge it.
@@ -247,6 +268,10 @@ const (
 	DefaultListen    = ":8080"
 	DefaultRetention = 30 * 24 * time.Hour
 	DemoBotID        = "demo"
+	// The conversation start limits; Limits says why these.
+	DefaultStartsPerMinute    = 6
+	DefaultStartBurst         = 20
+	DefaultBotStartsPerMinute = 300
 )
 
 // DefaultConfig returns the configuration used when no file is given:
@@ -523,6 +548,15 @@ func (c *Config) applyDefaults() {
 	if l.ConnectionsPerIP == 0 {
 		l.ConnectionsPerIP = 64
 	}
+	if l.StartsPerMinute == 0 {
+		l.StartsPerMinute = DefaultStartsPerMinute
+	}
+	if l.StartBurst == 0 {
+		l.StartBurst = DefaultStartBurst
+	}
+	if l.BotStartsPerMinute == 0 {
+		l.BotStartsPerMinute = DefaultBotStartsPerMinute
+	}
 	u := &c.Upstream
 	if u.Timeout == 0 {
 		u.Timeout = Duration(DefaultRetry.Timeout)
@@ -576,7 +610,8 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.burst", l.Burst}, {"limits.ip_messages_per_minute", l.IPMessagesPerMinute}, {"limits.connections_per_ip", l.ConnectionsPerIP}} {
+	}{{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.burst", l.Burst}, {"limits.ip_messages_per_minute", l.IPMessagesPerMinute}, {"limits.connections_per_ip", l.ConnectionsPerIP},
+		{"limits.starts_per_minute", l.StartsPerMinute}, {"limits.start_burst", l.StartBurst}, {"limits.bot_starts_per_minute", l.BotStartsPerMinute}} {
 		if f.v < 0 {
 			bad(f.name, "is %d; use a positive number, or leave it out for the default", f.v)
 		}

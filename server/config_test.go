@@ -72,6 +72,10 @@ func TestParseConfigErrors(t *testing.T) {
 
 		{"limits.burst negative", "limits:\n  burst: -1\n" + oneBot, []string{"limits.burst:", "-1", "positive"}},
 		{"limits.connections_per_ip negative", "limits:\n  connections_per_ip: -3\n" + oneBot, []string{"limits.connections_per_ip:", "-3"}},
+		{"limits.starts_per_minute negative", "limits:\n  starts_per_minute: -6\n" + oneBot, []string{"limits.starts_per_minute:", "-6", "positive", "leave it out for the default"}},
+		{"limits.start_burst negative", "limits:\n  start_burst: -1\n" + oneBot, []string{"limits.start_burst:", "-1", "positive"}},
+		{"limits.bot_starts_per_minute negative", "limits:\n  bot_starts_per_minute: -300\n" + oneBot, []string{"limits.bot_starts_per_minute:", "-300", "positive"}},
+		{"limits.start_burst not a number", "limits:\n  start_burst: many\n" + oneBot, []string{"limits.start_burst (line 2):", "many"}},
 		{"limits.burst not a number", "limits:\n  burst: lots\n" + oneBot, []string{"limits.burst (line 2):", "lots"}},
 		{"limits not a mapping", "limits: 5\n" + oneBot, []string{"limits (line 1):"}},
 
@@ -256,6 +260,9 @@ limits:
   ip_messages_per_minute: 100
   connections_per_ip: 8
   trust_forwarded_for: true
+  starts_per_minute: 3
+  start_burst: 4
+  bot_starts_per_minute: 50
 upstream:
   timeout: 5s
   retry_for: 1h
@@ -297,8 +304,9 @@ bots:
 		SessionKeys: []Secret{testSessionKey, oldSessionKey},
 		Store:       StoreConfig{Driver: "memory", Path: "/var/lib/porthole/porthole.db"},
 		Retention:   Duration(12 * time.Hour),
-		Limits:      Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, TrustForwardedFor: true},
-		Upstream:    UpstreamConfig{Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second), RetryFor: Duration(time.Hour)},
+		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, TrustForwardedFor: true,
+			StartsPerMinute: 3, StartBurst: 4, BotStartsPerMinute: 50},
+		Upstream: UpstreamConfig{Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second), RetryFor: Duration(time.Hour)},
 		Bots: []BotConfig{{
 			ID:       "support",
 			Provider: "demo",
@@ -398,7 +406,8 @@ func TestParseConfigDefaults(t *testing.T) {
 	if time.Duration(c.Retention) != 30*24*time.Hour {
 		t.Errorf("retention = %v, want 30 days", time.Duration(c.Retention))
 	}
-	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64}); c.Limits != want {
+	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64,
+		StartsPerMinute: 6, StartBurst: 20, BotStartsPerMinute: 300}); c.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Limits, want)
 	}
 	if len(c.SessionKeys) != 0 || c.PublicURL != "" {
@@ -689,7 +698,7 @@ func TestUpstreamRetryPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := cfg.Upstream.Retry()
-	want := RetryPolicy{Quick: 3, Base: 250 * time.Millisecond, Max: 250 * time.Millisecond, GiveUp: 10 * time.Minute, Timeout: 2 * time.Second}
+	want := RetryPolicy{Quick: 3, Base: 250 * time.Millisecond, Max: 250 * time.Millisecond, GiveUp: 10 * time.Minute, Greet: DefaultGreetRetry, Timeout: 2 * time.Second}
 	if got != want {
 		t.Fatalf("policy = %+v, want %+v", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,6 +100,46 @@ type harness struct {
 	hs  *httptest.Server
 	fp  *fakeProvider
 	st  store.Store
+	// made counts the conversations the store created, unless the
+	// test's tweak put another store in its place.
+	made *countingStore
+}
+
+// countingStore counts the conversations its Conversation created.
+type countingStore struct {
+	store.Store
+	created atomic.Int64
+}
+
+func (s *countingStore) Conversation(ctx context.Context, bot, visitor string) (store.Conversation, bool, error) {
+	c, created, err := s.Store.Conversation(ctx, bot, visitor)
+	if created {
+		s.created.Add(1)
+	}
+	return c, created, err
+}
+
+// created returns how many conversations the store created.
+func (h *harness) created() int64 {
+	h.t.Helper()
+	if h.st != store.Store(h.made) {
+		h.t.Fatal("created: the test replaced the harness's store")
+	}
+	return h.made.created.Load()
+}
+
+// startCalls returns the upstream calls that started a conversation
+// (Kind Start: the greeting), by conversation.
+func (h *harness) startCalls() map[string]int {
+	h.fp.mu.Lock()
+	defer h.fp.mu.Unlock()
+	n := map[string]int{}
+	for _, c := range h.fp.calls {
+		if c.Kind == provider.Start {
+			n[c.Conversation]++
+		}
+	}
+	return n
 }
 
 // testRetry retries fast so failure paths finish in milliseconds.
@@ -110,7 +151,7 @@ func newHarness(t *testing.T, tweak func(*Config, *Options)) *harness {
 	cfg.Bots = append(cfg.Bots, BotConfig{ID: "acme", Provider: "demo", Origins: []string{"https://www.acme.com", "https://*.acme.org"}, Widget: WidgetConfig{Title: "Acme", Position: "left"}})
 	cfg.applyDefaults()
 	fp := &fakeProvider{echo: true}
-	st := store.NewMemory()
+	st := &countingStore{Store: store.NewMemory()}
 	retry := testRetry
 	opts := Options{
 		DataDir:   t.TempDir(),
@@ -137,7 +178,7 @@ func newHarness(t *testing.T, tweak func(*Config, *Options)) *harness {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &harness{t: t, srv: srv, hs: hs, fp: fp, st: st}
+	return &harness{t: t, srv: srv, hs: hs, fp: fp, st: opts.Store, made: st}
 }
 
 // testWriter sends server logs to t.Log, shown only for failing tests.
@@ -179,6 +220,22 @@ func (h *harness) dial(bot, origin string) (*client, *http.Response, error) {
 	if origin != "" {
 		hdr.Set("Origin", origin)
 	}
+	return h.dialWith(bot, hdr)
+}
+
+// from opens a socket for bot from the client address ip, as a proxy
+// the server trusts names it (the config needs trust_forwarded_for).
+func (h *harness) from(bot, ip string) *client {
+	h.t.Helper()
+	c, _, err := h.dialWith(bot, http.Header{"X-Forwarded-For": {ip}})
+	if err != nil {
+		h.t.Fatalf("dial from %s: %v", ip, err)
+	}
+	return c
+}
+
+// dialWith opens a socket for bot with the given request headers.
+func (h *harness) dialWith(bot string, hdr http.Header) (*client, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, resp, err := websocket.Dial(ctx, h.wsURL(bot), &websocket.DialOptions{Subprotocols: []string{widget.Protocol}, HTTPHeader: hdr})
@@ -272,6 +329,25 @@ func (c *client) hello(token string, after uint64) *widget.Welcome {
 	c.t.Helper()
 	c.send(&widget.Hello{Bot: c.bot, Visitor: token, After: after, Locale: "en-GB", TZ: "Europe/Brussels"})
 	return c.waitFor("welcome", isType(widget.TypeWelcome)).(*widget.Welcome)
+}
+
+// start sends a start frame and returns the welcome that answers it, the
+// one that names the conversation.
+func (c *client) start(id string) *widget.Welcome {
+	c.t.Helper()
+	c.send(&widget.Start{ID: id})
+	return c.waitFor("the welcome answering "+id, func(f widget.Frame) bool {
+		w, ok := f.(*widget.Welcome)
+		return ok && w.Conversation != ""
+	}).(*widget.Welcome)
+}
+
+// open says hello and starts the conversation, as a widget does when
+// its panel opens, and returns the welcome that names the conversation.
+func (c *client) open(token string, after uint64) *widget.Welcome {
+	c.t.Helper()
+	c.hello(token, after)
+	return c.start("start-" + randomHex(4))
 }
 
 func (c *client) ack(id string) *widget.Ack {

@@ -778,3 +778,38 @@ func TestChatPageKeyRotation(t *testing.T) {
 		t.Errorf("a form signed with a removed key: %d, want 403", r.StatusCode)
 	}
 }
+
+// TestChatPageStartLimited: a first message over the conversation start
+// limits creates nothing and shows the page again with the reason and
+// the text kept; a visitor who has a conversation is not limited.
+func TestChatPageStartLimited(t *testing.T) {
+	h := newHarness(t, func(c *Config, _ *Options) { c.Limits.StartsPerMinute, c.Limits.StartBurst = 1, 1 })
+	a := h.browser(true)
+	a.open("demo")
+	a.send("first of all")
+	b := h.browser(true)
+	b.open("demo")
+	vals := url.Values{"text": {"me too"}}
+	b.page.Find("form.composer input[type=hidden]").Each(func(_ int, s *goquery.Selection) {
+		vals.Set(s.AttrOr("name", ""), s.AttrOr("value", ""))
+	})
+	req, _ := http.NewRequest(http.MethodPost, h.hs.URL+"/chat/demo", strings.NewReader(vals.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", h.hs.URL)
+	resp := b.do(req)
+	doc, _ := goquery.NewDocumentFromReader(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("first message over the start limit: %d, Retry-After %q; want 429 with one", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if doc.Find("textarea").Text() != "me too" || !strings.Contains(doc.Find(".error[role=alert]").Text(), "new conversations") {
+		t.Errorf("refused page: draft %q, error %q", doc.Find("textarea").Text(), doc.Find(".error").Text())
+	}
+	if n := h.created(); n != 1 {
+		t.Fatalf("%d conversations, want the first visitor's only", n)
+	}
+	doc = a.send("second")
+	if got := bubbles(doc); !contains(got, "second") {
+		t.Fatalf("the visitor with a conversation was held up: %q", got)
+	}
+}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gorilla/sessions"
-	"golang.org/x/time/rate"
 
 	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/chatlayer"
@@ -385,6 +384,38 @@ func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
 	return l.st.Resolve(ctx, l.bot, ref)
 }
 
+// startConversation returns the visitor's conversation with bot,
+// creating it (and with it the platform's greeting) when there is none.
+// Creating one is metered, so that scripted sockets cannot run up the
+// bot owner's bill: it takes a start from the bucket of the address ip
+// (limits.starts_per_minute, start_burst) and from the bot's
+// (limits.bot_starts_per_minute). Finding an existing conversation takes
+// nothing, and a start that finds one after all (another tab created it
+// meanwhile) is given back. A refused start creates nothing and returns
+// how long to wait. setup runs as in Service.Start.
+func (s *Server) startConversation(ctx context.Context, bot *Bot, ip string, v provider.Visitor, setup func(store.Conversation)) (store.Conversation, time.Duration, error) {
+	id := bot.Config.ID
+	if _, err := s.store.Find(ctx, id, v.ID); err == nil {
+		c, _, err := s.service.Start(ctx, id, v, setup)
+		return c, 0, err
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Conversation{}, 0, err
+	}
+	ok, wait, refund := s.limits.reserveStart(ip, id)
+	if !ok {
+		s.log.Warn("conversation start refused: too many new conversations", "bot", id, "retry_ms", wait.Milliseconds())
+		return store.Conversation{}, wait, nil
+	}
+	c, created, err := s.service.Start(ctx, id, v, setup)
+	if err != nil || !created {
+		refund()
+	}
+	if created {
+		s.log.Debug("conversation started", "bot", id, "conversation", c.ID)
+	}
+	return c, 0, err
+}
+
 // Service returns the conversation service (for webhooks and pages).
 func (s *Server) Service() *Service { return s.service }
 
@@ -483,66 +514,6 @@ func (s *Server) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// limiter holds token buckets per visitor and per IP, forgetting idle
-// ones so that memory stays bounded.
-type limiter struct {
-	visitorRate, ipRate rate.Limit
-	burst, ipBurst      int
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	swept   time.Time
-}
-
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newLimiter(l Limits) *limiter {
-	return &limiter{
-		visitorRate: rate.Limit(float64(l.MessagesPerMinute) / 60), burst: l.Burst,
-		ipRate: rate.Limit(float64(l.IPMessagesPerMinute) / 60), ipBurst: max(l.Burst*5, l.IPMessagesPerMinute/6),
-		buckets: map[string]*bucket{}, swept: time.Now(),
-	}
-}
-
-// allow takes one message from the visitor's and the IP's buckets. When
-// either is empty it returns how long until the next message is allowed.
-func (l *limiter) allow(visitor, ip string) (bool, time.Duration) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.buckets {
-			if now.Sub(b.seen) > 10*time.Minute {
-				delete(l.buckets, k)
-			}
-		}
-		l.swept = now
-	}
-	v := l.get("v:"+visitor, l.visitorRate, l.burst, now)
-	i := l.get("ip:"+ip, l.ipRate, l.ipBurst, now)
-	rv, ri := v.ReserveN(now, 1), i.ReserveN(now, 1)
-	wait := max(rv.DelayFrom(now), ri.DelayFrom(now))
-	if wait > 0 {
-		rv.CancelAt(now)
-		ri.CancelAt(now)
-		return false, wait
-	}
-	return true, 0
-}
-
-func (l *limiter) get(key string, r rate.Limit, burst int, now time.Time) *rate.Limiter {
-	b := l.buckets[key]
-	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(r, burst)}
-		l.buckets[key] = b
-	}
-	b.seen = now
-	return b.lim
 }
 
 // dataDirError adds the fix to a failure to write the data directory:

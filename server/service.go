@@ -28,12 +28,35 @@ type RetryPolicy struct {
 	Base, Max time.Duration
 	// GiveUp stops background retries this long after the first attempt.
 	GiveUp time.Duration
+	// Greet bounds the retries of a conversation's start, the call that
+	// makes the platform greet (Chatlayer's introMessage): it is given
+	// up, and logged, this long after its first attempt, or as soon as
+	// the next attempt would come later (a long Retry-After). A greeting
+	// is no visitor's message: when the platform refuses it with 429 or
+	// 5xx it is overloaded, and retrying every greeting for GiveUp would
+	// spend what capacity it has left on them, not on visitors waiting
+	// for an answer. At most GiveUp; 0 means GiveUp.
+	Greet time.Duration
 	// Timeout bounds one upstream call.
 	Timeout time.Duration
 }
 
+// DefaultGreetRetry is how long a greeting is retried: a few attempts
+// with the default backoff (0.5 s doubling), over at most 30 s, by when
+// the visitor who opened the chat has seen the widget's own greeting and
+// may be writing.
+const DefaultGreetRetry = 30 * time.Second
+
 // DefaultRetry is the production retry policy.
-var DefaultRetry = RetryPolicy{Quick: 3, Base: 500 * time.Millisecond, Max: 30 * time.Second, GiveUp: 10 * time.Minute, Timeout: 15 * time.Second}
+var DefaultRetry = RetryPolicy{Quick: 3, Base: 500 * time.Millisecond, Max: 30 * time.Second, GiveUp: 10 * time.Minute, Greet: DefaultGreetRetry, Timeout: 15 * time.Second}
+
+// greetFor is how long the seq-0 item of a conversation is retried.
+func (p RetryPolicy) greetFor() time.Duration {
+	if p.Greet <= 0 {
+		return p.GiveUp
+	}
+	return min(p.Greet, p.GiveUp)
+}
 
 // backoff returns the wait before attempt n+1 (n >= 1): exponential with
 // jitter in [d/2, d], at least what the platform asked for.
@@ -104,43 +127,65 @@ func NewService(st store.Store, bus Bus, log *slog.Logger, retry RetryPolicy) *S
 // SetProvider makes p answer bot.
 func (s *Service) SetProvider(bot string, p provider.Provider) { s.providers[bot] = p }
 
-// Open returns the visitor's conversation with bot, creating it on the
-// first visit (and then asking the bot to greet), and remembers what the
-// hello said about the visitor for the provider.
-func (s *Service) Open(ctx context.Context, bot string, v provider.Visitor) (store.Conversation, error) {
-	c, created, err := s.store.Conversation(ctx, bot, v.ID)
+// Open looks up the visitor's conversation with bot for a hello. It
+// creates nothing and queues nothing for the bot, so that a page view
+// costs the bot platform nothing: found is false while the visitor has
+// no conversation (Start makes it). For one that exists it records what
+// the hello says about the visitor (locale, time zone, page) when that
+// changed, for the provider's next call.
+func (s *Service) Open(ctx context.Context, bot string, v provider.Visitor) (c store.Conversation, found bool, err error) {
+	c, err = s.store.Find(ctx, bot, v.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Conversation{}, false, nil
+	}
 	if err != nil {
-		return c, err
+		return c, false, err
 	}
 	info, _ := json.Marshal(v)
 	if old, err := s.store.Attr(ctx, c.ID, attrVisitor); err != nil {
-		return c, err
+		return c, false, err
 	} else if old != string(info) {
 		if err := s.store.SetAttr(ctx, c.ID, attrVisitor, string(info)); err != nil {
-			return c, err
+			return c, false, err
 		}
+	}
+	return c, true, nil
+}
+
+// Start returns the visitor's conversation with bot, creating it when
+// there is none; created says whether this call made it. The store's
+// Conversation is get-or-create, so two tabs that start at once share
+// one conversation, and only the one that created it queues the bot's
+// greeting (the seq-0 item): a visitor is greeted once.
+//
+// setup, when not nil, runs on the conversation before the greeting is
+// queued: the socket applies the session data and login it held, so
+// that the platform's first call already carries them. Its outcome is
+// setup's own business; the conversation exists either way.
+//
+// v is recorded for a new conversation only: an existing one keeps what
+// its last hello said, which knows more about the visitor than a form
+// post of the chat pages.
+func (s *Service) Start(ctx context.Context, bot string, v provider.Visitor, setup func(store.Conversation)) (c store.Conversation, created bool, err error) {
+	c, created, err = s.store.Conversation(ctx, bot, v.ID)
+	if err != nil {
+		return c, false, err
+	}
+	if created {
+		info, _ := json.Marshal(v)
+		if err := s.store.SetAttr(ctx, c.ID, attrVisitor, string(info)); err != nil {
+			// It exists now and must get its greeting all the same; the
+			// provider then knows the visitor by id alone.
+			s.log.Warn("cannot record the visitor of a new conversation", "bot", bot, "conversation", c.ID, "error", err)
+		}
+	}
+	if setup != nil {
+		setup(c)
 	}
 	if created {
 		s.enqueue(c.ID, 0, false)
 	}
-	return c, nil
-}
-
-// Start returns the visitor's conversation with bot, creating it on first
-// use (and then asking the bot to greet). Unlike Open it leaves what an
-// earlier hello said about the visitor as it was: the fallback pages use
-// it, and a form post knows less about the visitor than a hello.
-func (s *Service) Start(ctx context.Context, bot string, v provider.Visitor) (store.Conversation, error) {
-	c, created, err := s.store.Conversation(ctx, bot, v.ID)
-	if err != nil || !created {
-		return c, err
-	}
-	info, _ := json.Marshal(v)
-	if err := s.store.SetAttr(ctx, c.ID, attrVisitor, string(info)); err != nil {
-		return c, err
-	}
-	s.enqueue(c.ID, 0, false)
-	return c, nil
+	return c, created, nil
 }
 
 // Inbound is a visitor message entering the service.
@@ -623,11 +668,18 @@ func (s *Service) attempt(conv string, it *item) bool {
 		return false
 	}
 	reason, temporary, after := provider.Classify(err)
-	give := time.Since(first) > s.retry.GiveUp
-	retry := temporary && !give
+	retry := temporary && time.Since(first) <= s.retry.GiveUp
+	wait := s.retry.backoff(attempts, after)
+	if seq == 0 && retry { // a greeting: briefly (RetryPolicy.Greet)
+		retry = time.Since(first)+wait <= s.retry.greetFor()
+	}
 	markFailed := !shown && (!retry || attempts >= s.retry.Quick)
 	s.log.Warn("upstream call failed", "bot", c.Bot, "conversation", conv, "seq", seq,
 		"attempt", attempts, "reason", reason, "retry", retry, "error", err)
+	if seq == 0 && !retry {
+		s.log.Warn("conversation start given up: the bot does not greet first", "bot", c.Bot, "conversation", conv,
+			"attempts", attempts, "reason", reason)
+	}
 	s.mu.Lock()
 	if it.gen != gen { // the visitor retried meanwhile: that retry starts afresh
 		s.mu.Unlock()
@@ -636,7 +688,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 	it.attempts = attempts
 	it.shown = it.shown || markFailed
 	if retry {
-		it.notBefore = time.Now().Add(s.retry.backoff(attempts, after))
+		it.notBefore = time.Now().Add(wait)
 	}
 	s.mu.Unlock()
 	if markFailed && seq > 0 {

@@ -48,7 +48,7 @@ func TestDeliveryRecordRetriedNotTheCall(t *testing.T) {
 	st := &stateStore{Store: store.NewMemory(), failing: true}
 	h := newHarness(t, func(_ *Config, o *Options) { o.Store = st })
 	c := h.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	c.send(&widget.Send{ID: "d1", Text: "hello"})
 	c.ack("d1")
 	deadline := time.Now().Add(5 * time.Second)

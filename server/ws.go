@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -151,7 +154,18 @@ type socket struct {
 	ip   string
 
 	visitor string
-	conv    store.Conversation
+	// info is what the hello said about the visitor, kept for the start
+	// of the conversation while there is none (then let go: an idle
+	// socket keeps no page URLs).
+	info provider.Visitor
+	// conv is the visitor's conversation; its ID is "" until one exists,
+	// since a hello never creates one (a start, or the first message,
+	// does). The reader sets it, under mu once the writer runs; the
+	// writer takes it with its work.
+	conv store.Conversation
+	// held are session and login frames waiting for the conversation;
+	// only the reader uses it.
+	held *held
 
 	// mu guards the work waiting for the writer and the writer's state.
 	// Nobody holds it while writing, so bus events never wait for the
@@ -194,9 +208,9 @@ type socket struct {
 	unsubscribe func()      // from the conversation's events
 }
 
-// start waits for the hello, opens the conversation, subscribes to it and
-// hands the welcome to a writer. It reports false when the socket must
-// end instead.
+// start waits for the hello, looks the visitor's conversation up,
+// subscribes to it if there is one and hands the welcome to a writer. It
+// reports false when the socket must end instead.
 func (so *socket) start() bool {
 	ctx := so.ctx
 	hello, ok := so.awaitHello(ctx)
@@ -204,12 +218,14 @@ func (so *socket) start() bool {
 		return false
 	}
 	if err := so.open(ctx, hello); err != nil {
-		so.srv.log.Error("cannot open conversation", "bot", so.bot.Config.ID, "error", err)
+		so.srv.log.Error("cannot look up conversation", "bot", so.bot.Config.ID, "error", err)
 		so.conn.Close(websocket.StatusInternalError, "store unavailable, retry later")
 		return false
 	}
-	so.unsubscribe = so.srv.bus.Subscribe(so.conv.ID, so.onEvent)
-	welcome, err := so.welcome(ctx)
+	if so.conv.ID != "" {
+		so.unsubscribe = so.srv.bus.Subscribe(so.conv.ID, so.onEvent)
+	}
+	welcome, err := so.welcome(ctx, so.conv)
 	if err != nil {
 		so.conn.Close(websocket.StatusInternalError, "cannot mint visitor token")
 		return false
@@ -284,28 +300,33 @@ func (so *socket) awaitHello(ctx context.Context) (*widget.Hello, bool) {
 }
 
 // open resolves the visitor from the token (a bad one starts a fresh
-// visitor) and opens the conversation.
+// visitor: the token still minted for it is what its conversation will
+// be keyed to) and looks its conversation up. It creates nothing.
 func (so *socket) open(ctx context.Context, h *widget.Hello) error {
 	visitor, ok := so.srv.keys.Visitor(so.bot.Config.ID, h.Visitor)
 	if !ok {
 		visitor = NewVisitorID()
 	}
 	so.visitor = visitor
-	conv, err := so.srv.service.Open(ctx, so.bot.Config.ID, provider.Visitor{
-		ID: visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer,
-	})
-	so.conv = conv
+	so.info = provider.Visitor{ID: visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer}
+	conv, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.info)
+	if found {
+		so.conv, so.info = conv, provider.Visitor{}
+	}
 	return err
 }
 
-func (so *socket) welcome(ctx context.Context) (*widget.Welcome, error) {
+// welcome makes the welcome for conversation c: "" and 0 when there is
+// none yet.
+func (so *socket) welcome(ctx context.Context, c store.Conversation) (*widget.Welcome, error) {
 	token, err := so.srv.keys.MintVisitor(so.bot.Config.ID, so.visitor)
 	if err != nil {
 		return nil, err
 	}
-	c, err := so.srv.store.Get(ctx, so.conv.ID)
-	if err != nil {
-		c = so.conv
+	if c.ID != "" {
+		if now, err := so.srv.store.Get(ctx, c.ID); err == nil {
+			c = now
+		}
 	}
 	return &widget.Welcome{Visitor: token, Conversation: c.ID, Last: c.Last, Widget: so.bot.Config.Widget.Look()}, nil
 }
@@ -399,13 +420,17 @@ func (so *socket) reply(ctx context.Context, f widget.Frame) {
 // drop closes a client that does not keep up, once.
 func (so *socket) drop() {
 	if so.dropped.CompareAndSwap(false, true) {
-		so.srv.log.Info("dropping slow client", "bot", so.bot.Config.ID, "conversation", so.conv.ID)
+		so.mu.Lock()
+		conv := so.conv.ID
+		so.mu.Unlock()
+		so.srv.log.Info("dropping slow client", "bot", so.bot.Config.ID, "conversation", conv)
 		go so.conn.Close(websocket.StatusTryAgainLater, "client too slow")
 	}
 }
 
 // work is what a writer takes from the socket in one round.
 type work struct {
+	conv     store.Conversation // as it was when the work was taken
 	greet    bool
 	after    uint64
 	first    *widget.Welcome
@@ -421,11 +446,11 @@ type work struct {
 // there is nothing. The caller holds so.mu.
 func (so *socket) takeLocked() (w work, ok bool) {
 	if so.first != nil { // alone, so a hello meanwhile gets its own welcome
-		w = work{greet: true, first: so.first, after: so.firstAfter}
+		w = work{conv: so.conv, greet: true, first: so.first, after: so.firstAfter}
 		so.first = nil
 		return w, true
 	}
-	w = work{greet: so.greet, after: so.greetAfter, fetch: so.fetch, typing: so.typing, statuses: so.statuses}
+	w = work{conv: so.conv, greet: so.greet, after: so.greetAfter, fetch: so.fetch, typing: so.typing, statuses: so.statuses}
 	so.greet, so.fetch, so.typing, so.statuses = false, false, 0, nil
 	if len(so.out) > 0 {
 		if len(so.out) == sendQueue {
@@ -468,11 +493,12 @@ func (so *socket) write() {
 // and delivery statuses, so that neither goes ahead of the message it is
 // about.
 func (so *socket) do(ctx context.Context, w work) error {
+	conv := w.conv.ID
 	if w.greet {
 		welcome := w.first
 		if welcome == nil {
 			var err error
-			if welcome, err = so.welcome(ctx); err != nil {
+			if welcome, err = so.welcome(ctx, w.conv); err != nil {
 				return err
 			}
 		}
@@ -482,10 +508,10 @@ func (so *socket) do(ctx context.Context, w work) error {
 		if so.sent = w.after; so.sent > welcome.Last {
 			so.sent = 0 // the client knows a different transcript: send it all
 		}
-		if err := so.states(ctx, so.sent); err != nil {
+		if err := so.states(ctx, conv, so.sent); err != nil {
 			return err
 		}
-		if err := so.flush(ctx); err != nil {
+		if err := so.flush(ctx, conv); err != nil {
 			return err
 		}
 	}
@@ -495,7 +521,7 @@ func (so *socket) do(ctx context.Context, w work) error {
 		}
 	}
 	if w.fetch || w.typing != 0 || w.statuses != nil {
-		if err := so.flush(ctx); err != nil {
+		if err := so.flush(ctx, conv); err != nil {
 			return err
 		}
 	}
@@ -520,14 +546,14 @@ const recentStates = 50
 // last recentStates up to seq, which the widget already holds: one that
 // failed while the widget was away shows failed with its retry button,
 // and the newest one shows delivered if it was.
-func (so *socket) states(ctx context.Context, upTo uint64) error {
-	if upTo == 0 {
+func (so *socket) states(ctx context.Context, conv string, upTo uint64) error {
+	if upTo == 0 || conv == "" {
 		return nil
 	}
 	from := upTo - min(upTo, recentStates)
-	ms, err := so.srv.store.Read(ctx, so.conv.ID, from, int(upTo-from))
+	ms, err := so.srv.store.Read(ctx, conv, from, int(upTo-from))
 	if err != nil {
-		so.srv.log.Error("replay read failed", "conversation", so.conv.ID, "error", err)
+		so.srv.log.Error("replay read failed", "conversation", conv, "error", err)
 		return err
 	}
 	newest := -1
@@ -556,20 +582,23 @@ func (so *socket) states(ctx context.Context, upTo uint64) error {
 	return nil
 }
 
-// flush writes every stored message after so.sent, then a failed status
-// for each failed user message among them, so a reloaded widget shows
-// its retry button.
-func (so *socket) flush(ctx context.Context) error {
+// flush writes every stored message of conv after so.sent, then a
+// failed status for each failed user message among them, so a reloaded
+// widget shows its retry button.
+func (so *socket) flush(ctx context.Context, conv string) error {
+	if conv == "" {
+		return nil
+	}
 	for {
-		ms, err := so.srv.store.Read(ctx, so.conv.ID, so.sent, replayBatch)
+		ms, err := so.srv.store.Read(ctx, conv, so.sent, replayBatch)
 		if err != nil {
-			so.srv.log.Error("replay read failed", "conversation", so.conv.ID, "error", err)
+			so.srv.log.Error("replay read failed", "conversation", conv, "error", err)
 			return err
 		}
 		for _, m := range ms {
 			body, err := widget.DecodeBody(m.Body)
 			if err != nil {
-				so.srv.log.Error("stored body does not decode", "conversation", so.conv.ID, "seq", m.Seq, "error", err)
+				so.srv.log.Error("stored body does not decode", "conversation", conv, "seq", m.Seq, "error", err)
 				body = widget.Text("[this message could not be shown]")
 			}
 			f := &widget.Msg{Seq: m.Seq, ID: m.ID, From: string(m.From), At: m.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Body: body}
@@ -658,18 +687,29 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 			so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"})
 			return
 		}
+		if so.conv.ID == "" && so.lookup(ctx, f) {
+			return // another tab started it meanwhile: attached and welcomed
+		}
 		so.mu.Lock()
 		if !so.greet { // else one is pending; the client will see it
 			so.greet, so.greetAfter = true, f.After
 			so.wakeLocked()
 		}
 		so.mu.Unlock()
+	case *widget.Start:
+		if so.conv.ID == "" { // else a no-op: the client has its welcome
+			so.begin(ctx, f.ID)
+		}
 	case *widget.Send:
 		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Text})
 	case *widget.Postback:
 		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Title, Payload: f.Payload})
 	case *widget.Session:
 		if !so.allow(ctx, f.ID) {
+			return
+		}
+		if so.conv.ID == "" {
+			so.hold(ctx, f.ID, f)
 			return
 		}
 		if err := svc.SetSession(ctx, so.conv.ID, f.Data); err != nil {
@@ -681,23 +721,188 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 		if !so.allow(ctx, f.ID) {
 			return
 		}
+		if so.conv.ID == "" {
+			so.hold(ctx, f.ID, f)
+			return
+		}
 		if err := svc.Login(ctx, so.conv.ID, so.bot.Config.IdentitySecret.Reveal(), f); err != nil {
 			so.reply(ctx, so.storeError(err, f.ID))
 			return
 		}
 		so.reply(ctx, &widget.Ack{ID: f.ID})
 	case *widget.Read:
+		if so.conv.ID == "" {
+			return // nothing to have read
+		}
 		if err := svc.MarkRead(ctx, so.conv.ID, f.Seq); err != nil {
 			so.srv.log.Warn("cannot record read marker", "conversation", so.conv.ID, "error", err)
 		}
 	default:
-		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: f.Type() + " is a server frame; a client may send hello, send, postback, session and read"})
+		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: f.Type() + " is a server frame; a client may send hello, start, send, postback, session, login and read"})
 	}
 }
 
-// post stores a visitor message and acknowledges it. No ack is given for
-// what was not stored: the client keeps it in its outbox and retries.
+// lookup looks the conversation up again for a repeated hello on a
+// socket that has none, and attaches the socket to it if another tab
+// started it meanwhile. It reports whether it did.
+func (so *socket) lookup(ctx context.Context, h *widget.Hello) bool {
+	so.info = provider.Visitor{ID: so.visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer}
+	c, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.info)
+	if err != nil {
+		so.srv.log.Warn("cannot look up conversation", "bot", so.bot.Config.ID, "error", err)
+	}
+	if !found {
+		return false
+	}
+	so.attach(c, h.After)
+	return true
+}
+
+// begin starts the socket's conversation for the start or first message
+// id, or finds the one another tab started. The settings it held are
+// applied before the bot is asked to greet, and answered once the
+// socket has its conversation; the socket then subscribes and gets a new
+// welcome with the replay after 0, as for a repeated hello. A start the
+// limits refuse creates nothing and is answered rate_limited with
+// retry_ms; a store failure internal with retry_ms. The held settings
+// wait on either way. It reports whether the socket has a conversation.
+func (so *socket) begin(ctx context.Context, id string) bool {
+	var answers []widget.Frame
+	c, wait, err := so.srv.startConversation(ctx, so.bot, so.ip, so.info, func(c store.Conversation) {
+		answers = so.applyHeld(ctx, c.ID)
+	})
+	switch {
+	case wait > 0:
+		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeRateLimited, Message: "too many new conversations from this network; wait a moment", ID: id, RetryMS: max(wait.Milliseconds(), 1)})
+		return false
+	case err != nil:
+		so.srv.log.Error("cannot start conversation", "bot", so.bot.Config.ID, "error", err)
+		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeInternal, Message: "the conversation could not be started; try again", ID: id, RetryMS: 1000})
+		return false
+	}
+	so.attach(c, 0)
+	for _, f := range answers {
+		so.reply(ctx, f)
+	}
+	return true
+}
+
+// attach makes c the socket's conversation: it subscribes to its events,
+// then asks the writer for a new welcome and the replay after after.
+func (so *socket) attach(c store.Conversation, after uint64) {
+	so.info = provider.Visitor{}
+	so.unsubscribe = so.srv.bus.Subscribe(c.ID, so.onEvent)
+	so.mu.Lock()
+	so.conv = c
+	so.greet, so.greetAfter = true, after
+	so.wakeLocked()
+	so.mu.Unlock()
+}
+
+// held are the session and login frames a socket got before its
+// conversation existed. They create nothing: they wait, bounded, for the
+// start, which applies them before the bot is asked to greet (so that
+// the platform's first call carries the session data and the verified
+// contact) and only then answers them. They go with the socket
+// unanswered when it closes first: the widget still has them queued and
+// sends them again on its next socket.
+type held struct {
+	session    map[string]json.RawMessage // merged in order; a null removes its key when applied
+	sessionIDs []string
+	login      *widget.Login // the latest: a later login replaces an earlier one
+	replaced   []string      // the ids of the logins it replaced, answered with it
+}
+
+// maxHeld bounds the frames a socket holds before its conversation: the
+// widget's whole outbox.
+const maxHeld = widget.OutboxCap
+
+// hold keeps a session or login frame (its id) for the start. Session
+// data is merged as it arrives, so what is held stays within
+// widget.MaxSessionData; a frame that would not fit, or one too many, is
+// refused at once with an error that says so.
+func (so *socket) hold(ctx context.Context, id string, f widget.Frame) {
+	h := so.held
+	if h == nil {
+		h = &held{}
+		so.held = h
+	}
+	n := len(h.sessionIDs) + len(h.replaced)
+	if h.login != nil {
+		n++
+	}
+	if n >= maxHeld {
+		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeTooLarge, Message: fmt.Sprintf("%d settings already wait for the conversation to start; start it before sending more", maxHeld), ID: id})
+		return
+	}
+	switch f := f.(type) {
+	case *widget.Session:
+		var add map[string]json.RawMessage
+		if err := json.Unmarshal(f.Data, &add); err != nil {
+			so.reply(ctx, errorFrame(&widget.Error{Code: widget.CodeBadRequest, Field: "data", Message: "must be a JSON object"}, id))
+			return
+		}
+		merged := maps.Clone(h.session)
+		if merged == nil {
+			merged = map[string]json.RawMessage{}
+		}
+		maps.Copy(merged, add)
+		if out, _ := json.Marshal(merged); len(out) > widget.MaxSessionData {
+			so.reply(ctx, errorFrame(&widget.Error{Code: widget.CodeTooLarge, Field: "data", Message: fmt.Sprintf("session data would grow past %d bytes; remove keys by setting them to null", widget.MaxSessionData)}, id))
+			return
+		}
+		h.session = merged
+		h.sessionIDs = append(h.sessionIDs, id)
+	case *widget.Login:
+		if h.login != nil {
+			h.replaced = append(h.replaced, h.login.ID)
+		}
+		h.login = f
+	}
+}
+
+// applyHeld applies the held settings to conv (the login's signature is
+// verified here, as for one on a socket with a conversation) and returns
+// their answers: an ack, or the error frame a frame would have got.
+func (so *socket) applyHeld(ctx context.Context, conv string) []widget.Frame {
+	h := so.held
+	so.held = nil
+	if h == nil {
+		return nil
+	}
+	svc := so.srv.service
+	var out []widget.Frame
+	answer := func(err error, id string) {
+		if err != nil {
+			out = append(out, so.storeError(err, id))
+		} else {
+			out = append(out, &widget.Ack{ID: id})
+		}
+	}
+	if len(h.sessionIDs) > 0 {
+		data, _ := json.Marshal(h.session)
+		err := svc.SetSession(ctx, conv, data)
+		for _, id := range h.sessionIDs {
+			answer(err, id)
+		}
+	}
+	if h.login != nil {
+		answer(svc.Login(ctx, conv, so.bot.Config.IdentitySecret.Reveal(), h.login), h.login.ID)
+		for _, id := range h.replaced {
+			answer(nil, id)
+		}
+	}
+	return out
+}
+
+// post stores a visitor message and acknowledges it, starting the
+// conversation first when the socket has none (the first message
+// creates it). No ack is given for what was not stored: the client
+// keeps it in its outbox and retries.
 func (so *socket) post(ctx context.Context, id string, in Inbound) {
+	if so.conv.ID == "" && !so.begin(ctx, id) {
+		return
+	}
 	if !so.allow(ctx, id) {
 		return
 	}

@@ -25,7 +25,7 @@ import (
 func TestSendAckReplyAndReplay(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	if w.Visitor == "" || len(w.Conversation) != 32 || w.Last != 0 {
 		t.Fatalf("welcome = %+v", w)
 	}
@@ -73,7 +73,7 @@ func TestSendAckReplyAndReplay(t *testing.T) {
 func TestDuplicateSendIsAcknowledgedOnce(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	c.send(&widget.Send{ID: "dup-1", Text: "once"})
 	first := c.ack("dup-1")
 	c.status("dup-1")
@@ -109,7 +109,7 @@ func TestUpstreamFailureShowsFailedAndRetryDelivers(t *testing.T) {
 	h := newHarness(t, nil)
 	up := h.fp.down()
 	c := h.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	c.send(&widget.Send{ID: "f1", Text: "are you there?"})
 	c.ack("f1")
 	s := c.status("f1")
@@ -159,7 +159,7 @@ func TestPermanentFailureIsNotRetried(t *testing.T) {
 func TestPostbackAndSession(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
 	if a := c.ack("s1"); a.Seq != 0 {
 		t.Fatalf("session ack = %+v", a)
@@ -185,48 +185,6 @@ func TestPostbackAndSession(t *testing.T) {
 	ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 10)
 	if !strings.Contains(string(ms[0].Body), "Dutch") || strings.Contains(string(ms[0].Body), "3050") {
 		t.Fatalf("stored body = %s", ms[0].Body)
-	}
-}
-
-func TestConversationStartGreets(t *testing.T) {
-	h := newHarness(t, nil)
-	c := h.connect("acme")
-	w := c.hello("", 0)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		h.fp.mu.Lock()
-		n := len(h.fp.calls)
-		var first provider.Message
-		if n > 0 {
-			first = h.fp.calls[0]
-		}
-		h.fp.mu.Unlock()
-		if n > 0 {
-			if first.Kind != provider.Start || first.Conversation != w.Conversation {
-				t.Fatalf("first call = %+v, want start", first)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no start call")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// A returning visitor does not start again.
-	c.c.Close(websocket.StatusNormalClosure, "")
-	c2 := h.connect("acme")
-	c2.hello(w.Visitor, 0)
-	time.Sleep(30 * time.Millisecond)
-	h.fp.mu.Lock()
-	defer h.fp.mu.Unlock()
-	starts := 0
-	for _, m := range h.fp.calls {
-		if m.Kind == provider.Start {
-			starts++
-		}
-	}
-	if starts != 1 {
-		t.Fatalf("start calls = %d, want 1", starts)
 	}
 }
 
@@ -399,17 +357,17 @@ func TestHelloTimeout(t *testing.T) {
 func TestTamperedTokenGetsFreshVisitor(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	for _, tok := range []string{w.Visitor[:len(w.Visitor)-4] + "AAAA", "garbage", strings.Repeat("x", 900)} {
 		c2 := h.connect("acme")
-		w2 := c2.hello(tok, 0)
+		w2 := c2.open(tok, 0)
 		if w2.Conversation == w.Conversation || w2.Visitor == "" {
 			t.Fatalf("token %q reached the conversation", tok)
 		}
 	}
 	// A token minted for another bot starts a fresh visitor there too.
 	c3 := h.connect("demo")
-	w3 := c3.hello(w.Visitor, 0)
+	w3 := c3.open(w.Visitor, 0)
 	if w3.Conversation == w.Conversation {
 		t.Fatal("acme token opened a demo conversation of the same id")
 	}
@@ -442,7 +400,7 @@ func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
 	// client that long, short enough to keep the test quick.
 	h := newHarness(t, func(_ *Config, o *Options) { o.WriteTimeout = 2 * time.Second })
 	slow := h.connect("acme")
-	w := slow.hello("", 0)
+	w := slow.open("", 0)
 	fast := h.connect("acme")
 	fast.hello(w.Visitor, 0) // same conversation, reads everything
 
@@ -530,7 +488,7 @@ func TestOutboxIsResumedAfterRestart(t *testing.T) {
 		return &provider.Error{Reason: provider.ReasonUnavailable, Temporary: true}
 	})
 	c := h1.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	c.send(&widget.Send{ID: "o1", Text: "kept"})
 	c.ack("o1")
 	ctx := context.Background()
@@ -622,7 +580,7 @@ func TestLoginIsVerifiedAndReachesTheProvider(t *testing.T) {
 		return hex.EncodeToString(m.Sum(nil))
 	}
 	c := h.connect("acme")
-	c.hello("", 0)
+	c.open("", 0)
 
 	// A forged signature is refused and stores nothing.
 	c.send(&widget.Login{ID: "l1", User: "user-42", Signature: sign("user-43")})
@@ -655,7 +613,7 @@ func TestLoginIsVerifiedAndReachesTheProvider(t *testing.T) {
 
 	// A bot without an identity secret refuses login.
 	d := h.connect("demo")
-	d.hello("", 0)
+	d.open("", 0)
 	d.send(&widget.Login{ID: "l4", User: "user-42", Signature: sign("user-42")})
 	if e := d.waitFor("error", isType(widget.TypeError)).(*widget.ErrorFrame); e.Code != widget.CodeUnauthorized || !strings.Contains(e.Message, "identity_secret") {
 		t.Fatalf("login without a secret: %+v", e)
@@ -670,7 +628,7 @@ func TestReconnectSeesStatesChangedWhileAway(t *testing.T) {
 	h := newHarness(t, nil)
 	up := h.fp.down()
 	c := h.connect("acme")
-	w := c.hello("", 0)
+	w := c.open("", 0)
 	c.send(&widget.Send{ID: "a1", Text: "while you were away"})
 	seq := c.ack("a1").Seq
 	c.c.CloseNow() // gone before the failure is known

@@ -18,6 +18,7 @@ const (
 	TextEmpty        = "empty_message" // submit without text
 	TextExpired      = "expired"       // form token no longer valid
 	TextTooFast      = "too_fast"      // rate limited; the text stays in the composer
+	TextBusy         = "busy"          // no new conversation now (start limits); the text stays
 	TextEarlier      = "earlier"       // older messages are not shown
 )
 
@@ -49,6 +50,12 @@ var pageTexts = map[string][4]string{
 		"Je verstuurt berichten te snel. Wacht even en verstuur dit bericht dan opnieuw.",
 		"Vous envoyez des messages trop rapidement. Patientez un instant, puis renvoyez celui-ci.",
 		"Sie senden zu viele Nachrichten in kurzer Zeit. Warten Sie einen Moment und senden Sie diese dann erneut.",
+	},
+	TextBusy: {
+		"Too many new conversations are starting from your network right now, so your message was not sent. It is still below: wait a minute, then send it again.",
+		"Er starten nu te veel nieuwe gesprekken vanaf jouw netwerk, dus je bericht is niet verstuurd. Het staat hieronder: wacht een minuut en verstuur het dan opnieuw.",
+		"Trop de nouvelles conversations démarrent depuis votre réseau en ce moment : votre message n’a pas été envoyé. Il est encore ci-dessous : patientez une minute, puis renvoyez-le.",
+		"Von Ihrem Netzwerk aus beginnen gerade zu viele neue Unterhaltungen, daher wurde Ihre Nachricht nicht gesendet. Sie steht noch unten: Warten Sie eine Minute und senden Sie sie dann erneut.",
 	},
 	TextEarlier: {
 		"Only the latest {n} messages are shown.",

@@ -21,6 +21,7 @@ import (
 //	socket close:   apply(c.Closed(code))        (also when new WebSocket throws: 1006)
 //	"online"/"offline" events: apply(c.SetNetwork(navigator.onLine))
 //	visibilitychange, panel open/close: apply(c.SetOpen(open, !document.hidden))
+//	                (opening the panel is intent: it starts the conversation)
 //	"storage" event for a key of this bot: apply(c.Sync())
 //	composer, buttons, API: SendText, Postback, SetSession, Retry, SetLook, SetLanguage
 //
@@ -274,8 +275,15 @@ type Client struct {
 	gapAsked   uint64 // contiguous seq a hello last asked to replay after
 
 	// server side
-	welcomed    bool // a welcome arrived on this page
-	conv        string
+	welcomed bool   // a welcome arrived on this page
+	conv     string // "" while the visitor has no conversation
+	// A start frame creates the conversation once the visitor shows
+	// intent: the panel is open or a message waits. It goes once per
+	// socket (startGen is the generation it went on), or again at
+	// startAt after a rate_limited refusal of the one named startID.
+	startID     string
+	startGen    int
+	startAt     Instant
 	last        uint64 // Last of the latest welcome
 	historyMark uint64 // messages up to this seq are the page-load history
 	serverLook  Look
@@ -819,23 +827,25 @@ func (c *Client) onError(f *ErrorFrame, u *Update) {
 	if f.ID == "" {
 		return
 	}
+	retry := f.Code == CodeRateLimited || f.RetryMS > 0
+	if f.ID == c.startID {
+		if retry && c.conv == "" { // nothing was created: start again later
+			c.startAt, c.startGen = c.now().Add(retryDelay(f)), 0
+		}
+		return
+	}
 	it := c.findItem(f.ID)
 	if it == nil {
 		return
 	}
-	if f.Code == CodeRateLimited || f.RetryMS > 0 {
+	if retry {
 		// Not stored: keep it, and everything typed after it, queued,
 		// and say why it is still sending until its ack.
 		if e := it.entry; e != nil && e.Error != f.Code {
 			e.Error = f.Code
 			u.Change |= ChangeTranscript
 		}
-		d := Span(f.RetryMS) * Millisecond
-		if d <= 0 {
-			d = 2 * Second
-		}
-		d = min(max(d, 250*Millisecond), Minute)
-		it.retryAt = c.now().Add(d)
+		it.retryAt = c.now().Add(retryDelay(f))
 		it.gen = 0
 		return
 	}
@@ -845,6 +855,16 @@ func (c *Client) onError(f *ErrorFrame, u *Update) {
 		e.State, e.Error, e.Detail = StateFailed, f.Code, f.Message
 		u.Change |= ChangeTranscript
 	}
+}
+
+// retryDelay is how long to wait before sending again what f refused
+// without storing it: its retry_ms, within bounds.
+func retryDelay(f *ErrorFrame) Span {
+	d := Span(f.RetryMS) * Millisecond
+	if d <= 0 {
+		d = 2 * Second
+	}
+	return min(max(d, 250*Millisecond), Minute)
 }
 
 // Visitor actions.
@@ -983,7 +1003,8 @@ func (c *Client) Retry(clientID string) Update {
 // SetOpen records whether the panel is open and the tab visible. Both:
 // everything shown counts as seen, the unread count drops to 0 and the
 // server gets a read frame. Opening the panel or showing the tab while
-// disconnected dials at once.
+// disconnected dials at once. An open panel is intent: once welcomed
+// without a conversation, the Client sends start.
 func (c *Client) SetOpen(open, visible bool) Update {
 	var u Update
 	was := c.open && c.visible
@@ -1074,20 +1095,33 @@ func (c *Client) adopt(it *item) bool {
 
 // flush sends, in order, queued frames not yet sent on this socket, up to
 // the first one that waits out a rate limit, then a due read marker.
+// Without a conversation, a start goes before the first message (the
+// session and login frames queued before it go first, so the bot's
+// greeting already knows them), or alone when the panel is open.
 func (c *Client) flush(u *Update) {
 	if c.conn != ConnOnline {
 		return
 	}
 	now := c.now()
+	start := c.conv == "" && c.startGen != c.gen
 	for _, it := range c.queue {
 		if it.gen == c.gen {
 			continue // in flight
+		}
+		if start && it.entry != nil {
+			if !c.start(u, now) {
+				break // the messages wait for their conversation
+			}
+			start = false
 		}
 		if it.retryAt.After(now) {
 			break // keep the typing order
 		}
 		it.gen, it.retryAt = c.gen, Instant(0)
 		u.Send = append(u.Send, it.frame)
+	}
+	if start && c.open {
+		c.start(u, now)
 	}
 	if !c.readAt.IsZero() && !now.Before(c.readAt) {
 		c.readAt = Instant(0)
@@ -1096,6 +1130,17 @@ func (c *Client) flush(u *Update) {
 			u.Send = append(u.Send, &Read{Seq: c.seen})
 		}
 	}
+}
+
+// start sends a start frame with a fresh id, unless a rate limit asked
+// to wait; it reports whether it went.
+func (c *Client) start(u *Update, now Instant) bool {
+	if c.startAt.After(now) {
+		return false
+	}
+	c.startID, c.startGen, c.startAt = c.newID(), c.gen, Instant(0)
+	u.Send = append(u.Send, &Start{ID: c.startID})
+	return true
 }
 
 // finish derives the changes of computed state and the next wake-up.
@@ -1141,6 +1186,9 @@ func (c *Client) wake(now Instant) Span {
 		at(c.deadline)
 	case ConnOnline:
 		at(c.readAt)
+		if c.startAt.After(now) {
+			at(c.startAt)
+		}
 		for _, it := range c.queue {
 			if it.gen != c.gen && it.retryAt.After(now) {
 				at(it.retryAt)

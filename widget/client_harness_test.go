@@ -10,6 +10,9 @@ import (
 // A fake porthole server and browser tabs around Clients, following the
 // real server's rules: persist, ack the sender, fan msg out to every
 // socket of the conversation, dedupe by client id, replay after hello.
+// A hello creates nothing: the conversation starts with the first start,
+// send or postback; session and login frames before it are held and
+// acknowledged once it starts.
 
 type fakeClock struct{ t Instant }
 
@@ -42,6 +45,17 @@ type fakeServer struct {
 	reads    []uint64
 	received []Frame
 	logins   []string // users logged in; "" for a logout
+	// started says the conversation exists; starts counts the start
+	// frames that created or found it.
+	started bool
+	starts  int
+	// startLimit, when set, refuses a start with rate_limited and the
+	// returned retry_ms when it is above 0.
+	startLimit func() int64
+	// ignoreStart drops start frames unanswered.
+	ignoreStart bool
+	// greeting, when set, is the bot's first message in a conversation.
+	greeting string
 	// limit, when set, refuses a client frame with rate_limited and the
 	// returned retry_ms when it is above 0.
 	limit func(id string) int64
@@ -56,6 +70,8 @@ type fakeConn struct {
 	srv      *fakeServer
 	open     bool
 	welcomed bool
+	watching bool    // subscribed to the conversation
+	held     []Frame // session and login frames before the start
 	inbox    [][]byte
 	drop     map[uint64]bool // msgs this socket never gets (a gap)
 }
@@ -77,7 +93,7 @@ func (s *fakeServer) push(c *fakeConn, f Frame) {
 
 func (s *fakeServer) fanout(f Frame) {
 	for _, c := range s.conns {
-		if c.open && c.welcomed {
+		if c.open && c.watching {
 			if m, ok := f.(*Msg); ok && c.drop[m.Seq] {
 				continue
 			}
@@ -87,6 +103,7 @@ func (s *fakeServer) fanout(f Frame) {
 }
 
 func (s *fakeServer) append(from, clientID string, body Body) *fakeMsg {
+	s.started = true // a message means a conversation
 	m := &fakeMsg{msg: Msg{Seq: uint64(len(s.msgs) + 1), ID: "m" + strconv.Itoa(len(s.msgs)+1), ClientID: clientID, From: from, At: s.at(), Body: body}}
 	s.msgs = append(s.msgs, m)
 	if clientID != "" {
@@ -129,42 +146,106 @@ func (s *fakeServer) receive(c *fakeConn, data []byte) {
 		if f.Bot != "acme" {
 			s.t.Fatalf("hello for bot %q", f.Bot)
 		}
-		last := uint64(len(s.msgs))
-		s.push(c, &Welcome{Visitor: s.token, Conversation: s.conv, Last: last, Widget: s.look})
 		c.welcomed = true
-		after := f.After
-		if after > last {
-			after = 0
+		c.watching = s.started
+		s.welcome(c, f.After)
+	case *Start:
+		if c.watching || s.ignoreStart {
+			return // a no-op on a socket with a conversation
 		}
-		for _, m := range s.msgs[after:] {
-			if c.drop[m.msg.Seq] {
-				continue
-			}
-			s.push(c, &m.msg)
-			if m.state == StateFailed {
-				s.push(c, &Status{ID: m.msg.ClientID, State: StateFailed, Error: m.reason})
-			}
-		}
+		s.start(c, f.ID)
 	case *Send:
-		s.post(c, f.ID, Text(f.Text))
+		if c.watching || s.start(c, f.ID) {
+			s.post(c, f.ID, Text(f.Text))
+		}
 	case *Postback:
-		s.post(c, f.ID, Text(f.Title))
-	case *Session:
-		if s.limited(c, f.ID) {
-			return
+		if c.watching || s.start(c, f.ID) {
+			s.post(c, f.ID, Text(f.Title))
 		}
-		s.sessions = append(s.sessions, string(f.Data))
-		s.push(c, &Ack{ID: f.ID})
-	case *Login:
-		if f.User != "" && f.Signature != strings.Repeat("a", 64) { // the fake's only valid signature
-			s.push(c, &ErrorFrame{Code: CodeUnauthorized, Message: "bad signature", ID: f.ID})
-			return
+	case *Session, *Login:
+		if c.watching {
+			s.setting(c, f)
+		} else {
+			c.held = append(c.held, f)
 		}
-		s.logins = append(s.logins, f.User)
-		s.push(c, &Ack{ID: f.ID})
 	case *Read:
 		s.reads = append(s.reads, f.Seq)
 	}
+}
+
+// welcome answers a hello or a start: the conversation, if any, then
+// the replay after after.
+func (s *fakeServer) welcome(c *fakeConn, after uint64) {
+	last := uint64(len(s.msgs))
+	conv := ""
+	if c.watching {
+		conv = s.conv
+	}
+	s.push(c, &Welcome{Visitor: s.token, Conversation: conv, Last: last, Widget: s.look})
+	if after > last {
+		after = 0
+	}
+	for _, m := range s.msgs[after:] {
+		if c.drop[m.msg.Seq] {
+			continue
+		}
+		s.push(c, &m.msg)
+		if m.state == StateFailed {
+			s.push(c, &Status{ID: m.msg.ClientID, State: StateFailed, Error: m.reason})
+		}
+	}
+}
+
+// start creates the conversation or finds it, applies the held settings,
+// welcomes the socket again and acknowledges them; a refused start
+// answers rate_limited for id and reports false.
+func (s *fakeServer) start(c *fakeConn, id string) bool {
+	if !s.started && s.startLimit != nil {
+		if ms := s.startLimit(); ms > 0 {
+			s.push(c, &ErrorFrame{Code: CodeRateLimited, Message: "too many new conversations", ID: id, RetryMS: ms})
+			return false
+		}
+	}
+	if !s.started && s.greeting != "" {
+		s.append("bot", "", Text(s.greeting))
+	}
+	s.started, c.watching = true, true
+	s.starts++
+	held := c.held
+	c.held = nil
+	var replies []Frame
+	for _, f := range held {
+		replies = append(replies, s.apply(f))
+	}
+	s.welcome(c, 0)
+	for _, f := range replies {
+		s.push(c, f)
+	}
+	return true
+}
+
+// setting applies a session or login frame and answers it.
+func (s *fakeServer) setting(c *fakeConn, f Frame) {
+	if sf, ok := f.(*Session); ok && s.limited(c, sf.ID) {
+		return
+	}
+	s.push(c, s.apply(f))
+}
+
+func (s *fakeServer) apply(f Frame) Frame {
+	switch f := f.(type) {
+	case *Session:
+		s.sessions = append(s.sessions, string(f.Data))
+		return &Ack{ID: f.ID}
+	case *Login:
+		if f.User != "" && f.Signature != strings.Repeat("a", 64) { // the fake's only valid signature
+			return &ErrorFrame{Code: CodeUnauthorized, Message: "bad signature", ID: f.ID}
+		}
+		s.logins = append(s.logins, f.User)
+		return &Ack{ID: f.ID}
+	}
+	s.t.Fatalf("apply %s", f.Type())
+	return nil
 }
 
 func (s *fakeServer) limited(c *fakeConn, id string) bool {

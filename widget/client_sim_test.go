@@ -39,6 +39,12 @@ func simulate(t *testing.T, seed uint64) {
 		}
 		return 0
 	}
+	srv.startLimit = func() int64 {
+		if rng.IntN(4) == 0 {
+			return int64(100 + rng.IntN(3000))
+		}
+		return 0
+	}
 	store := new(MemoryStorage)
 	tabs := []*tab{newTab(t, "t0", srv, store, seed*10+1), newTab(t, "t1", srv, store, seed*10+2)}
 	for _, tb := range tabs {
@@ -49,7 +55,7 @@ func simulate(t *testing.T, seed uint64) {
 	for step := 0; step < 80; step++ {
 		i := rng.IntN(len(tabs))
 		tb := tabs[i]
-		switch a := rng.IntN(15); a {
+		switch a := rng.IntN(16); a {
 		case 0, 1:
 			if len(tb.c.queue) < OutboxCap-1 {
 				n++
@@ -117,6 +123,8 @@ func simulate(t *testing.T, seed uint64) {
 					tb.apply(tb.c.Retry(e.ClientID))
 				}
 			}
+		case 15: // the panel opens or closes
+			tb.apply(tb.c.SetOpen(!tb.c.open, true))
 		}
 		for _, tb := range tabs {
 			if tb.hungUp { // the browser closes it; onclose follows
@@ -139,7 +147,7 @@ func simulate(t *testing.T, seed uint64) {
 
 	// Settle: no more limits; every tab reconnects on a clean socket,
 	// adopts what is stored, and runs until quiet.
-	srv.limit = nil
+	srv.limit, srv.startLimit = nil, nil
 	for round := 0; round < 3; round++ {
 		for _, tb := range tabs {
 			if st := tb.c.Conn(); tb.conn != nil || st == ConnConnecting || st == ConnHandshake {

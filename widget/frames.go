@@ -91,6 +91,18 @@ type Login struct {
 	Phone     string `json:"phone,omitempty"`
 }
 
+// Start asks the server for the visitor's conversation. A hello never
+// creates one, so that a page view costs the bot platform nothing: the
+// widget sends start when the visitor shows intent (opens the panel, or
+// has a message to send). The first start of a visitor creates the
+// conversation and the platform's greeting, once; a later one, or one
+// from another tab, finds it. The server answers with a new welcome that
+// names the conversation, then the replay. ID names the start in an
+// error frame: rate_limited with retry_ms means send it again then.
+type Start struct {
+	ID string `json:"id"`
+}
+
 // Read tells the server the visitor has seen messages up to Seq.
 type Read struct {
 	Seq uint64 `json:"seq"`
@@ -98,8 +110,10 @@ type Read struct {
 
 // Server to client.
 
-// Welcome answers hello: the visitor token to keep, the conversation and
-// its last seq, and the bot's configured look.
+// Welcome answers hello and start: the visitor token to keep, the
+// conversation and its last seq, and the bot's configured look.
+// Conversation is "" (and Last 0) while the visitor has none: a hello
+// never creates one, a start (or the first send) does.
 type Welcome struct {
 	Visitor      string `json:"visitor"`
 	Conversation string `json:"conversation"`
@@ -174,6 +188,7 @@ const (
 	TypeSession  = "session"
 	TypeRead     = "read"
 	TypeLogin    = "login"
+	TypeStart    = "start"
 	TypeWelcome  = "welcome"
 	TypeMsg      = "msg"
 	TypeAck      = "ack"
@@ -188,6 +203,7 @@ func (*Postback) Type() string   { return TypePostback }
 func (*Session) Type() string    { return TypeSession }
 func (*Read) Type() string       { return TypeRead }
 func (*Login) Type() string      { return TypeLogin }
+func (*Start) Type() string      { return TypeStart }
 func (*Welcome) Type() string    { return TypeWelcome }
 func (*Msg) Type() string        { return TypeMsg }
 func (*Ack) Type() string        { return TypeAck }
@@ -258,6 +274,13 @@ func (f *Login) AppendJSON(b []byte) []byte {
 	w.str("name", f.Name, true)
 	w.str("email", f.Email, true)
 	w.str("phone", f.Phone, true)
+	w.close()
+	return w.b
+}
+
+func (f *Start) AppendJSON(b []byte) []byte {
+	w := frameStart(b, TypeStart)
+	w.str("id", f.ID, false)
 	w.close()
 	return w.b
 }
@@ -447,6 +470,8 @@ func Decode(data []byte) (Frame, error) {
 		f = new(Read)
 	case TypeLogin:
 		f = new(Login)
+	case TypeStart:
+		f = new(Start)
 	case TypeWelcome:
 		f = new(Welcome)
 	case TypeMsg:
@@ -670,6 +695,8 @@ func (f *Session) read(r *reader) {
 	}
 }
 
+func (f *Start) read(r *reader) { f.ID = r.str("id") }
+
 func (f *Read) read(r *reader) { f.Seq = r.uint("seq") }
 
 func (f *Login) read(r *reader) {
@@ -842,16 +869,15 @@ func hexDigits64(s string) bool {
 	return true
 }
 
+// Validate checks a start frame.
+func (f *Start) Validate() error { return CheckClientID("id", f.ID) }
+
 // Validate accepts every read frame.
 func (f *Read) Validate() error { return nil }
 
-// Validate checks a welcome frame.
-func (f *Welcome) Validate() error {
-	if f.Conversation == "" {
-		return invalid("conversation", "is missing")
-	}
-	return nil
-}
+// Validate accepts every welcome frame: an empty conversation means the
+// visitor has none yet.
+func (f *Welcome) Validate() error { return nil }
 
 // Validate checks a msg frame, body included.
 func (f *Msg) Validate() error {

@@ -81,7 +81,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(dir)
 	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
 store: {driver: %s}
-limits: {messages_per_minute: 6000, burst: 100, ip_messages_per_minute: 1000000, connections_per_ip: 1000000}
+limits: {messages_per_minute: 6000, burst: 100, ip_messages_per_minute: 1000000, connections_per_ip: 1000000,
+         starts_per_minute: 1000000, start_burst: 1000000, bot_starts_per_minute: 1000000}
 bots:
   - id: bench
     provider: chataibot
@@ -239,7 +240,10 @@ func rss(pid int) (int64, error) {
 	return 0, errors.New("bench: no VmRSS in /proc status")
 }
 
-// dialWidget opens a socket as the widget does and waits for its welcome.
+// dialWidget opens a socket as an open widget does: hello, then start,
+// and waits for the welcome that names its conversation. Every widget
+// of the bench is a visitor with a conversation, as every one was before
+// a hello stopped creating them, so the figures stay comparable.
 func dialWidget(ctx context.Context, base string) (*websocket.Conn, error) {
 	u := "ws" + strings.TrimPrefix(base, "http") + "/v1/ws?bot=bench"
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -259,8 +263,22 @@ func dialWidget(ctx context.Context, base string) (*websocket.Conn, error) {
 			c.CloseNow()
 			return nil, err
 		}
-		if f, err := widget.Decode(data); err == nil && f.Type() == widget.TypeWelcome {
-			return c, nil
+		f, err := widget.Decode(data)
+		if err != nil {
+			continue
+		}
+		switch f := f.(type) {
+		case *widget.Welcome:
+			if f.Conversation != "" {
+				return c, nil
+			}
+			if err := c.Write(dctx, websocket.MessageText, widget.Encode(&widget.Start{ID: "bench-start"})); err != nil {
+				c.CloseNow()
+				return nil, err
+			}
+		case *widget.ErrorFrame:
+			c.CloseNow()
+			return nil, fmt.Errorf("bench: the server refused the widget: %s: %s", f.Code, f.Message)
 		}
 	}
 }

@@ -218,6 +218,18 @@ func (w *wsc) hello(token string, after uint64) *widget.Welcome {
 	return w.until("welcome", func(f widget.Frame) bool { return f.Type() == widget.TypeWelcome }).(*widget.Welcome)
 }
 
+// start sends a start frame, as a widget does when its panel opens or
+// its first message goes, and returns the welcome that names the
+// conversation.
+func (w *wsc) start(id string) *widget.Welcome {
+	w.t.Helper()
+	w.send(&widget.Start{ID: id})
+	return w.until("the welcome answering "+id, func(f widget.Frame) bool {
+		wl, ok := f.(*widget.Welcome)
+		return ok && wl.Conversation != ""
+	}).(*widget.Welcome)
+}
+
 // replay opens a new socket with after and returns every replayed message
 // up to the conversation's last seq.
 func replay(t testing.TB, p *proc, token string, after uint64) (*widget.Welcome, []*widget.Msg) {
@@ -259,14 +271,19 @@ func TestEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	p := start(t, data)
 
-	// hello gets a welcome with a visitor token, and the bot greets.
+	// hello gets a welcome with a visitor token and no conversation; the
+	// start makes one, and the bot greets.
 	c, _, err := dial(t, p, "http://"+p.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := c.hello("", 0)
+	if w.Visitor == "" || w.Conversation != "" || w.Last != 0 {
+		t.Fatalf("welcome = %+v, want a visitor and no conversation", w)
+	}
+	w = c.start("e2e-start")
 	if w.Visitor == "" || len(w.Conversation) != 32 {
-		t.Fatalf("welcome = %+v", w)
+		t.Fatalf("welcome to start = %+v", w)
 	}
 	greeting := c.botTurn()
 	var menu *widget.QuickReply

@@ -438,7 +438,9 @@ func sumCounts(m map[string]int) int {
 // visitor is a simulated widget: it sends its messages at a pace, keeps
 // the unacknowledged ones in an outbox and sends them again with the
 // same ids after each reconnect, and asks for what it missed with the
-// last seq it holds, as widget.Client does.
+// last seq it holds, as widget.Client does. Welcomed without a
+// conversation, it sends start first (after its session data), as an
+// open widget does, and again after a rate_limited refusal.
 type visitor struct {
 	name  string
 	texts []string
@@ -575,21 +577,27 @@ func (v *visitor) session(ctx context.Context, addr string, sync bool) error {
 	if err := write(ctx, c, hello); err != nil {
 		return err
 	}
-	welcome := make(chan uint64, 1)
+	welcome := make(chan *widget.Welcome, 1)
 	caught := make(chan struct{})
 	readErr := make(chan error, 1)
 	retry := make(chan string, 16)
 	go func() { readErr <- v.read(ctx, c, welcome, caught, retry) }()
-	var last uint64
+	var w *widget.Welcome
 	select {
-	case last = <-welcome:
+	case w = <-welcome:
 	case err := <-readErr:
 		return err
 	case <-time.After(5 * time.Second):
 		return errors.New("no welcome")
 	}
+	last := w.Last
 	if v.plan != "" {
 		if err := write(ctx, c, &widget.Session{ID: v.name + "-session", Data: widget.RawJSON(`{"plan":"` + v.plan + `"}`)}); err != nil {
+			return err
+		}
+	}
+	if w.Conversation == "" {
+		if err := v.sendID(ctx, c, v.startID()); err != nil {
 			return err
 		}
 	}
@@ -644,7 +652,13 @@ func (v *visitor) holds(seq uint64) bool {
 	return v.last >= seq
 }
 
+// startID is the id of the visitor's start frames.
+func (v *visitor) startID() string { return v.name + "-start" }
+
 func (v *visitor) sendID(ctx context.Context, c *websocket.Conn, id string) error {
+	if id == v.startID() {
+		return write(ctx, c, &widget.Start{ID: id})
+	}
 	v.mu.Lock()
 	text := v.byID[id]
 	v.mu.Unlock()
@@ -652,7 +666,7 @@ func (v *visitor) sendID(ctx context.Context, c *websocket.Conn, id string) erro
 }
 
 // read takes the server's frames until the socket fails.
-func (v *visitor) read(ctx context.Context, c *websocket.Conn, welcome chan<- uint64, caught chan<- struct{}, retry chan<- string) error {
+func (v *visitor) read(ctx context.Context, c *websocket.Conn, welcome chan<- *widget.Welcome, caught chan<- struct{}, retry chan<- string) error {
 	for {
 		_, data, err := c.Read(ctx)
 		if err != nil {
@@ -672,7 +686,7 @@ func (v *visitor) read(ctx context.Context, c *websocket.Conn, welcome chan<- ui
 		case *widget.Welcome:
 			v.token = f.Visitor
 			select {
-			case welcome <- f.Last:
+			case welcome <- f:
 			default:
 			}
 		case *widget.Msg:
@@ -775,6 +789,33 @@ func startAll(t *testing.T, addr string, vs []*visitor, within time.Duration) (w
 			}
 		}
 	}
+}
+
+// failedSince connects with v's token, as v's next page would, and
+// counts the messages the server says failed among those v holds: a
+// reconnecting widget is told each one in a status frame right after
+// its welcome. A second hello's welcome marks the end of them.
+func (r *faultRig) failedSince(v *visitor) int {
+	r.t.Helper()
+	v.mu.Lock()
+	hello := &widget.Hello{Bot: "shop", Visitor: v.token, After: v.last}
+	v.mu.Unlock()
+	c, _, err := dialBot(r.t, r.p, "shop", "")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer c.c.CloseNow()
+	c.send(hello)
+	c.until("the welcome", func(f widget.Frame) bool { return f.Type() == widget.TypeWelcome })
+	c.send(hello)
+	failed := 0
+	c.until("the second welcome", func(f widget.Frame) bool {
+		if s, ok := f.(*widget.Status); ok && s.State == widget.StateFailed {
+			failed++
+		}
+		return f.Type() == widget.TypeWelcome
+	})
+	return failed
 }
 
 // allDelivered reports whether every message the visitor sent and had

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,13 +99,8 @@ func TestFaultUpstreamDeadForAMinute(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
-	failedThrice := regexp.MustCompile(`upstream call failed.* seq=([1-9]\d*) attempt=3 `)
 	waitFor(t, "its three messages to fail while it is away", 30*time.Second, func() bool {
-		seqs := map[string]bool{}
-		for _, m := range failedThrice.FindAllStringSubmatch(r.p.log(), -1) {
-			seqs[m[1]] = true
-		}
-		return len(seqs) >= 3
+		return r.failedSince(away) >= 3
 	})
 	for _, v := range vs {
 		v.stay = true // an open widget, there to see what becomes of its messages

@@ -64,6 +64,11 @@ func main() {
 	}
 }
 
+// logSampleInterval is how often a repeated warning is logged (see
+// server.SampleWarnings): often enough to see an outage go on, seldom
+// enough that thousands of conversations failing alike stay readable.
+const logSampleInterval = 10 * time.Second
+
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -84,15 +89,18 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
 	}
 	hopts := &slog.HandlerOptions{Level: level}
-	var log *slog.Logger
+	var handler slog.Handler
 	switch *logFormat {
 	case "text":
-		log = slog.New(slog.NewTextHandler(stderr, hopts))
+		handler = slog.NewTextHandler(stderr, hopts)
 	case "json":
-		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+		handler = slog.NewJSONHandler(stderr, hopts)
 	default:
 		return fmt.Errorf("--log-format %q: use text or json", *logFormat)
 	}
+	// A platform refusing calls makes every conversation log the same
+	// warning: one line per kind and bot every 10 s, with the count.
+	log := slog.New(server.SampleWarnings(handler, logSampleInterval))
 
 	cfg := server.DefaultConfig()
 	if *configPath != "" {

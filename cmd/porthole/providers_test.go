@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -76,6 +80,7 @@ func TestChatAIBotEndToEnd(t *testing.T) {
   - id: shop
     provider: chataibot
     origins: ["self"]
+    identity_secret: "${IDENTITY_SECRET}"
     chataibot:
       base_url: %q
       token: "${CHATAIBOT_TOKEN}"
@@ -85,6 +90,7 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 `, emu.URL, chataibottest.DefaultBotKey)), 0o600)
 	t.Setenv("CHATAIBOT_TOKEN", chataibottest.DefaultToken)
 	t.Setenv("CHATAIBOT_HOOK", secret)
+	t.Setenv("IDENTITY_SECRET", identitySecret)
 	p := launch(t, addr, data, "--config", cfg)
 	var responses []string // every HTTP answer, for the secret scan
 
@@ -93,18 +99,26 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := c.hello("", 0)
-	if w.Widget.Greeting != "Ask us anything" {
-		t.Fatalf("welcome greeting = %q", w.Widget.Greeting)
+	if w.Widget.Greeting != "Ask us anything" || w.Conversation != "" {
+		t.Fatalf("welcome = %+v, want the greeting and no conversation", w)
 	}
-	// Session data set before the first message travels with the start.
+	// Session data and a login sent before the first message wait for
+	// the conversation, and travel with ChatAIBot's start call.
 	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
-	c.ack("s1")
+	c.send(&widget.Login{ID: "l1", User: "user-42", Signature: sign("user-42"), Name: "Ann Lee", Email: "ann@example.com"})
 	c.send(&widget.Send{ID: "m1", Text: "hello"})
+	c.ack("s1")
+	c.ack("l1")
 	c.ack("m1")
 	if s := c.status("m1"); s.State != widget.StateDelivered {
 		t.Fatalf("status = %+v", s)
 	}
 	c.botSaid("Your first message was: hello. Your plan: pro")
+	if convs := emu.Conversations(); len(convs) != 1 {
+		t.Fatalf("upstream conversations: %d, want 1", len(convs))
+	} else if contact, _ := convs[0].Variables["contact"].(map[string]any); contact["name"] != "Ann Lee" || contact["email"] != "ann@example.com" {
+		t.Fatalf("the start call's variables = %v, want the login's contact", convs[0].Variables)
+	}
 
 	// A carousel, then a button click.
 	c.send(&widget.Send{ID: "m2", Text: "carousel"})
@@ -156,6 +170,16 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 	}
 }
 
+// identitySecret is the bots' identity_secret in the provider tests.
+const identitySecret = "e2e-identity-secret-0123456789"
+
+// sign is what the host site's backend computes for Porthole.login.
+func sign(user string) string {
+	m := hmac.New(sha256.New, []byte(identitySecret))
+	m.Write([]byte(user))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // lastSeq is the conversation's newest seq, from a welcome.
 func lastSeq(t testing.TB, p *proc, bot, token string) uint64 {
 	t.Helper()
@@ -180,6 +204,7 @@ func TestChatlayerEndToEnd(t *testing.T) {
   - id: acme
     provider: chatlayer
     origins: ["self"]
+    identity_secret: "${IDENTITY_SECRET}"
     chatlayer:
       base_url: %q
       channel_id: %q
@@ -189,6 +214,7 @@ func TestChatlayerEndToEnd(t *testing.T) {
 `, emu.URL, chatlayertest.DefaultChannelID)), 0o600)
 	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
 	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
+	t.Setenv("IDENTITY_SECRET", identitySecret)
 	p := launch(t, addr, data, "--config", cfg)
 	var responses []string
 
@@ -196,16 +222,38 @@ func TestChatlayerEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := c.hello("", 0)
+	c.hello("", 0)
+	// Session data and a login before the start wait for it, and go
+	// with the introMessage.
+	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
+	c.send(&widget.Login{ID: "l1", User: "user-42", Signature: sign("user-42"), Name: "Ann Lee"})
+	w := c.start("st-1")
+	c.ack("s1")
+	c.ack("l1")
 	// The greeting: Porthole sent introMessage, the bot spoke first.
 	greet := c.until("the greeting", func(f widget.Frame) bool {
 		m, ok := f.(*widget.Msg)
 		return ok && m.From == "bot" && len(m.Body.QuickReplies) > 0
 	}).(*widget.Msg)
+	var intros []chatlayertest.Request
+	for _, q := range emu.Requests() {
+		if q.Kind == "intro" {
+			intros = append(intros, q)
+		}
+	}
+	if len(intros) != 1 || intros[0].UserID != w.Conversation {
+		t.Fatalf("introMessages: %+v, want one for %s", intros, w.Conversation)
+	}
+	var intro struct {
+		User        struct{ FirstName string } `json:"user"`
+		SessionData map[string]string          `json:"sessionData"`
+	}
+	if err := json.Unmarshal(intros[0].Body, &intro); err != nil || intro.SessionData["plan"] != "pro" ||
+		intro.SessionData["externalId"] != "user-42" || intro.User.FirstName != "Ann" {
+		t.Fatalf("introMessage body %s (%v), want the session data and the login", intros[0].Body, err)
+	}
 
 	// Session data goes with the next message.
-	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
-	c.ack("s1")
 	c.send(&widget.Send{ID: "m1", Text: "carousel"})
 	c.ack("m1")
 	if s := c.status("m1"); s.State != widget.StateDelivered {
