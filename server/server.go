@@ -176,6 +176,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		log.Info("resuming undelivered messages", "count", n)
 	}
 	s.routes()
+	s.warmStyles()
 	return s, nil
 }
 

@@ -3,6 +3,8 @@ package server
 import (
 	"net/http"
 	"strings"
+
+	"github.com/porthole-chat/porthole/widget"
 )
 
 // handleStyle serves GET /widget.css?bot=ID&lang=L&page=P&color=C, the
@@ -23,6 +25,22 @@ func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
 	}
 	look := bot.Config.Widget.FrameLook(clipParam(q.Get("lang")), clipParam(q.Get("page")), q.Get("color"))
 	s.opts.Styles.Serve(w, r, look)
+}
+
+// warmStyles compresses each bot's eager stylesheet in each built-in
+// language in the background, as the loader asks for it on a page
+// without data-language or data-brand-color.
+func (s *Server) warmStyles() {
+	if s.opts.Styles == nil {
+		return
+	}
+	go func() {
+		for _, b := range s.bots {
+			for _, lang := range widget.Languages {
+				s.opts.Styles.Warm(b.Config.Widget.FrameLook("", lang, ""))
+			}
+		}
+	}()
 }
 
 // clipParam bounds a language parameter: a language tag is short, and

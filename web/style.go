@@ -71,6 +71,10 @@ func (s *Styles) Serve(w http.ResponseWriter, r *http.Request, look widget.Frame
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 }
 
+// Warm compresses the stylesheet for look ahead of its first request, so
+// that no visitor waits for a brotli compression.
+func (s *Styles) Warm(look widget.FrameLook) { s.get(widget.FrameStyle(s.frame, look)) }
+
 func (s *Styles) get(body []byte) *style {
 	sum := sha256.Sum256(body)
 	s.mu.Lock()
