@@ -398,10 +398,17 @@ func newTap(t *testing.T) *tap {
 // to starts forwarding to the server at backend (host:port).
 func (tp *tap) to(backend string) {
 	target := &url.URL{Scheme: "http", Host: backend}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Host = r.In.Host
-	}}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = r.In.Host
+		},
+		// While a test has stopped the server, requests get a 502, as
+		// from a load balancer in front of it, and no log line.
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.WriteHeader(http.StatusBadGateway)
+		},
+	}
 	tp.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tp.mu.Lock()
 		tp.seen = append(tp.seen, r.Method+" "+r.URL.Path)
