@@ -32,13 +32,19 @@ import (
 	"time"
 )
 
-// engineSpec is a browser engine and what it needs on the machine.
+// engineSpec is a browser engine and where Debian puts it.
 type engineSpec struct {
 	name string
-	// debian names the packages that provide the files, for the message
-	// when one is missing.
+	// debian names the packages that provide it, for the message when
+	// something is missing.
 	debian string
-	files  []string
+	// browser is the browser's executable, a glob for WebKitGTK's
+	// MiniBrowser, which lives in the library's directory of the
+	// machine's architecture (package libwebkit2gtk-4.1-0).
+	browser string
+	// driver is the WebDriver server between the client and the
+	// browser, if the client cannot launch the browser itself.
+	driver string
 	// npm is the client in node_modules that drives it.
 	npm string
 	// display: the browser has no headless mode and needs an X server
@@ -47,33 +53,43 @@ type engineSpec struct {
 }
 
 var engineSpecs = []engineSpec{
-	{name: "chromium", debian: "chromium", files: []string{"/usr/bin/chromium"}, npm: "puppeteer-core"},
-	{name: "firefox", debian: "firefox-esr", files: []string{"/usr/bin/firefox-esr"}, npm: "puppeteer-core"},
-	{name: "webkit", debian: "webkit2gtk-driver xvfb", npm: "selenium-webdriver", display: true,
-		files: []string{"/usr/bin/WebKitWebDriver", "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser", "/usr/bin/Xvfb"}},
+	{name: "chromium", debian: "chromium", browser: "/usr/bin/chromium", npm: "puppeteer-core"},
+	{name: "firefox", debian: "firefox-esr", browser: "/usr/bin/firefox-esr", npm: "puppeteer-core"},
+	{name: "webkit", debian: "webkit2gtk-driver xvfb", browser: "/usr/lib/*/webkit2gtk-4.1/MiniBrowser",
+		driver: "/usr/bin/WebKitWebDriver", npm: "selenium-webdriver", display: true},
 }
 
-// requireEngine skips the test on a developer machine that lacks what
-// the engine needs, naming what to install, and fails it in CI.
-func requireEngine(t *testing.T, e engineSpec) {
+// requireEngine returns the engine's browser and driver paths. Where one
+// of them, node, the npm client or Xvfb is missing, it skips the test on
+// a developer machine, naming what to install, and fails it in CI.
+func requireEngine(t *testing.T, e engineSpec) (browser, driver string) {
 	t.Helper()
 	missing := func(what string) {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: %s; CI needs it (.ci/run installs it)", e.name, what)
+			t.Fatalf("%s: %s; CI needs it", e.name, what)
 		}
 		t.Skipf("%s: %s", e.name, what)
 	}
-	for _, f := range e.files {
-		if _, err := os.Stat(f); err != nil {
-			missing(f + " is missing: apt-get install " + e.debian)
+	found, _ := filepath.Glob(e.browser)
+	if len(found) == 0 {
+		missing(e.browser + " is missing: apt-get install " + e.debian)
+	}
+	browser = found[0]
+	if e.driver != "" {
+		if _, err := os.Stat(e.driver); err != nil {
+			missing(e.driver + " is missing: apt-get install " + e.debian)
 		}
 	}
+	if _, err := exec.LookPath("Xvfb"); e.display && err != nil {
+		missing("Xvfb is missing: apt-get install xvfb")
+	}
 	if _, err := exec.LookPath("node"); err != nil {
-		missing("node is missing: apt-get install nodejs npm")
+		missing("node is missing: install Node.js 20 or newer")
 	}
 	if _, err := os.Stat(filepath.Join("..", "..", "node_modules", e.npm, "package.json")); err != nil {
 		missing(e.npm + " is not installed: run npm ci")
 	}
+	return browser, e.driver
 }
 
 // xvfb starts a virtual X server for one browser and returns its
@@ -147,13 +163,13 @@ type enginePage struct {
 // the page's console, a screenshot and the widget's DOM are logged.
 func openEngine(t *testing.T, e engineSpec) *enginePage {
 	t.Helper()
-	requireEngine(t, e)
+	browser, driver := requireEngine(t, e)
 	script, err := filepath.Abs(filepath.Join("testdata", "engine.mjs"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &enginePage{t: t, name: e.name, lines: make(chan string, 16)}
-	p.cmd = exec.Command("node", script, e.name)
+	p.cmd = exec.Command("node", script, e.name, browser, driver)
 	p.cmd.Env = os.Environ()
 	if e.display {
 		p.cmd.Env = append(p.cmd.Env, "DISPLAY="+xvfb(t))

@@ -1,5 +1,7 @@
 // engine.mjs drives one browser engine for the Go tests in
-// engines_test.go: `node engine.mjs <engine>` launches the browser, says
+// engines_test.go: `node engine.mjs <engine> <browser> [<driver>]`
+// launches the browser (the executable's path; WebKit also takes the
+// WebDriver's), says
 // {"ready":…} on stdout, then answers one JSON request per line on stdin
 // ({"id", "op", …}) with one JSON line on stdout ({"id", "value"} or
 // {"id", "error"}). Its own and the browser's diagnostics go to stderr.
@@ -7,10 +9,11 @@
 //
 // The engines, each with the browser Debian installs (nothing here ever
 // downloads a browser or a driver):
-//   chromium  /usr/bin/chromium, puppeteer-core over CDP
-//   firefox   /usr/bin/firefox-esr, puppeteer-core over WebDriver BiDi
-//   webkit    /usr/bin/WebKitWebDriver + WebKitGTK's MiniBrowser (needs
-//             DISPLAY: it has no headless mode), selenium-webdriver over
+//   chromium  chromium, puppeteer-core over CDP
+//   firefox   firefox-esr, puppeteer-core over WebDriver BiDi
+//   webkit    WebKitGTK's MiniBrowser through WebKitWebDriver, started
+//             with --automation (webkitgtk:browserOptions); it has no
+//             headless mode and needs DISPLAY. selenium-webdriver over
 //             W3C WebDriver classic
 //
 // Why selenium-webdriver for WebKit rather than a Go WebDriver client:
@@ -37,7 +40,7 @@ import { writeFileSync } from "node:fs";
 // ever did, it must not fetch one.
 process.env.SE_OFFLINE = "true";
 
-const [engine] = process.argv.slice(2);
+const [engine, browserPath, driverPath] = process.argv.slice(2);
 const width = 1280, height = 860;
 const consoleLines = [];
 
@@ -50,7 +53,7 @@ async function puppeteerEngine(kind) {
   const chromium = kind == "chromium";
   const browser = await puppeteer.launch({
     browser: chromium ? "chrome" : "firefox",
-    executablePath: chromium ? "/usr/bin/chromium" : "/usr/bin/firefox-esr",
+    executablePath: browserPath,
     headless: true,
     defaultViewport: { width, height },
     args: chromium ? ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
@@ -103,13 +106,13 @@ async function webkitEngine() {
   const port = await portprober.findFreePort();
   // The driver's and the browser's output go to stderr: stdout is this
   // script's protocol.
-  const service = new remote.DriverService("/usr/bin/WebKitWebDriver", {
+  const service = new remote.DriverService(driverPath, {
     loopback: true, port, args: ["--port=" + port], stdio: ["ignore", 2, 2],
   });
   const url = await service.start(30000);
   const caps = new Capabilities();
   caps.set("webkitgtk:browserOptions", {
-    binary: "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
+    binary: browserPath,
     args: ["--automation"],
   });
   const driver = WebDriver.createSession(new http.Executor(new http.HttpClient(url)), caps, () => service.kill());
