@@ -1,11 +1,11 @@
 // engine.mjs drives one browser engine for the Go tests in
-// engines_test.go: `node engine.mjs <engine> <browser> [<driver>]`
-// launches the browser (the executable's path; WebKit also takes the
-// WebDriver's), says
-// {"ready":…} on stdout, then answers one JSON request per line on stdin
-// ({"id", "op", …}) with one JSON line on stdout ({"id", "value"} or
-// {"id", "error"}). Its own and the browser's diagnostics go to stderr.
-// Closing stdin closes the browser and ends the script.
+// engines_test.go. `node engine.mjs <engine> <browser> [<driver>]`
+// launches the browser (the paths of its executable and, for WebKit, of
+// its WebDriver server), says {"ready":…} on stdout, then answers one
+// JSON request per line on stdin ({"id", "op", …}) with one JSON line on
+// stdout ({"id", "value"} or {"id", "error"}). Its own and the browser's
+// diagnostics go to stderr. Closing stdin closes the browser and ends
+// the script.
 //
 // The engines, each with the browser Debian installs (nothing here ever
 // downloads a browser or a driver):
@@ -23,8 +23,10 @@
 // line protocol the Go tests drive all three engines with one scenario;
 // a Go client would be a second, home-made protocol implementation to
 // keep correct (element references, action chains, error mapping). It is
-// used only as a client: the driver service is started here with its
-// path, so Selenium Manager is never asked to find or fetch anything.
+// used only as a client (its JavaScript binding has no WebKitGTK module;
+// the generic DriverService and WebDriver.createSession are enough): the
+// driver service is started here with its path, so Selenium Manager is
+// never asked to find or fetch anything.
 //
 // Operations: goto {url}, reload, eval {expr} (the JSON value of a
 // JavaScript expression, promises awaited), click {expr} (a real pointer
