@@ -46,7 +46,7 @@ check: generate
 
 ## test: every test with the race detector (the embedded assets included), then the size budgets
 test: check wasm
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 	$(GO) run ./web/build -size -go $(GO)
 
 ## bench: the benchmarks quoted in the README and closing notes
