@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -41,6 +42,8 @@ type faultRig struct {
 	data string
 	cfg  string
 	p    *proc
+	// logs are the logs of the server processes before p.
+	logs []string
 
 	emuAddr string
 	emuMu   sync.Mutex
@@ -72,7 +75,9 @@ type platform interface {
 	accepted() map[string]int
 	// replies returns the bot messages of every callback the proxy
 	// answered with a 2xx, once each however often it was posted.
-	replies(t *testing.T) []reply
+	// replies lists the reply batches the server accepted, once each,
+	// leaving out those for platform conversations in dropped.
+	replies(t *testing.T, dropped map[string]bool) []reply
 	// idle returns once no callback is queued or in flight.
 	idle(ctx context.Context) error
 }
@@ -154,7 +159,7 @@ func (p aiPlatform) accepted() map[string]int {
 }
 
 // replies: a batch posted twice is one batch (its message_id).
-func (p aiPlatform) replies(t *testing.T) []reply {
+func (p aiPlatform) replies(t *testing.T, dropped map[string]bool) []reply {
 	seen := map[string]bool{}
 	var out []reply
 	for _, a := range p.Callbacks() {
@@ -165,7 +170,7 @@ func (p aiPlatform) replies(t *testing.T) []reply {
 		if err := json.Unmarshal(a.Body, &cb); err != nil {
 			t.Fatalf("callback body: %v", err)
 		}
-		if seen[cb.MessageID] {
+		if seen[cb.MessageID] || dropped[cb.Ref()] {
 			continue
 		}
 		seen[cb.MessageID] = true
@@ -209,7 +214,7 @@ func (p clPlatform) accepted() map[string]int {
 }
 
 // replies: a message posted twice is one message (its user and counter).
-func (p clPlatform) replies(t *testing.T) []reply {
+func (p clPlatform) replies(t *testing.T, _ map[string]bool) []reply {
 	type key struct {
 		user    string
 		counter uint64
@@ -276,7 +281,29 @@ func (r *faultRig) restart() {
 
 // relaunch starts the server again on the same address and data, after a
 // stop.
-func (r *faultRig) relaunch() { r.p = launch(r.t, r.addr, r.data, "--config", r.cfg) }
+func (r *faultRig) relaunch() {
+	if r.p != nil {
+		r.logs = append(r.logs, r.p.log())
+	}
+	r.p = launch(r.t, r.addr, r.data, "--config", r.cfg)
+}
+
+// droppedRefs are the platform conversations whose replies the server
+// accepted and dropped, having no conversation of its own for them: one
+// that a killed process started upstream just before it could record it
+// (the message in flight is then handed over again after the restart,
+// in a new platform conversation, which the visitor sees answered).
+func (r *faultRig) droppedRefs() map[string]bool {
+	out := map[string]bool{}
+	for _, log := range append(r.logs, r.p.log()) {
+		for _, m := range droppedCallback.FindAllStringSubmatch(log, -1) {
+			out[m[1]] = true
+		}
+	}
+	return out
+}
+
+var droppedCallback = regexp.MustCompile(`callback for an unknown conversation; dropped" bot=\S+ ref=(\S+)`)
 
 // settle waits until the platform has nothing left to post and no stored
 // message is waiting for it: every visitor message is with the platform
@@ -383,13 +410,46 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 			t.Fatalf("the platform got %q, which no transcript holds", text)
 		}
 	}
-	replies := r.plat.replies(t)
+	// Only a kill (mayRepeat) may leave a platform conversation that the
+	// server never recorded, one per message it hands over again.
+	dropped := map[string]bool{}
+	if mayRepeat != nil {
+		dropped = r.droppedRefs()
+		repeated := 0
+		for _, n := range up {
+			if n == 2 {
+				repeated++
+			}
+		}
+		if len(dropped) > repeated {
+			t.Fatalf("replies of %d unknown platform conversations dropped, with %d messages handed over twice", len(dropped), repeated)
+		}
+	} else if d := r.droppedRefs(); len(d) > 0 {
+		t.Fatalf("replies of platform conversations the server does not know were dropped: %v", d)
+	}
+	replies := r.plat.replies(t, dropped)
 	numbered := map[string][]reply{} // by conversation
+	accepted := map[string]int{}     // unnumbered reply text -> callbacks accepted
 	for _, rp := range replies {
 		if rp.conv != "" {
 			numbered[rp.conv] = append(numbered[rp.conv], rp)
-		} else if botSaid[rp.text] != 1 {
-			t.Fatalf("accepted bot reply %q is in the transcripts %d times, want once", rp.text, botSaid[rp.text])
+		} else {
+			accepted[rp.text]++
+		}
+	}
+	// Each accepted callback shows once. Two with the same text are the
+	// platform answering a message that reached it twice (the one repeat a
+	// SIGKILL may cause, allowed above): each answer is its own.
+	for text, n := range accepted {
+		if botSaid[text] != n {
+			if ai, ok := r.plat.(aiPlatform); ok {
+				for _, a := range ai.Callbacks() {
+					if strings.Contains(string(a.Body), text) {
+						t.Logf("callback %d: %s", a.Status, a.Body)
+					}
+				}
+			}
+			t.Fatalf("accepted bot reply %q is in the transcripts %d times, the platform sent it %d times", text, botSaid[text], n)
 		}
 	}
 	// Where the platform numbers its messages and names our conversation,
