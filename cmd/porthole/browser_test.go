@@ -66,25 +66,36 @@ func browser(t testing.TB, width, height int, extra ...chromedp.ExecAllocatorOpt
 	return ctx
 }
 
-// requests records the URLs a tab fetches.
+// requests records the URLs a tab fetches, and the WebSockets it opens.
 type requests struct {
-	mu   sync.Mutex
-	urls []string
+	mu      sync.Mutex
+	urls    []string
+	sockets []string
 }
 
 func recordRequests(t testing.TB, ctx context.Context) *requests {
 	r := &requests{}
 	err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
-			r.mu.Lock()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
 			r.urls = append(r.urls, e.Request.URL)
-			r.mu.Unlock()
+		case *network.EventWebSocketCreated:
+			r.sockets = append(r.sockets, e.URL)
 		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// socketCount returns how many WebSockets the tab opened.
+func (r *requests) socketCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sockets)
 }
 
 func (r *requests) matching(part string) []string {

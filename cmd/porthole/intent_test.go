@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,33 +18,6 @@ import (
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
 )
-
-// sockets counts the WebSockets a tab opens.
-type sockets struct {
-	mu   sync.Mutex
-	urls []string
-}
-
-func recordSockets(t testing.TB, ctx context.Context) *sockets {
-	s := &sockets{}
-	err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventWebSocketCreated); ok {
-			s.mu.Lock()
-			s.urls = append(s.urls, e.URL)
-			s.mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func (s *sockets) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.urls)
-}
 
 // conversationsIn stops the proxy of s and counts the conversations its
 // store holds (Prune of everything returns how many there were).
@@ -83,7 +55,6 @@ func TestWidgetNothingBeforeIntent(t *testing.T) {
 	s := newSite(t)
 	ctx := browser(t, 1280, 860)
 	reqs := recordRequests(t, ctx)
-	socks := recordSockets(t, ctx)
 	navigate(t, ctx, s.host.URL+"/")
 	waitJS(t, ctx, "the styled launcher", launcherStyled)
 	time.Sleep(10 * time.Second) // the load event, idle time, any timer
@@ -97,7 +68,7 @@ func TestWidgetNothingBeforeIntent(t *testing.T) {
 	if len(eager) != 2 {
 		t.Errorf("%d requests to the proxy before intent, want 2 (widget.js and its stylesheet): %q", len(eager), eager)
 	}
-	if n := socks.count(); n != 0 {
+	if n := reqs.socketCount(); n != 0 {
 		t.Errorf("%d WebSockets before intent", n)
 	}
 	if got := storage(t, ctx); got != `[[],[]]` {
@@ -120,7 +91,7 @@ func TestWidgetNothingBeforeIntent(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second) // compiled by now; nothing may follow
-	if n := socks.count(); n != 0 {
+	if n := reqs.socketCount(); n != 0 {
 		t.Errorf("%d WebSockets after a hover", n)
 	}
 	if got := storage(t, ctx); got != `[[],[]]` {

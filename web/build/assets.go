@@ -240,15 +240,7 @@ func minifyLoader(src []byte, names map[string]string) ([]byte, error) {
 		lit, _ := json.Marshal(name)
 		define[ident] = string(lit)
 	}
-	code, err := transform("web/loader/widget.js", src, api.TransformOptions{
-		Loader:            api.LoaderJS,
-		Format:            api.FormatIIFE,
-		Target:            api.ES2018,
-		MinifyWhitespace:  true,
-		MinifyIdentifiers: true,
-		MinifySyntax:      true,
-		Define:            define,
-	})
+	code, err := minifyScript("web/loader/widget.js", src, define)
 	if err != nil {
 		return nil, err
 	}
@@ -267,15 +259,17 @@ func minifyLoader(src []byte, names map[string]string) ([]byte, error) {
 	return code, nil
 }
 
-// minifyScript minifies a script that the loader adds to the page.
-func minifyScript(src []byte) ([]byte, error) {
-	return transform("web/loader/fallback.js", src, api.TransformOptions{
+// minifyScript minifies a classic script (an IIFE for ES2018: pages
+// load it with a plain <script>), with define's identifiers replaced.
+func minifyScript(name string, src []byte, define map[string]string) ([]byte, error) {
+	return transform(name, src, api.TransformOptions{
 		Loader:            api.LoaderJS,
 		Format:            api.FormatIIFE,
 		Target:            api.ES2018,
 		MinifyWhitespace:  true,
 		MinifyIdentifiers: true,
 		MinifySyntax:      true,
+		Define:            define,
 	})
 }
 

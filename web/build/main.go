@@ -172,7 +172,7 @@ func build(tc toolchain, root string) (m manifest, floorCached bool, err error) 
 	for i, f := range []struct {
 		name string
 		min  func([]byte) ([]byte, error)
-	}{{"widget.css", minifyCSS}, {"frame.css", minifyCSS}, {"fallback.js", minifyScript}} {
+	}{{"widget.css", minifyCSS}, {"frame.css", minifyCSS}, {"fallback.js", func(b []byte) ([]byte, error) { return minifyScript("web/loader/fallback.js", b, nil) }}} {
 		src, err := os.ReadFile(filepath.Join(root, "web", "loader", f.name))
 		if err == nil {
 			small[i], err = f.min(src)
