@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
 )
@@ -324,4 +326,50 @@ func TestEagerBytesAsServed(t *testing.T) {
 		t.Errorf("a page view downloads %d bytes brotli before intent, over the budget of %d", total, web.EagerBudget)
 	}
 	t.Logf("eager total %d bytes brotli (budget %d, goal %d)", total, web.EagerBudget, web.EagerGoal)
+}
+
+// TestWidgetNothingBeforeIntentChatlayer: the same page view with the bot
+// on the Chatlayer emulator, asserted on the platform's own record: no
+// request reaches Chatlayer until the panel opens; the first open makes
+// one introMessage, and a reload and a second open make none.
+func TestWidgetNothingBeforeIntentChatlayer(t *testing.T) {
+	emu := chatlayertest.NewServer(chatlayertest.Options{})
+	t.Cleanup(emu.Close)
+	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
+	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
+	s := newSiteConfig(t, func(cfg string) string {
+		return strings.Replace(strings.Replace(cfg, "    provider: demo\n", "    provider: chatlayer\n", 1),
+			"    demo: {typing_delay: 60ms}\n", fmt.Sprintf("    chatlayer: {base_url: %q, channel_id: %q, token: \"${CHATLAYER_TOKEN}\", verify_token: \"${CHATLAYER_VERIFY}\"}\n",
+				emu.URL, chatlayertest.DefaultChannelID), 1)
+	})
+	emu.SetCallback(s.url + "/hooks/chatlayer/demo")
+	intros := func() (n int) {
+		for _, r := range emu.Requests() {
+			if r.Kind == "intro" {
+				n++
+			}
+		}
+		return n
+	}
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	time.Sleep(10 * time.Second)
+	if got := emu.Requests(); len(got) != 0 {
+		t.Errorf("%d requests reached Chatlayer before intent", len(got))
+	}
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "emulated Chatlayer bot")
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "emulated Chatlayer bot")
+	click(t, ctx, ".close")
+	click(t, ctx, ".launcher")
+	time.Sleep(time.Second)
+	if n := intros(); n != 1 {
+		t.Errorf("%d introMessages reached Chatlayer after an open, a reload and a second open, want 1", n)
+	}
+	if n := count(t, ctx, ".msg.bot", "emulated Chatlayer bot"); n != 1 {
+		t.Errorf("the greeting shows %d times", n)
+	}
 }
