@@ -482,6 +482,12 @@ func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
+	return s.originListed(b, o, r)
+}
+
+// originListed says whether the normalised origin o is one of bot b's
+// origins ("self" being the origin r reached us at).
+func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
 	for _, p := range b.origins {
 		switch p {
 		case "self":
