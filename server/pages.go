@@ -23,11 +23,15 @@ import (
 // JavaScript or WebAssembly hold the whole conversation with plain HTML
 // forms, through the same service, store and providers as the widget.
 //
-// The visitor is known by a gorilla/sessions cookie and, because a page
-// framed by another site gets no cookies in most browsers, also by the
-// signed visitor token that every form carries (and every link, when the
-// cookie did not come back). Forms carry a token tied to the visitor
-// against cross-site posts, which are refused by their Origin as well.
+// At the top level the visitor is known by a gorilla/sessions cookie
+// alone. In the loader's panel (embed=1 in a frame), where most browsers
+// send no cookies to a page framed by another site, the signed visitor
+// token that the loader hands over, and that every form and link then
+// carries, names the visitor instead. A token is never taken from a
+// top-level link, nor written into the cookie: a link with someone
+// else's token must not bind a visitor to that stranger's conversation
+// (session fixation). Forms carry a token tied to the visitor against
+// cross-site posts, which are refused by their Origin as well.
 
 // Timings of the chat pages.
 const (
@@ -61,41 +65,80 @@ func newPageSessions(k *Keyring) *sessions.CookieStore {
 type pageVisitor struct {
 	id     string
 	cookie string // the visitor the session cookie names, if any
-	sess   *sessions.Session
+	// token is set when id came from a link's or form's visitor token:
+	// such a visitor is never written into the cookie.
+	token bool
+	sess  *sessions.Session
 }
 
-// resolveVisitor finds the visitor of a page request: the token the form
-// or link carries (token) or the session cookie, else a new visitor. At
-// the top level the cookie wins over a token in a link, so that a link
-// with someone else's token cannot put a visitor who has a conversation
-// into a stranger's; in a frame the token wins, because it is the one the
-// loader handed over for the widget's conversation.
-func (s *Server) resolveVisitor(r *http.Request, bot, token string) pageVisitor {
+// resolveVisitor finds the visitor of a page request: the visitor token
+// the link or form carries (token) where one may name the visitor, else
+// the session cookie's, else a new visitor. A token counts in the
+// loader's panel (see inPanel), where it is the one the loader handed
+// over for the widget's conversation, and in a form posted without the
+// cookie: a form is only ever posted from one of our own pages (see
+// sameOrigin), which carries the visitor it was rendered for. A token in
+// a top-level link is ignored, so that following a link cannot put a
+// visitor into a stranger's conversation.
+func (s *Server) resolveVisitor(r *http.Request, bot *Bot, token string) pageVisitor {
 	sess, _ := s.pageSessions.Get(r, pageCookie) // a bad cookie gives a new session
 	pv := pageVisitor{sess: sess}
-	if v, ok := sess.Values["v:"+bot].(string); ok && validVisitorID(v) {
+	if v, ok := sess.Values["v:"+bot.Config.ID].(string); ok && validVisitorID(v) {
 		pv.cookie = v
 	}
-	fromToken, ok := s.keys.Visitor(bot, token)
+	fromToken, ok := s.keys.Visitor(bot.Config.ID, token)
+	posted := r.Method == http.MethodPost
 	switch {
-	case ok && (pv.cookie == "" || framed(r)):
-		pv.id = fromToken
+	case ok && s.inPanel(r, bot, posted):
+		pv.id, pv.token = fromToken, true
 	case pv.cookie != "":
 		pv.id = pv.cookie
+	case ok && posted:
+		pv.id, pv.token = fromToken, true
 	default:
 		pv.id = NewVisitorID()
 	}
 	return pv
 }
 
-// framed says whether the request loads a page inside a frame.
-func framed(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Dest") == "iframe"
+// inPanel says whether a page request comes from the loader's panel: an
+// embedded page (embed=1) that the browser loads in a frame. Fetch
+// metadata says so (Sec-Fetch-Dest); a browser too old to send it is
+// believed only when the page that framed it (the Referer) is one of the
+// bot's sites, or, for a form post, which sameOrigin has already checked,
+// when it is not a top-level navigation. A frame by another site is kept
+// out by frame-ancestors in any case.
+func (s *Server) inPanel(r *http.Request, bot *Bot, posted bool) bool {
+	if r.URL.Query().Get("embed") != "1" {
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "iframe", "frame":
+		return true
+	case "":
+		if posted {
+			return true
+		}
+		o, err := refererOrigin(r.Referer())
+		return err == nil && s.originListed(bot, o, r)
+	}
+	return false
 }
 
-// remember puts the visitor in the session cookie when it named nobody.
+// refererOrigin is the origin of a Referer header.
+func refererOrigin(ref string) (string, error) {
+	u, err := url.Parse(ref)
+	if err != nil {
+		return "", err
+	}
+	return parseOrigin(u.Scheme + "://" + u.Host)
+}
+
+// remember puts the visitor in the session cookie when it named nobody,
+// unless a token named the visitor: the cookie only ever holds a visitor
+// it created itself.
 func (s *Server) remember(w http.ResponseWriter, r *http.Request, bot string, pv pageVisitor) {
-	if pv.cookie != "" {
+	if pv.cookie != "" || pv.token {
 		return
 	}
 	pv.sess.Values["v:"+bot] = pv.id
@@ -126,7 +169,7 @@ func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	pv := s.resolveVisitor(r, bot.Config.ID, q.Get("v"))
+	pv := s.resolveVisitor(r, bot, q.Get("v"))
 	p, err := s.chatPage(w, r, bot, pv, q)
 	s.remember(w, r, bot.Config.ID, pv)
 	if err != nil {
@@ -154,7 +197,10 @@ func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv p
 	setPageHeaders(w, s.frameAncestors(bot), p.Nonce)
 	if p.Embed {
 		p.Query.Set("embed", "1")
-		p.Handover = true
+		if host, ok := s.hostOrigin(r, bot, in.Get("host")); ok {
+			p.Query.Set("host", host)
+			p.Host = host
+		}
 	}
 	if lang != "" {
 		p.Query.Set("lang", lang)
@@ -164,8 +210,8 @@ func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv p
 		return p, err
 	}
 	p.Visitor = token
-	if pv.cookie != pv.id {
-		p.Query.Set("v", token) // the cookie may not come back: links carry the visitor
+	if p.Embed && pv.cookie != pv.id {
+		p.Query.Set("v", token) // the panel's cookie may not come back: links carry the visitor
 	}
 	refresh := in.Get("refresh") != "off"
 	if !refresh {
@@ -282,7 +328,7 @@ func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
 	}
 	// The page's query (embed, lang, refresh) is on the action URL.
 	q := r.URL.Query()
-	pv := s.resolveVisitor(r, bot.Config.ID, r.PostFormValue("v"))
+	pv := s.resolveVisitor(r, bot, r.PostFormValue("v"))
 	text := strings.ToValidUTF8(strings.ReplaceAll(r.PostFormValue("text"), "\r\n", "\n"), "\uFFFD")
 
 	// fail shows the page again with the problem and the visitor's text
@@ -336,7 +382,7 @@ func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.remember(w, r, bot.Config.ID, pv)
 	p := &web.ChatPage{Bot: bot.Config.ID, Query: pageQuery(q)}
-	if pv.cookie != pv.id {
+	if q.Get("embed") == "1" && pv.cookie != pv.id {
 		token, err := s.keys.MintVisitor(bot.Config.ID, pv.id)
 		if err == nil {
 			p.Query.Set("v", token)
@@ -352,6 +398,9 @@ func pageQuery(q url.Values) url.Values {
 	out := url.Values{}
 	if q.Get("embed") == "1" {
 		out.Set("embed", "1")
+		if h := q.Get("host"); h != "" {
+			out.Set("host", h) // checked again when the page renders
+		}
 	}
 	if l := web.Language(q.Get("lang")); l != "" {
 		out.Set("lang", l)
@@ -452,6 +501,23 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// hostOrigin checks the origin the loader says embeds the page (the
+// host query parameter, its page's location.origin) against the bot's
+// origins. The page hands its visitor token to that origin only
+// (postMessage's target origin), never to "*": the browser delivers the
+// message only when the framing page really is at that origin, so a page
+// that frames the chat and claims another origin receives nothing.
+func (s *Server) hostOrigin(r *http.Request, bot *Bot, host string) (string, bool) {
+	if host == "" {
+		return "", false
+	}
+	o, err := parseOrigin(host)
+	if err != nil || !s.originListed(bot, o, r) {
+		return "", false
+	}
+	return o, true
 }
 
 // frameAncestors turns a bot's origins into CSP frame-ancestors sources:

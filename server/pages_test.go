@@ -381,10 +381,10 @@ func TestChatPageWithoutCookies(t *testing.T) {
 	h := newHarness(t, nil)
 	b := h.browser(false)
 	b.headers.Set("Sec-Fetch-Dest", "iframe")
-	b.open("demo?embed=1")
+	b.open("demo?embed=1&host=" + url.QueryEscape("http://localhost:8080"))
 	doc := b.send("no cookies here")
-	if !b.url.Query().Has("v") || b.url.Query().Get("embed") != "1" {
-		t.Fatalf("redirected to %s; want the token and embed=1 carried", b.url)
+	if !b.url.Query().Has("v") || b.url.Query().Get("embed") != "1" || b.url.Query().Get("host") != "http://localhost:8080" {
+		t.Fatalf("redirected to %s; want the token, embed=1 and the host carried", b.url)
 	}
 	doc = b.waitPage("the echo", func(d *goquery.Document) bool { return contains(bubbles(d), "echo: no cookies here") })
 	if got := bubbles(doc); got[0] != "no cookies here" {
@@ -393,9 +393,20 @@ func TestChatPageWithoutCookies(t *testing.T) {
 	if !doc.Find("body").HasClass("embed") {
 		t.Error("embed page lost its layout")
 	}
-	// The embedded page hands its visitor to the loader that framed it.
-	if doc.Find("html").AttrOr("data-visitor", "") == "" || doc.Find("script").Length() != 1 {
+	// The embedded page hands its visitor to the loader that framed it,
+	// at the origin it named, one of the bot's.
+	if doc.Find("html").AttrOr("data-visitor", "") == "" || doc.Find("html").AttrOr("data-host", "") != "http://localhost:8080" || doc.Find("script").Length() != 1 {
 		t.Error("the embedded page does not hand the visitor over")
+	}
+	// Named by no host, or by one that is not the bot's, it hands over
+	// nothing.
+	for _, q := range []string{"", "&host=" + url.QueryEscape("https://evil.example")} {
+		other := h.browser(false)
+		other.headers.Set("Sec-Fetch-Dest", "iframe")
+		d := other.open("demo?embed=1" + q)
+		if d.Find("html").AttrOr("data-visitor", "") != "" || d.Find("script").Length() != 0 || strings.Contains(d.Find("form.composer").AttrOr("action", ""), "host") {
+			t.Errorf("embed=1%s: the page hands its visitor over", q)
+		}
 	}
 	doc = b.send("second")
 	if got := bubbles(b.waitPage("second", func(d *goquery.Document) bool { return contains(bubbles(d), "echo: second") })); len(got) != 4 {
@@ -406,9 +417,9 @@ func TestChatPageWithoutCookies(t *testing.T) {
 	}
 }
 
-// TestChatPageVisitorChoice: a token in a link names the visitor in a
-// frame (the loader's hand-over), but at the top level the visitor's own
-// cookie wins, so a link cannot move someone into a stranger's chat.
+// TestChatPageVisitorChoice: a token in a link names the visitor in the
+// loader's panel (embed=1 in a frame), but never at the top level, so a
+// link cannot move someone into a stranger's chat.
 func TestChatPageVisitorChoice(t *testing.T) {
 	h := newHarness(t, nil)
 	stranger := h.browser(true)
@@ -432,11 +443,18 @@ func TestChatPageVisitorChoice(t *testing.T) {
 	if got := bubbles(doc); !contains(got, "stranger's secret") {
 		t.Fatalf("the framed hand-over did not continue the token's conversation: %q", got)
 	}
-	// A fresh browser has no conversation of its own: the link's token
-	// is all it has (a browser that refuses cookies everywhere).
+	// A fresh browser has no conversation of its own, yet a top-level
+	// link's token is not taken either, embedded or not: it would bind
+	// the visitor to the link author's conversation (session fixation).
 	fresh := h.browser(true)
-	if got := bubbles(fresh.open("demo?v=" + url.QueryEscape(token))); !contains(got, "stranger's secret") {
-		t.Fatalf("a cookie-less visitor lost their conversation: %q", got)
+	for _, q := range []string{"demo?v=", "demo?embed=1&v="} {
+		if got := bubbles(fresh.open(q + url.QueryEscape(token))); len(got) != 0 {
+			t.Fatalf("a top-level link %s… gave a fresh visitor the token's conversation: %q", q, got)
+		}
+	}
+	fresh.send("my own words")
+	if got := bubbles(stranger.open("demo")); contains(got, "my own words") {
+		t.Fatalf("the fresh visitor's message landed in the link author's conversation: %q", got)
 	}
 	// A forged or foreign token is ignored.
 	if got := bubbles(fresh.open("acme?v=" + url.QueryEscape(token))); len(got) != 0 {

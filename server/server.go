@@ -190,16 +190,16 @@ func (s *Server) newProvider(bc BotConfig) (provider.Provider, func() error, err
 				return nil, nil, fmt.Errorf("demo.script: %w", err)
 			}
 		}
-		bot := demo.New(script, s.service, demo.Options{TypingDelay: time.Duration(bc.Demo.TypingDelay), BaseURL: s.baseURL(), Log: s.log})
+		bot := demo.New(script, s.botSink(bc.ID), demo.Options{TypingDelay: time.Duration(bc.Demo.TypingDelay), BaseURL: s.baseURL(), Log: s.log})
 		return bot, bot.Close, nil
 	case "chatlayer":
-		a, err := chatlayer.New(bc.Chatlayer, bc.ID, s.service, s.upstream, s.log)
+		a, err := chatlayer.New(bc.Chatlayer, bc.ID, s.botSink(bc.ID), s.upstream, s.log)
 		if err != nil {
 			return nil, nil, err
 		}
 		return a, a.Close, nil
 	case "chataibot":
-		a, err := chataibot.New(bc.ChatAIBot, bc.ID, s.service, s.upstream, s.log, storeLinker{s.store, bc.ID})
+		a, err := chataibot.New(bc.ChatAIBot, bc.ID, s.botSink(bc.ID), s.upstream, s.log, storeLinker{s.store, bc.ID})
 		return a, nil, err
 	}
 	return nil, nil, fmt.Errorf("provider %q is not available", bc.Provider)
@@ -370,6 +370,55 @@ func (s *Server) StartPruning(ctx context.Context) {
 	}()
 }
 
+// botSink is the provider.Sink of one bot: the service, refusing with
+// provider.ErrOtherBot every conversation that is not the bot's. A
+// provider's callbacks are authenticated per bot (a verify token, a
+// secret), but name a conversation the caller chose; this keeps a
+// caller with one bot's secret out of every other bot's conversations,
+// whatever the adapter routes on.
+type botSink struct {
+	*Service
+	bot string
+}
+
+func (s *Server) botSink(bot string) botSink { return botSink{s.service, bot} }
+
+// owned checks that conversation conv is the bot's.
+func (b botSink) owned(ctx context.Context, conv string) error {
+	c, err := b.store.Get(ctx, conv)
+	if err != nil {
+		return err
+	}
+	if c.Bot != b.bot {
+		return provider.ErrOtherBot
+	}
+	return nil
+}
+
+// Deliver stores bot replies in one of the bot's conversations.
+func (b botSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
+	if err := b.owned(ctx, conv); err != nil {
+		return err
+	}
+	return b.Service.Deliver(ctx, conv, key, bodies...)
+}
+
+// Attr returns provider state of one of the bot's conversations.
+func (b botSink) Attr(ctx context.Context, conv, key string) (string, error) {
+	if err := b.owned(ctx, conv); err != nil {
+		return "", err
+	}
+	return b.Service.Attr(ctx, conv, key)
+}
+
+// SetAttr stores provider state of one of the bot's conversations.
+func (b botSink) SetAttr(ctx context.Context, conv, key, value string) error {
+	if err := b.owned(ctx, conv); err != nil {
+		return err
+	}
+	return b.Service.SetAttr(ctx, conv, key, value)
+}
+
 // storeLinker maps a platform's conversation ids to ours in the store,
 // for adapters whose callbacks name only the platform's id.
 type storeLinker struct {
@@ -433,6 +482,12 @@ func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
+	return s.originListed(b, o, r)
+}
+
+// originListed says whether the normalised origin o is one of bot b's
+// origins ("self" being the origin r reached us at).
+func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
 	for _, p := range b.origins {
 		switch p {
 		case "self":

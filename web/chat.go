@@ -18,7 +18,7 @@ import (
 // ChatPage is everything the no-JavaScript chat page shows: the server
 // fills it from the store and renders it with Render. The page works with
 // plain HTML forms only; its one optional script tells a loader that
-// framed it which visitor it is (see Handover).
+// framed it which visitor it is (see Host).
 type ChatPage struct {
 	// Bot is the bot's id, as in /chat/{bot}.
 	Bot string
@@ -30,17 +30,23 @@ type ChatPage struct {
 	// iframe): the page fills the frame and links open new tabs.
 	Embed bool
 	// Query is what every link and form of the page carries over to the
-	// next page, such as embed=1, lang=nl, and v=<visitor token> when no
-	// session cookie identifies the visitor.
+	// next page, such as embed=1, lang=nl, and, in the loader's panel,
+	// host=<the host page's origin> and v=<visitor token> when no session
+	// cookie identifies the visitor (the server takes a link's token only
+	// there, never at the top level).
 	Query url.Values
 	// Visitor is the signed visitor token, carried in every form so that
 	// the page works where the session cookie is blocked (a third-party
 	// frame); empty before the first message.
 	Visitor string
-	// Handover, in an embedded page, hands Visitor to the loader that
-	// framed it, so the next page of the host site finds the same
-	// conversation. Without JavaScript nothing happens and nothing is lost.
-	Handover bool
+	// Host, in an embedded page, is the origin of the host page that
+	// framed it, as the loader said and the server checked against the
+	// bot's origins. When set, the page hands Visitor to the loader with
+	// postMessage addressed to Host only (never "*", which would hand it
+	// to whatever page framed it), so the next page of the host site
+	// finds the same conversation. Without JavaScript nothing happens and
+	// nothing is lost.
+	Host string
 	// CSRF is the form token tied to the visitor (or to the session
 	// cookie before the first message).
 	CSRF string
@@ -194,16 +200,17 @@ func (p *ChatPage) Style() string {
 }
 
 // handoverScript posts the page's visitor token to the loader that framed
-// it; the loader keeps it as the widget would. It reads the token from
-// <html data-visitor>, so the script itself never changes.
-const handoverScript = `(function(){var d=document.documentElement.dataset;try{if(d.visitor&&parent!==window)parent.postMessage({porthole:"visitor",bot:d.bot,visitor:d.visitor},"*")}catch(e){}})()`
+// it; the loader keeps it as the widget would. It reads the token and the
+// host page's origin from <html data-visitor data-host>, so the script
+// itself never changes, and addresses the message to that origin only.
+const handoverScript = `(function(){var d=document.documentElement.dataset;try{if(d.visitor&&d.host&&parent!==window)parent.postMessage({porthole:"visitor",bot:d.bot,visitor:d.visitor},d.host)}catch(e){}})()`
 
 // headBlock writes the inline style and, when wanted, the hand-over
 // script, each with the page's CSP nonce. Their contents are constants
 // and normalised colours, so they are written as they are.
 func (p *ChatPage) headBlock() templ.Component {
 	s := `<style nonce="` + templ.EscapeString(p.Nonce) + `">` + p.Style() + `</style>`
-	if p.Handover && p.Visitor != "" {
+	if p.Host != "" && p.Visitor != "" {
 		s += `<script nonce="` + templ.EscapeString(p.Nonce) + `">` + handoverScript + `</script>`
 	}
 	return templ.Raw(s)

@@ -209,7 +209,7 @@ func TestChatComposerAndPolling(t *testing.T) {
 	p := page()
 	p.Query.Set("embed", "1")
 	p.Query.Set("v", "T/1+")
-	p.Visitor, p.Handover, p.Embed = "T/1+", true, true
+	p.Visitor, p.Host, p.Embed = "T/1+", "https://www.acme.example", true
 	p.Waiting, p.Refreshing = true, true
 	p.Error, p.Draft = "Too fast", "keep me"
 	doc := render(t, p)
@@ -234,10 +234,10 @@ func TestChatComposerAndPolling(t *testing.T) {
 		t.Errorf("poll links: %d, stop = %q", links.Length(), links.Eq(1).AttrOr("href", ""))
 	}
 	html := doc.Find("html")
-	if html.AttrOr("data-visitor", "") != "T/1+" || html.AttrOr("data-bot", "") != "acme" || !doc.Find("body").HasClass("embed") {
+	if html.AttrOr("data-visitor", "") != "T/1+" || html.AttrOr("data-bot", "") != "acme" || html.AttrOr("data-host", "") != "https://www.acme.example" || !doc.Find("body").HasClass("embed") {
 		t.Error("embedded page lacks its hand-over data")
 	}
-	if s := doc.Find("script"); s.AttrOr("nonce", "") != "n0nce" || !strings.Contains(s.Text(), "postMessage") {
+	if s := doc.Find("script"); s.AttrOr("nonce", "") != "n0nce" || !strings.Contains(s.Text(), "postMessage") || strings.Contains(s.Text(), `"*"`) {
 		t.Error("hand-over script missing or without nonce")
 	}
 	if s := doc.Find("style"); s.AttrOr("nonce", "") != "n0nce" || !strings.Contains(s.Text(), "--brand:#ffcc00") || !strings.Contains(s.Text(), "--on-brand:#111827") {

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/porthole-chat/porthole/server/provider"
 )
 
 // maxCallback bounds a callback body; a batch of bot messages is far
@@ -26,7 +28,7 @@ const deliverTimeout = 10 * time.Second
 // /hooks/chataibot/{bot}; the assumed shape is Callback). It checks the
 // secret before reading anything, stores the messages through the Sink,
 // and answers as soon as they are stored: 200 when stored (or nothing to
-// store), 401 for a bad secret, 400 for an unreadable body, 500 when
+// store), 401 for a bad secret, 403 for a conversation of another bot, 400 for an unreadable body, 500 when
 // storing failed, so that ChatAIBot retries.
 func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 	if !a.authentic(r) {
@@ -80,6 +82,11 @@ func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), deliverTimeout)
 		err := a.sink.Deliver(ctx, conv, dedupKey(ref, id), bodies...)
 		cancel()
+		if errors.Is(err, provider.ErrOtherBot) {
+			a.log.Warn("chataibot: callback for a conversation of another bot refused", "bot", a.bot, "conversation", conv)
+			answer(w, http.StatusForbidden, "not this bot's conversation")
+			return
+		}
 		if err != nil {
 			a.log.Error("chataibot: cannot store a callback; ChatAIBot should retry", "bot", a.bot, "conversation", conv, "err", err)
 			answer(w, http.StatusInternalServerError, "temporarily unable to store")

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 )
 
@@ -38,7 +39,8 @@ const deliverTimeout = 10 * time.Second
 // the message and stores it under a deduplication key, in messageCounter
 // order, before answering 200. A callback that cannot be stored answers
 // 500 so that Chatlayer retries it; one that names no conversation of
-// ours answers 200 so that Chatlayer stops retrying.
+// ours answers 200 so that Chatlayer stops retrying; one that names a
+// conversation of another bot is refused with 403 and stores nothing.
 //
 // Most callbacks are answered as soon as they are stored. Only one that
 // arrives ahead of its turn is answered later, once the missing ones came
@@ -114,6 +116,8 @@ func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 	switch status {
 	case http.StatusOK:
 		answer(w, status, "ok")
+	case http.StatusForbidden:
+		answer(w, status, "not this bot's conversation")
 	case http.StatusServiceUnavailable:
 		answer(w, status, "not stored; retry later")
 	default:
@@ -201,10 +205,28 @@ func (a *Adapter) unordered(ctx context.Context, conv string, deliver func() err
 		return a.lookupFailed(conv, err)
 	}
 	if err := deliver(); err != nil {
-		a.log.Error("chatlayer reply not stored; Chatlayer will retry", "conversation", conv, "err", err)
-		return http.StatusInternalServerError
+		return a.deliverFailed(conv, err)
 	}
 	return http.StatusOK
+}
+
+// deliverFailed turns a failed store write into the answer: 403 for a
+// conversation of another bot (see refused), 500 otherwise, so that
+// Chatlayer retries.
+func (a *Adapter) deliverFailed(conv string, err error) int {
+	if errors.Is(err, provider.ErrOtherBot) {
+		return a.refused(conv)
+	}
+	a.log.Error("chatlayer reply not stored; Chatlayer will retry", "conversation", conv, "err", err)
+	return http.StatusInternalServerError
+}
+
+// refused answers a callback that names a conversation of another bot:
+// its verify token is this bot's, so it is either a forgery or a
+// platform misconfiguration, and it must store nothing either way.
+func (a *Adapter) refused(conv string) int {
+	a.log.Warn("chatlayer callback for a conversation of another bot refused", "bot", a.bot, "conversation", conv)
+	return http.StatusForbidden
 }
 
 // lookupFailed turns a failed conversation lookup into the answer:
@@ -214,6 +236,9 @@ func (a *Adapter) lookupFailed(conv string, err error) int {
 	if errors.Is(err, store.ErrNotFound) {
 		a.log.Warn("chatlayer callback for an unknown conversation; dropped", "conversation", conv)
 		return http.StatusOK
+	}
+	if errors.Is(err, provider.ErrOtherBot) {
+		return a.refused(conv)
 	}
 	a.log.Error("chatlayer callback: conversation lookup failed", "conversation", conv, "err", err)
 	return http.StatusInternalServerError
@@ -296,8 +321,11 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 	}
 
 	if err := deliver(); err != nil {
-		a.log.Error("chatlayer reply not stored; Chatlayer will retry", "conversation", conv, "counter", counter, "err", err)
 		l.broadcast() // held callbacks whose wait is over must not wait for this one's retry
+		if errors.Is(err, provider.ErrOtherBot) {
+			return a.refused(conv)
+		}
+		a.log.Error("chatlayer reply not stored; Chatlayer will retry", "conversation", conv, "counter", counter, "err", err)
 		return http.StatusInternalServerError
 	}
 	if counter >= l.next {

@@ -93,6 +93,13 @@ type Sink interface {
 	SetAttr(ctx context.Context, conversation, key, value string) error
 }
 
+// ErrOtherBot is what a Sink scoped to one bot returns from Deliver,
+// Attr and SetAttr for a conversation of another bot: a callback
+// authenticated with one bot's secret must not write into another bot's
+// conversations, so a webhook refuses it (403) instead of storing it or
+// asking the platform to retry.
+var ErrOtherBot = errors.New("the conversation belongs to another bot")
+
 // Failure reason codes, shown to the visitor in a failed status frame.
 const (
 	ReasonUnavailable = "upstream_unavailable" // network error, 5xx, timeout after all retries

@@ -13,13 +13,15 @@
   var f = document.createElement("iframe");
   f.title = (b.look.x || {}).d || "Chat";
   f.src = b.base + "/chat/" + encodeURIComponent(b.bot) + "?embed=1" + (token ? "&v=" + encodeURIComponent(token) : "") +
-    (lang ? "&lang=" + encodeURIComponent(lang) : "");
+    (lang ? "&lang=" + encodeURIComponent(lang) : "") + "&host=" + encodeURIComponent(location.origin);
   root.querySelector(".log").replaceWith(f);
   root.querySelector(".composer").remove();
   root.querySelector(".banner").remove();
   root.querySelector(".panel").classList.add("fallback");
   // The page tells us its visitor (a new one, before its first message)
   // so that the next page of this site continues the same conversation.
+  // It posts only to the origin named by host, which the server checks
+  // against the bot's origins.
   addEventListener("message", (e) => {
     var m = e.data;
     if (e.origin == b.base && e.source == f.contentWindow && m && m.porthole == "visitor" && m.bot == b.bot) {
