@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/web"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -225,13 +227,82 @@ func (s *Service) Post(ctx context.Context, conv string, in Inbound) (store.Mess
 	return m, nil
 }
 
+// offerScan bounds how many of a conversation's newest messages Offered
+// reads for the bot message that offered a click: enough for any button
+// a visitor can still see, and a bound on what a click can make the
+// store read.
+const offerScan = 2000
+
+// ErrNotOffered reports a postback that no bot message of the
+// conversation offered.
+var ErrNotOffered = &widget.Error{Code: widget.CodeBadRequest, Field: "postback", Message: "matches no button or quick reply the bot sent in this conversation (title and payload must be the bot's); nothing was sent"}
+
+// Offered reports whether a bot message of conv offers the click in (its
+// title and payload, web.Offers), as the chat page requires of its
+// clicks: a postback is the bot's own payload sent back, never one a
+// page wrote (a Chatlayer payload names the dialog state to jump to and
+// the session data to set). A click already stored under the same
+// client id (the widget retrying from its outbox) is offered too. It
+// reads at most the offerScan newest messages, newest first.
+func (s *Service) Offered(ctx context.Context, conv string, in Inbound) (bool, error) {
+	c, err := s.store.Get(ctx, conv)
+	if err != nil {
+		return false, err
+	}
+	const page = 100
+	for end := c.Last; end > 0 && c.Last-end < offerScan; {
+		after := end - min(end, page)
+		ms, err := s.store.Read(ctx, conv, after, int(end-after))
+		if err != nil {
+			return false, err
+		}
+		for i := len(ms) - 1; i >= 0; i-- {
+			m := ms[i]
+			switch {
+			case m.From == store.FromBot:
+				if b, err := widget.DecodeBody(m.Body); err == nil && web.Offers(b, in.Text, in.Payload) {
+					return true, nil
+				}
+			case m.From == store.FromUser && in.ClientID != "" && m.ClientID == in.ClientID:
+				return m.Payload == in.Payload, nil
+			}
+		}
+		end = after
+	}
+	return false, nil
+}
+
 // SetSession merges data (a JSON object) into the conversation's session
-// data, which providers send upstream with the next message.
+// data, which providers send upstream with the next message. Identity
+// keys (provider.ReservedKeys) are left out, since only a verified login
+// may set them: the rest is applied and the error names what was left
+// out, so that a developer who tries learns why.
 func (s *Service) SetSession(ctx context.Context, conv string, data []byte) error {
 	var add map[string]json.RawMessage
 	if err := json.Unmarshal(data, &add); err != nil {
 		return &widget.Error{Code: widget.CodeBadRequest, Field: "data", Message: "must be a JSON object"}
 	}
+	stripped := provider.StripReserved(add)
+	if err := s.mergeSession(ctx, conv, add); err != nil {
+		return err
+	}
+	if len(stripped) > 0 {
+		return reservedError(stripped)
+	}
+	return nil
+}
+
+// reservedError reports session data keys left out because they name an
+// identity, which only Porthole.login may set.
+func reservedError(keys []string) *widget.Error {
+	return &widget.Error{Code: widget.CodeBadRequest, Field: "data", Message: fmt.Sprintf(
+		"keys %s name an identity, which only a verified Porthole.login sets; they were left out and the rest was applied",
+		strings.Join(keys, ", "))}
+}
+
+// mergeSession merges add into the conversation's session data; a null
+// removes its key.
+func (s *Service) mergeSession(ctx context.Context, conv string, add map[string]json.RawMessage) error {
 	merged := map[string]json.RawMessage{}
 	if old, err := s.store.Attr(ctx, conv, attrSession); err != nil {
 		return err

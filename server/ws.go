@@ -703,7 +703,7 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 	case *widget.Send:
 		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Text})
 	case *widget.Postback:
-		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Title, Payload: f.Payload})
+		so.postback(ctx, f)
 	case *widget.Session:
 		if !so.allow(ctx, f.ID) {
 			return
@@ -842,6 +842,7 @@ func (so *socket) hold(ctx context.Context, id string, f widget.Frame) {
 			so.reply(ctx, errorFrame(&widget.Error{Code: widget.CodeBadRequest, Field: "data", Message: "must be a JSON object"}, id))
 			return
 		}
+		stripped := provider.StripReserved(add)
 		merged := maps.Clone(h.session)
 		if merged == nil {
 			merged = map[string]json.RawMessage{}
@@ -852,6 +853,11 @@ func (so *socket) hold(ctx context.Context, id string, f widget.Frame) {
 			return
 		}
 		h.session = merged
+		if len(stripped) > 0 {
+			// Answered now, as SetSession would: the rest is held.
+			so.reply(ctx, errorFrame(reservedError(stripped), id))
+			return
+		}
 		h.sessionIDs = append(h.sessionIDs, id)
 	case *widget.Login:
 		if h.login != nil {
@@ -879,7 +885,7 @@ func (so *socket) applyHeld(ctx context.Context, conv string) []widget.Frame {
 			out = append(out, &widget.Ack{ID: id})
 		}
 	}
-	if len(h.sessionIDs) > 0 {
+	if h.session != nil { // held frames whose identity keys were refused have no ids here
 		data, _ := json.Marshal(h.session)
 		err := svc.SetSession(ctx, conv, data)
 		for _, id := range h.sessionIDs {
@@ -906,6 +912,39 @@ func (so *socket) post(ctx context.Context, id string, in Inbound) {
 	if !so.allow(ctx, id) {
 		return
 	}
+	so.save(ctx, id, in)
+}
+
+// postback posts a button or quick-reply click when a bot message of the
+// socket's conversation offered it (Service.Offered), as the chat page
+// requires of its clicks. Anything else is answered bad_request, stores
+// nothing and reaches no platform; a click before the conversation
+// exists cannot have been offered, and starts nothing either.
+func (so *socket) postback(ctx context.Context, f *widget.Postback) {
+	in := Inbound{ClientID: f.ID, Text: f.Title, Payload: f.Payload}
+	if so.conv.ID == "" {
+		so.reply(ctx, errorFrame(ErrNotOffered, f.ID))
+		return
+	}
+	if !so.allow(ctx, f.ID) {
+		return
+	}
+	ok, err := so.srv.service.Offered(ctx, so.conv.ID, in)
+	if err != nil {
+		so.reply(ctx, so.storeError(err, f.ID))
+		return
+	}
+	if !ok {
+		so.srv.log.Info("postback refused: the bot did not offer it", "bot", so.bot.Config.ID, "conversation", so.conv.ID)
+		so.reply(ctx, errorFrame(ErrNotOffered, f.ID))
+		return
+	}
+	so.save(ctx, f.ID, in)
+}
+
+// save stores a visitor message on the socket's conversation and
+// acknowledges it.
+func (so *socket) save(ctx context.Context, id string, in Inbound) {
 	m, err := so.srv.service.Post(ctx, so.conv.ID, in)
 	if err != nil {
 		so.reply(ctx, so.storeError(err, id))

@@ -158,6 +158,7 @@ func TestPermanentFailureIsNotRetried(t *testing.T) {
 
 func TestPostbackAndSession(t *testing.T) {
 	h := newHarness(t, nil)
+	h.fp.echo = false
 	c := h.connect("acme")
 	w := c.open("", 0)
 	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
@@ -166,9 +167,22 @@ func TestPostbackAndSession(t *testing.T) {
 	}
 	c.send(&widget.Session{ID: "s2", Data: widget.RawJSON(`{"team":"blue","plan":null}`)})
 	c.ack("s2")
+	// A click must be on a button the bot sent: first a forged one, then
+	// the bot offers it.
+	c.send(&widget.Postback{ID: "b0", Title: "Dutch", Payload: `{"nextDialogstateId":"3050"}`})
+	if e := c.waitFor("error b0", isType(widget.TypeError)).(*widget.ErrorFrame); e.ID != "b0" || e.Code != widget.CodeBadRequest {
+		t.Fatalf("forged postback answered %+v", e)
+	}
+	if err := h.srv.Service().Deliver(context.Background(), w.Conversation, "offer", widget.Body{Kind: widget.KindButtons, Text: "Language?",
+		Buttons: []widget.Button{{Type: widget.ButtonPostback, Title: "Dutch", Payload: `{"nextDialogstateId":"3050"}`}}}); err != nil {
+		t.Fatal(err)
+	}
 	c.send(&widget.Postback{ID: "b1", Title: "Dutch", Payload: `{"nextDialogstateId":"3050"}`})
 	c.ack("b1")
 	c.status("b1")
+	// The same click again from the widget's outbox is the stored one.
+	c.send(&widget.Postback{ID: "b1", Title: "Dutch", Payload: `{"nextDialogstateId":"3050"}`})
+	c.ack("b1")
 	h.fp.mu.Lock()
 	last := h.fp.calls[len(h.fp.calls)-1]
 	h.fp.mu.Unlock()
@@ -183,8 +197,38 @@ func TestPostbackAndSession(t *testing.T) {
 	}
 	// The transcript shows what the visitor clicked, never the payload.
 	ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 10)
-	if !strings.Contains(string(ms[0].Body), "Dutch") || strings.Contains(string(ms[0].Body), "3050") {
-		t.Fatalf("stored body = %s", ms[0].Body)
+	if len(ms) != 2 || !strings.Contains(string(ms[1].Body), "Dutch") || strings.Contains(string(ms[1].Body), "3050") {
+		t.Fatalf("stored %d messages, the click %s; want the offer and one click", len(ms), ms[len(ms)-1].Body)
+	}
+	h.fp.mu.Lock()
+	for _, call := range h.fp.calls {
+		if call.ClientID == "b0" {
+			t.Errorf("the forged postback went upstream: %+v", call)
+		}
+	}
+	h.fp.mu.Unlock()
+}
+
+// TestSessionIdentityKeys: session data never sets an identity key (issue
+// 12): the rest applies, and the error names what was left out, held
+// before the start or sent after it.
+func TestSessionIdentityKeys(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect("acme")
+	c.hello("", 0)
+	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"externalId":"admin","plan":"pro"}`)})
+	if e := c.waitFor("error s1", isType(widget.TypeError)).(*widget.ErrorFrame); e.ID != "s1" || e.Code != widget.CodeBadRequest || !strings.Contains(e.Message, "externalId") {
+		t.Fatalf("held session with an identity key answered %+v", e)
+	}
+	w := c.start("st")
+	c.send(&widget.Session{ID: "s2", Data: widget.RawJSON(`{"E-Mail":"a@b","First_Name":"Eve","user.phone":"1","team":"red"}`)})
+	e := c.waitFor("error s2", isType(widget.TypeError)).(*widget.ErrorFrame)
+	if e.ID != "s2" || !strings.Contains(e.Message, "E-Mail, First_Name, user.phone") {
+		t.Fatalf("session with identity keys answered %+v", e)
+	}
+	got, _ := h.st.Attr(context.Background(), w.Conversation, attrSession)
+	if got != `{"plan":"pro","team":"red"}` {
+		t.Fatalf("session data = %s, want only plan and team", got)
 	}
 }
 

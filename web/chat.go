@@ -295,6 +295,38 @@ func (r Ref) Postback(b widget.Body) (title, payload string, ok bool) {
 	return "", "", false
 }
 
+// Offers reports whether b offers a postback with exactly this title and
+// payload: one of the elements a Ref can name (a quick reply, a postback
+// button, a card's postback button). The chat page takes a click's title
+// and payload from the store by its Ref; the socket, which gets them from
+// the widget, checks them with Offers; so both accept exactly what the bot
+// offered, and a forged click (a payload the bot never sent, which may
+// jump to any Chatlayer dialog state) is refused.
+func Offers(b widget.Body, title, payload string) bool {
+	match := func(r Ref) bool {
+		t, p, ok := r.Postback(b)
+		return ok && t == title && p == payload
+	}
+	for i := range b.QuickReplies {
+		if match(Ref{Kind: 'q', Index: i}) {
+			return true
+		}
+	}
+	for i := range b.Buttons {
+		if match(Ref{Kind: 'b', Index: i}) {
+			return true
+		}
+	}
+	for c, card := range b.Cards {
+		for i := range card.Buttons {
+			if match(Ref{Kind: 'c', Card: c, Index: i}) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // linkURL returns u when it is safe as a link target, else "".
 func linkURL(u string) string {
 	if widget.CheckURL("href", u, true) != nil {

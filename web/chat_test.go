@@ -342,3 +342,30 @@ func TestLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestOffers: a click matches only a postback the body offers, with its
+// exact title and payload; links and phone buttons are no postbacks.
+func TestOffers(t *testing.T) {
+	b := widget.Body{Kind: widget.KindCarousel, Text: "Pick",
+		QuickReplies: []widget.QuickReply{{Title: "Fast", Payload: "qr-fast"}},
+		Buttons:      []widget.Button{{Type: widget.ButtonPostback, Title: "Yes", Payload: "yes"}, {Type: widget.ButtonURL, Title: "Site", URL: "https://example.com"}},
+		Cards:        []widget.Card{{Title: "A", Buttons: []widget.Button{{Type: widget.ButtonPostback, Title: "Pick A", Payload: `{"nextDialogstateId":"7"}`}}}},
+	}
+	for _, tc := range []struct {
+		title, payload string
+		want           bool
+	}{
+		{"Fast", "qr-fast", true},
+		{"Yes", "yes", true},
+		{"Pick A", `{"nextDialogstateId":"7"}`, true},
+		{"Pick A", `{"nextDialogstateId":"8"}`, false},
+		{"Yes", "qr-fast", false},
+		{"Site", "", false},
+		{"Site", "https://example.com", false},
+		{"", "", false},
+	} {
+		if got := Offers(b, tc.title, tc.payload); got != tc.want {
+			t.Errorf("Offers(%q, %q) = %v, want %v", tc.title, tc.payload, got, tc.want)
+		}
+	}
+}

@@ -377,13 +377,22 @@ func systemVariables(v provider.Visitor) map[string]string {
 }
 
 // sessionObject returns the session data when it is a non-empty JSON
-// object, for variables.conversation.
+// object, for variables.conversation, without identity keys: those go
+// in variables.contact, from a verified login only (the service refuses
+// them, but data stored before it did may hold some).
 func sessionObject(b []byte) json.RawMessage {
 	var obj map[string]json.RawMessage
 	if len(b) == 0 || json.Unmarshal(b, &obj) != nil || len(obj) == 0 {
 		return nil
 	}
-	return json.RawMessage(b)
+	if len(provider.StripReserved(obj)) == 0 {
+		return json.RawMessage(b)
+	}
+	if len(obj) == 0 {
+		return json.RawMessage("{}")
+	}
+	out, _ := json.Marshal(obj)
+	return out
 }
 
 // save records that conv is ref upstream: the link first, so that a

@@ -452,10 +452,11 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 }
 
 // TestAdapterSendsTheSignedInUser: a Porthole.login contact goes upstream
-// as user names and session data, without overriding the page's keys.
+// as user names and session data, overriding any identity key the page's
+// session data holds (issue 12).
 func TestAdapterSendsTheSignedInUser(t *testing.T) {
 	r := newRig(t, ModeV1, nil)
-	r.send(provider.Message{Kind: provider.Text, Text: "hi", Session: []byte(`{"email":"page@example.com","plan":"pro"}`),
+	r.send(provider.Message{Kind: provider.Text, Text: "hi", Session: []byte(`{"email":"page@example.com","EXTERNALID":"admin","user.email":"x@y","plan":"pro"}`),
 		Contact: &provider.Contact{User: "user-42", Name: "Ann Marie Lee", Email: "ann@example.com", Phone: "+32 477 99 00 22"}})
 	reqs := r.emu.Requests()
 	if len(reqs) != 1 || reqs[0].Status != http.StatusOK {
@@ -471,10 +472,22 @@ func TestAdapterSendsTheSignedInUser(t *testing.T) {
 	if b.User["firstName"] != "Ann" || b.User["lastName"] != "Marie Lee" || b.User["id"] != convA {
 		t.Errorf("user = %v", b.User)
 	}
-	want := map[string]string{"externalId": "user-42", "email": "page@example.com", "phone": "+32 477 99 00 22", "plan": "pro"}
+	want := map[string]string{"externalId": "user-42", "email": "ann@example.com", "phone": "+32 477 99 00 22", "plan": "pro"}
 	for k, v := range want {
 		if b.SessionData[k] != v {
 			t.Errorf("sessionData[%s] = %q, want %q", k, b.SessionData[k], v)
 		}
+	}
+	if len(b.SessionData) != len(want) {
+		t.Errorf("sessionData = %v, want exactly %v", b.SessionData, want)
+	}
+}
+
+// TestAdapterDropsIdentityFromClicks: a click's parameters never set an
+// identity key in sessionDataToSet; the rest go as the bot gave them.
+func TestAdapterDropsIdentityFromClicks(t *testing.T) {
+	pm := v1Postback("Go", `{"nextDialogstateId":"7","parameters":[{"key":"Email","value":"a@b"},{"key":"topic","value":"x"},{"key":"user.externalId","value":"admin"}]}`)
+	if len(pm.SessionDataToSet) != 1 || pm.SessionDataToSet[0].Key != "topic" || pm.NextDialogstateID != "7" {
+		t.Fatalf("postbackMessage = %+v, want only topic set", pm)
 	}
 }

@@ -30,8 +30,10 @@ import (
 //     passed upstream in that mode (see Send).
 //  7. A signed-in user (Porthole.login) goes upstream as user.firstName
 //     and user.lastName (the name split at its first space) and as the
-//     session data keys externalId, email and phone, unless the page's
-//     own session data already sets them. See contactSessionData.
+//     session data keys externalId, email and phone. Those and the other
+//     identity keys (provider.ReservedKeys) come from the login only: they
+//     are dropped from the page's session data and from a click's
+//     sessionDataToSet. See contactSessionData and v1Postback.
 
 // firstCounter is the messageCounter expected first in a conversation
 // for which no counter was stored yet (assumption 4). A conversation
@@ -101,8 +103,8 @@ func v1Postback(title, payload string) *postbackMessage {
 	m := &postbackMessage{Title: title, NextDialogstateID: dialogStateID(p.NextDialogstateID)}
 	for _, ps := range [][]clickParam{p.Parameters, p.Params} {
 		for _, kv := range ps {
-			if kv.Key == "" {
-				continue
+			if kv.Key == "" || provider.IsReserved(kv.Key) {
+				continue // an identity comes from a verified login only (assumption 7)
 			}
 			v := kv.Value
 			if len(v) == 0 {
@@ -170,14 +172,17 @@ func splitName(name string) (first, last string) {
 	return first, strings.TrimSpace(last)
 }
 
-// contactSessionData adds the signed-in user's id, e-mail and phone to
-// V1 session data, without overriding what the page set (assumption 7).
+// contactSessionData drops every identity key from V1 session data
+// (the service refuses them, but data stored before it did may hold
+// some) and adds the signed-in user's id, e-mail and phone: an identity
+// comes from a verified login only (assumption 7).
 func contactSessionData(obj map[string]json.RawMessage, c *provider.Contact) {
+	provider.StripReserved(obj)
 	if c == nil {
 		return
 	}
 	for k, v := range map[string]string{"externalId": c.User, "email": c.Email, "phone": c.Phone} {
-		if _, set := obj[k]; !set && v != "" {
+		if v != "" {
 			obj[k], _ = json.Marshal(v)
 		}
 	}
