@@ -310,11 +310,11 @@ bots:
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen:      "127.0.0.1:9000",
-		PublicURL:   "https://chat.acme.com",
-		SessionKeys: []Secret{testSessionKey, oldSessionKey},
-		Store:       StoreConfig{Driver: "memory", Path: "/var/lib/porthole/porthole.db"},
-		Retention:   Duration(12 * time.Hour),
+		Listen:          "127.0.0.1:9000",
+		PublicURL:       "https://chat.acme.com",
+		SessionKeys:     []Secret{testSessionKey, oldSessionKey},
+		Store:           StoreConfig{Driver: "memory", Path: "/var/lib/porthole/porthole.db"},
+		Retention:       Duration(12 * time.Hour),
 		TrustedProxies:  []string{"10.0.0.5", "fd00::/64", "192.168.0.0/16"},
 		ForwardedHeader: "Forwarded",
 		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, MaxConnections: 500,
