@@ -122,6 +122,17 @@ type Limits struct {
 	// everything else; one instance's worth of a busy site's open chats.
 	// Raise it with the descriptor limit (ulimit -n) for more.
 	MaxConnections int `yaml:"max_connections"`
+	// TCPConnectionsPerIP caps the TCP connections one address holds
+	// at once, sockets, page requests and idle keep-alives together
+	// (see Server.LimitListener); a trusted proxy is not capped. Default
+	// connections_per_ip + 64: an address's sockets plus the page,
+	// asset and form requests of a few browsers beside them.
+	TCPConnectionsPerIP int `yaml:"tcp_connections_per_ip"`
+	// MaxTCPConnections caps the TCP connections of the whole server.
+	// Default max_connections + 1,000: the sockets plus room for the
+	// chat pages, the platforms' callbacks and health checks, so that
+	// sockets at their ceiling leave those answering.
+	MaxTCPConnections int `yaml:"max_tcp_connections"`
 	// StartsPerMinute is how many new conversations one address may
 	// start a minute, sustained, and StartBurst how many at once. Every
 	// new conversation makes the bot platform open one (and greet), which
@@ -582,6 +593,12 @@ func (c *Config) applyDefaults() {
 	if l.MaxConnections == 0 {
 		l.MaxConnections = DefaultMaxConnections
 	}
+	if l.TCPConnectionsPerIP == 0 {
+		l.TCPConnectionsPerIP = l.ConnectionsPerIP + 64
+	}
+	if l.MaxTCPConnections == 0 {
+		l.MaxTCPConnections = l.MaxConnections + 1000
+	}
 	switch {
 	case c.ForwardedHeader == "", strings.EqualFold(c.ForwardedHeader, HeaderXForwardedFor):
 		c.ForwardedHeader = HeaderXForwardedFor
@@ -651,10 +668,17 @@ func (c *Config) Validate() error {
 		name string
 		v    int
 	}{{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.burst", l.Burst}, {"limits.ip_messages_per_minute", l.IPMessagesPerMinute}, {"limits.connections_per_ip", l.ConnectionsPerIP}, {"limits.max_connections", l.MaxConnections},
+		{"limits.tcp_connections_per_ip", l.TCPConnectionsPerIP}, {"limits.max_tcp_connections", l.MaxTCPConnections},
 		{"limits.starts_per_minute", l.StartsPerMinute}, {"limits.start_burst", l.StartBurst}, {"limits.bot_starts_per_minute", l.BotStartsPerMinute}} {
 		if f.v < 0 {
 			bad(f.name, "is %d; use a positive number, or leave it out for the default", f.v)
 		}
+	}
+	if l.TCPConnectionsPerIP > 0 && l.TCPConnectionsPerIP < l.ConnectionsPerIP {
+		bad("limits.tcp_connections_per_ip", "is %d, below limits.connections_per_ip (%d), whose sockets are TCP connections too; raise it to at least %d, or leave it out for connections_per_ip + 64", l.TCPConnectionsPerIP, l.ConnectionsPerIP, l.ConnectionsPerIP)
+	}
+	if l.MaxTCPConnections > 0 && l.MaxTCPConnections < l.MaxConnections {
+		bad("limits.max_tcp_connections", "is %d, below limits.max_connections (%d), whose sockets are TCP connections too; raise it to at least %d plus room for pages and callbacks, or leave it out for max_connections + 1000", l.MaxTCPConnections, l.MaxConnections, l.MaxConnections)
 	}
 	if t := l.TrustForwardedFor; t != nil && *t {
 		bad("limits.trust_forwarded_for", "is no longer supported: it believed the leftmost X-Forwarded-For entry, which clients write themselves; remove it and list your reverse proxies instead, e.g. trusted_proxies: [\"10.0.0.5\"] (addresses or CIDRs; see the README, Behind a reverse proxy)")

@@ -73,6 +73,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"limits.burst negative", "limits:\n  burst: -1\n" + oneBot, []string{"limits.burst:", "-1", "positive"}},
 		{"limits.connections_per_ip negative", "limits:\n  connections_per_ip: -3\n" + oneBot, []string{"limits.connections_per_ip:", "-3"}},
 		{"limits.max_connections negative", "limits:\n  max_connections: -1\n" + oneBot, []string{"limits.max_connections:", "-1", "positive"}},
+		{"limits.tcp_connections_per_ip below connections_per_ip", "limits:\n  connections_per_ip: 10\n  tcp_connections_per_ip: 5\n" + oneBot,
+			[]string{"limits.tcp_connections_per_ip:", "below limits.connections_per_ip (10)", "at least 10"}},
+		{"limits.max_tcp_connections below max_connections", "limits:\n  max_connections: 100\n  max_tcp_connections: 50\n" + oneBot,
+			[]string{"limits.max_tcp_connections:", "below limits.max_connections (100)", "at least 100"}},
 		{"limits.trust_forwarded_for retired", "limits:\n  trust_forwarded_for: true\n" + oneBot,
 			[]string{"limits.trust_forwarded_for:", "no longer supported", "leftmost", "trusted_proxies: [", "CIDR"}},
 		{"limits.trust_forwarded_for false retired", "limits:\n  trust_forwarded_for: false\n" + oneBot,
@@ -317,7 +321,7 @@ bots:
 		Retention:       Duration(12 * time.Hour),
 		TrustedProxies:  []string{"10.0.0.5", "fd00::/64", "192.168.0.0/16"},
 		ForwardedHeader: "Forwarded",
-		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, MaxConnections: 500,
+		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, MaxConnections: 500, TCPConnectionsPerIP: 72, MaxTCPConnections: 1500,
 			StartsPerMinute: 3, StartBurst: 4, BotStartsPerMinute: 50},
 		Upstream: UpstreamConfig{Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second), RetryFor: Duration(time.Hour)},
 		Bots: []BotConfig{{
@@ -419,7 +423,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if time.Duration(c.Retention) != 30*24*time.Hour {
 		t.Errorf("retention = %v, want 30 days", time.Duration(c.Retention))
 	}
-	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64, MaxConnections: 10000,
+	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64, MaxConnections: 10000, TCPConnectionsPerIP: 128, MaxTCPConnections: 11000,
 		StartsPerMinute: 6, StartBurst: 20, BotStartsPerMinute: 300}); c.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Limits, want)
 	}
