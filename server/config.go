@@ -42,6 +42,21 @@ type Config struct {
 	Retention Duration `yaml:"retention"`
 	// Limits bound what one visitor or one IP address may do.
 	Limits Limits `yaml:"limits"`
+	// TrustedProxies are the reverse proxies in front of this server,
+	// each an address ("10.0.0.5") or a CIDR ("10.0.0.0/8"). Only a
+	// request whose direct peer is one of them has its forwarded header
+	// read, and then the client is the rightmost address in it that is
+	// not a trusted proxy: the one the nearest proxy appended. What a
+	// client writes in the header itself stays to the left and is never
+	// the address, so it cannot escape the per-address limits. Empty
+	// (the default): forwarded headers are ignored and every request
+	// counts by its TCP peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header the trusted proxies append the
+	// client to: "X-Forwarded-For" (default; nginx, Caddy, HAProxy,
+	// most load balancers) or "Forwarded" (RFC 7239). Only one is read:
+	// the other one reaches us as the client wrote it.
+	ForwardedHeader string `yaml:"forwarded_header"`
 	// Upstream says how long calls to the bot platforms may take and how
 	// long a message the platform did not take is retried.
 	Upstream UpstreamConfig `yaml:"upstream"`
@@ -93,8 +108,31 @@ type Limits struct {
 	// IPMessagesPerMinute is the sustained message rate of all visitors
 	// behind one IP address. Default 300.
 	IPMessagesPerMinute int `yaml:"ip_messages_per_minute"`
-	// ConnectionsPerIP caps concurrent sockets from one IP. Default 64.
+	// ConnectionsPerIP caps concurrent sockets from one address, an
+	// IPv6 address counting by its /64 (see limitKey). Default 64.
 	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// MaxConnections caps the concurrent sockets of the whole server;
+	// beyond it a new socket gets 503 with Retry-After. It keeps the
+	// sockets of many addresses together from exhausting the process's
+	// file descriptors and memory, so that /healthz, the platforms'
+	// callbacks and the chat pages keep answering. Default 10,000: an
+	// idle socket costs about 20 KB of memory (docs/PERFORMANCE.md), so
+	// 200 MB at the ceiling, and one file descriptor each, well within
+	// the usual limit of a service (65,536 or more) with room for
+	// everything else; one instance's worth of a busy site's open chats.
+	// Raise it with the descriptor limit (ulimit -n) for more.
+	MaxConnections int `yaml:"max_connections"`
+	// TCPConnectionsPerIP caps the TCP connections one address holds
+	// at once, sockets, page requests and idle keep-alives together
+	// (see Server.LimitListener); a trusted proxy is not capped. Default
+	// connections_per_ip + 64: an address's sockets plus the page,
+	// asset and form requests of a few browsers beside them.
+	TCPConnectionsPerIP int `yaml:"tcp_connections_per_ip"`
+	// MaxTCPConnections caps the TCP connections of the whole server.
+	// Default max_connections + 1,000: the sockets plus room for the
+	// chat pages, the platforms' callbacks and health checks, so that
+	// sockets at their ceiling leave those answering.
+	MaxTCPConnections int `yaml:"max_tcp_connections"`
 	// StartsPerMinute is how many new conversations one address may
 	// start a minute, sustained, and StartBurst how many at once. Every
 	// new conversation makes the bot platform open one (and greet), which
@@ -115,10 +153,11 @@ type Limits struct {
 	// (18,000 an hour), above what the visitors of a busy site start;
 	// set it from your own peak and your platform plan.
 	BotStartsPerMinute int `yaml:"bot_starts_per_minute"`
-	// TrustForwardedFor takes the client address from X-Forwarded-For,
-	// for a server behind a reverse proxy. Off by default: a direct
-	// client could forge it.
-	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+	// TrustForwardedFor is the retired switch that believed the leftmost
+	// X-Forwarded-For entry, which the client writes. It is still read
+	// only so that Validate can say what to write instead
+	// (trusted_proxies) rather than call it an unknown key.
+	TrustForwardedFor *bool `yaml:"trust_forwarded_for"`
 }
 
 // BotConfig is one bot: which platform answers it, where it may be
@@ -272,6 +311,9 @@ const (
 	DefaultStartsPerMinute    = 6
 	DefaultStartBurst         = 20
 	DefaultBotStartsPerMinute = 300
+	// DefaultMaxConnections is the server's socket ceiling; Limits
+	// (MaxConnections) says why.
+	DefaultMaxConnections = 10000
 )
 
 // DefaultConfig returns the configuration used when no file is given:
@@ -548,6 +590,21 @@ func (c *Config) applyDefaults() {
 	if l.ConnectionsPerIP == 0 {
 		l.ConnectionsPerIP = 64
 	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.TCPConnectionsPerIP == 0 {
+		l.TCPConnectionsPerIP = l.ConnectionsPerIP + 64
+	}
+	if l.MaxTCPConnections == 0 {
+		l.MaxTCPConnections = l.MaxConnections + 1000
+	}
+	switch {
+	case c.ForwardedHeader == "", strings.EqualFold(c.ForwardedHeader, HeaderXForwardedFor):
+		c.ForwardedHeader = HeaderXForwardedFor
+	case strings.EqualFold(c.ForwardedHeader, HeaderForwarded):
+		c.ForwardedHeader = HeaderForwarded
+	}
 	if l.StartsPerMinute == 0 {
 		l.StartsPerMinute = DefaultStartsPerMinute
 	}
@@ -610,11 +667,30 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.burst", l.Burst}, {"limits.ip_messages_per_minute", l.IPMessagesPerMinute}, {"limits.connections_per_ip", l.ConnectionsPerIP},
+	}{{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.burst", l.Burst}, {"limits.ip_messages_per_minute", l.IPMessagesPerMinute}, {"limits.connections_per_ip", l.ConnectionsPerIP}, {"limits.max_connections", l.MaxConnections},
+		{"limits.tcp_connections_per_ip", l.TCPConnectionsPerIP}, {"limits.max_tcp_connections", l.MaxTCPConnections},
 		{"limits.starts_per_minute", l.StartsPerMinute}, {"limits.start_burst", l.StartBurst}, {"limits.bot_starts_per_minute", l.BotStartsPerMinute}} {
 		if f.v < 0 {
 			bad(f.name, "is %d; use a positive number, or leave it out for the default", f.v)
 		}
+	}
+	if l.TCPConnectionsPerIP > 0 && l.TCPConnectionsPerIP < l.ConnectionsPerIP {
+		bad("limits.tcp_connections_per_ip", "is %d, below limits.connections_per_ip (%d), whose sockets are TCP connections too; raise it to at least %d, or leave it out for connections_per_ip + 64", l.TCPConnectionsPerIP, l.ConnectionsPerIP, l.ConnectionsPerIP)
+	}
+	if l.MaxTCPConnections > 0 && l.MaxTCPConnections < l.MaxConnections {
+		bad("limits.max_tcp_connections", "is %d, below limits.max_connections (%d), whose sockets are TCP connections too; raise it to at least %d plus room for pages and callbacks, or leave it out for max_connections + 1000", l.MaxTCPConnections, l.MaxConnections, l.MaxConnections)
+	}
+	if t := l.TrustForwardedFor; t != nil && *t {
+		bad("limits.trust_forwarded_for", "is no longer supported: it believed the leftmost X-Forwarded-For entry, which clients write themselves; remove it and list your reverse proxies instead, e.g. trusted_proxies: [\"10.0.0.5\"] (addresses or CIDRs; see the README, Behind a reverse proxy)")
+	} else if t != nil {
+		bad("limits.trust_forwarded_for", "is no longer supported; remove it (forwarded headers are ignored unless trusted_proxies lists your reverse proxies)")
+	}
+	_, badProxies := parseTrustedProxies(c.TrustedProxies)
+	for _, m := range badProxies {
+		errs = append(errs, errors.New(m))
+	}
+	if c.ForwardedHeader != HeaderXForwardedFor && c.ForwardedHeader != HeaderForwarded {
+		bad("forwarded_header", "%q is not a forwarded header; use X-Forwarded-For (default) or Forwarded, whichever your proxy appends the client to", c.ForwardedHeader)
 	}
 	u := c.Upstream
 	if u.Timeout < Duration(100*time.Millisecond) || u.Timeout > Duration(5*time.Minute) {

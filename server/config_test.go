@@ -72,6 +72,19 @@ func TestParseConfigErrors(t *testing.T) {
 
 		{"limits.burst negative", "limits:\n  burst: -1\n" + oneBot, []string{"limits.burst:", "-1", "positive"}},
 		{"limits.connections_per_ip negative", "limits:\n  connections_per_ip: -3\n" + oneBot, []string{"limits.connections_per_ip:", "-3"}},
+		{"limits.max_connections negative", "limits:\n  max_connections: -1\n" + oneBot, []string{"limits.max_connections:", "-1", "positive"}},
+		{"limits.tcp_connections_per_ip below connections_per_ip", "limits:\n  connections_per_ip: 10\n  tcp_connections_per_ip: 5\n" + oneBot,
+			[]string{"limits.tcp_connections_per_ip:", "below limits.connections_per_ip (10)", "at least 10"}},
+		{"limits.max_tcp_connections below max_connections", "limits:\n  max_connections: 100\n  max_tcp_connections: 50\n" + oneBot,
+			[]string{"limits.max_tcp_connections:", "below limits.max_connections (100)", "at least 100"}},
+		{"limits.trust_forwarded_for retired", "limits:\n  trust_forwarded_for: true\n" + oneBot,
+			[]string{"limits.trust_forwarded_for:", "no longer supported", "leftmost", "trusted_proxies: [", "CIDR"}},
+		{"limits.trust_forwarded_for false retired", "limits:\n  trust_forwarded_for: false\n" + oneBot,
+			[]string{"limits.trust_forwarded_for:", "remove it", "trusted_proxies"}},
+		{"trusted_proxies malformed", "trusted_proxies: [10.0.0.5, proxy.internal, 10.0.0.0/33]\n" + oneBot,
+			[]string{`trusted_proxies[1]: "proxy.internal" is not an address or CIDR`, `trusted_proxies[2]: "10.0.0.0/33"`, "10.0.0.0/8"}},
+		{"forwarded_header unknown", "forwarded_header: X-Real-IP\n" + oneBot,
+			[]string{"forwarded_header:", `"X-Real-IP"`, "X-Forwarded-For", "Forwarded"}},
 		{"limits.starts_per_minute negative", "limits:\n  starts_per_minute: -6\n" + oneBot, []string{"limits.starts_per_minute:", "-6", "positive", "leave it out for the default"}},
 		{"limits.start_burst negative", "limits:\n  start_burst: -1\n" + oneBot, []string{"limits.start_burst:", "-1", "positive"}},
 		{"limits.bot_starts_per_minute negative", "limits:\n  bot_starts_per_minute: -300\n" + oneBot, []string{"limits.bot_starts_per_minute:", "-300", "positive"}},
@@ -254,12 +267,14 @@ store:
   driver: memory
   path: /var/lib/porthole/porthole.db
 retention: 12h
+trusted_proxies: ["10.0.0.5", "fd00::/64", "192.168.0.0/16"]
+forwarded_header: forwarded
 limits:
   messages_per_minute: 20
   burst: 5
   ip_messages_per_minute: 100
   connections_per_ip: 8
-  trust_forwarded_for: true
+  max_connections: 500
   starts_per_minute: 3
   start_burst: 4
   bot_starts_per_minute: 50
@@ -299,12 +314,14 @@ bots:
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen:      "127.0.0.1:9000",
-		PublicURL:   "https://chat.acme.com",
-		SessionKeys: []Secret{testSessionKey, oldSessionKey},
-		Store:       StoreConfig{Driver: "memory", Path: "/var/lib/porthole/porthole.db"},
-		Retention:   Duration(12 * time.Hour),
-		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, TrustForwardedFor: true,
+		Listen:          "127.0.0.1:9000",
+		PublicURL:       "https://chat.acme.com",
+		SessionKeys:     []Secret{testSessionKey, oldSessionKey},
+		Store:           StoreConfig{Driver: "memory", Path: "/var/lib/porthole/porthole.db"},
+		Retention:       Duration(12 * time.Hour),
+		TrustedProxies:  []string{"10.0.0.5", "fd00::/64", "192.168.0.0/16"},
+		ForwardedHeader: "Forwarded",
+		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, MaxConnections: 500, TCPConnectionsPerIP: 72, MaxTCPConnections: 1500,
 			StartsPerMinute: 3, StartBurst: 4, BotStartsPerMinute: 50},
 		Upstream: UpstreamConfig{Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second), RetryFor: Duration(time.Hour)},
 		Bots: []BotConfig{{
@@ -406,7 +423,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if time.Duration(c.Retention) != 30*24*time.Hour {
 		t.Errorf("retention = %v, want 30 days", time.Duration(c.Retention))
 	}
-	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64,
+	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64, MaxConnections: 10000, TCPConnectionsPerIP: 128, MaxTCPConnections: 11000,
 		StartsPerMinute: 6, StartBurst: 20, BotStartsPerMinute: 300}); c.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Limits, want)
 	}

@@ -224,7 +224,8 @@ func (h *harness) dial(bot, origin string) (*client, *http.Response, error) {
 }
 
 // from opens a socket for bot from the client address ip, as a proxy
-// the server trusts names it (the config needs trust_forwarded_for).
+// the server trusts names it (the config needs trusted_proxies to list
+// 127.0.0.1, the harness's own address).
 func (h *harness) from(bot, ip string) *client {
 	h.t.Helper()
 	c, _, err := h.dialWith(bot, http.Header{"X-Forwarded-For": {ip}})

@@ -53,14 +53,15 @@ func newLimiter(l Limits) *limiter {
 	}
 }
 
-// allow takes one message from the visitor's and the IP's buckets. When
+// allow takes one message from the visitor's bucket and from the bucket
+// of the address ip (by limitKey, so a whole IPv6 /64 shares one). When
 // either is empty it returns how long until the next message is allowed.
 func (l *limiter) allow(visitor, ip string) (bool, time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rv := l.get("v:"+visitor, l.visitorRate, l.burst, now).ReserveN(now, 1)
-	ri := l.get("ip:"+ip, l.ipRate, l.ipBurst, now).ReserveN(now, 1)
+	ri := l.get("ip:"+limitKey(ip), l.ipRate, l.ipBurst, now).ReserveN(now, 1)
 	if wait := max(rv.DelayFrom(now), ri.DelayFrom(now)); wait > 0 {
 		rv.CancelAt(now)
 		ri.CancelAt(now)

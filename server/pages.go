@@ -156,7 +156,7 @@ func (s *Server) isHTTPS(r *http.Request) bool {
 	if r.TLS != nil || strings.HasPrefix(s.cfg.PublicURL, "https://") {
 		return true
 	}
-	return s.cfg.Limits.TrustForwardedFor && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+	return s.fromTrustedProxy(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 // handleChatPage serves GET /chat/{bot}: the transcript and a composer.

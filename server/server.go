@@ -91,7 +91,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	draining bool
-	perIP    map[string]int // open sockets by client IP
+	perIP    map[string]int // open sockets by limitKey of the client address
+	conns    int            // open sockets in all, for Limits.MaxConnections
+	// proxies says whose forwarded headers name the client.
+	proxies proxies
 }
 
 // New builds a server from a validated config: it opens the store, makes
@@ -102,6 +105,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, opts: opts, log: log, bus: NewLocalBus(), bots: map[string]*Bot{}, perIP: map[string]int{}}
+	s.proxies.nets, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate reported bad entries
+	s.proxies.header = cfg.ForwardedHeader
 	if opts.HelloTimeout == 0 {
 		s.opts.HelloTimeout = 10 * time.Second
 	}
@@ -555,21 +560,6 @@ func isLoopbackOrigin(origin string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// clientIP is the address rate limits count by.
-func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.Limits.TrustForwardedFor {
-		if f := r.Header.Get("X-Forwarded-For"); f != "" {
-			first, _, _ := strings.Cut(f, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // dataDirError adds the fix to a failure to write the data directory:

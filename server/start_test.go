@@ -237,7 +237,7 @@ func TestSettingsBeforeStartGoWithTheGreeting(t *testing.T) {
 // other addresses and bots within their limits, go on.
 func TestStartLimits(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *Options) {
-		c.Limits.TrustForwardedFor = true
+		c.TrustedProxies = []string{"127.0.0.1"}
 		c.Limits.StartsPerMinute, c.Limits.StartBurst = 1, 2
 		c.Limits.BotStartsPerMinute = 3
 	})
@@ -297,7 +297,7 @@ func TestStartLimits(t *testing.T) {
 // same written as IPv4-mapped IPv6.
 func TestStartLimitsGroupIPv6By64(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *Options) {
-		c.Limits.TrustForwardedFor = true
+		c.TrustedProxies = []string{"127.0.0.1"}
 		c.Limits.StartsPerMinute, c.Limits.StartBurst = 1, 1
 	})
 	for _, tc := range []struct {

@@ -68,12 +68,21 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, widget.CodeUpstreamUnavailable, "server is restarting; reconnect in a moment")
 		return
 	}
-	if s.perIP[ip] >= s.cfg.Limits.ConnectionsPerIP {
+	if s.conns >= s.cfg.Limits.MaxConnections {
+		s.mu.Unlock()
+		s.log.Warn("socket refused: the server is at limits.max_connections", "max_connections", s.cfg.Limits.MaxConnections)
+		w.Header().Set("Retry-After", "30")
+		httpError(w, http.StatusServiceUnavailable, widget.CodeUpstreamUnavailable, "the server is at its connection ceiling; reconnect later")
+		return
+	}
+	key := limitKey(ip)
+	if s.perIP[key] >= s.cfg.Limits.ConnectionsPerIP {
 		s.mu.Unlock()
 		httpError(w, http.StatusTooManyRequests, widget.CodeRateLimited, "too many connections from this address")
 		return
 	}
-	s.perIP[ip]++
+	s.perIP[key]++
+	s.conns++
 	s.mu.Unlock()
 
 	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
@@ -133,12 +142,15 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBuffer)), nil
 }
 
-// releaseIP gives back the connection slot of a closed socket.
+// releaseIP gives back the connection slots, the address's and the
+// server's, of a closed socket.
 func (s *Server) releaseIP(ip string) {
+	key := limitKey(ip)
 	s.mu.Lock()
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
+	if s.perIP[key]--; s.perIP[key] <= 0 {
+		delete(s.perIP, key)
 	}
+	s.conns--
 	s.mu.Unlock()
 }
 

@@ -81,7 +81,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(dir)
 	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
 store: {driver: %s}
-limits: {messages_per_minute: 6000, burst: 100, ip_messages_per_minute: 1000000, connections_per_ip: 1000000,
+limits: {messages_per_minute: 6000, burst: 100, ip_messages_per_minute: 1000000, connections_per_ip: 1000000, max_connections: 1000000,
          starts_per_minute: 1000000, start_burst: 1000000, bot_starts_per_minute: 1000000}
 bots:
   - id: bench

@@ -136,6 +136,7 @@ func serve(args []string, stderr io.Writer) error {
 		srv.Close()
 		return fmt.Errorf("listen on %s: %w (is another server using the port? pick one with --listen)", cfg.Listen, err)
 	}
+	ln = srv.LimitListener(ln)
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
