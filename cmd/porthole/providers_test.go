@@ -194,28 +194,8 @@ func lastSeq(t testing.TB, p *proc, bot, token string) uint64 {
 // TestChatlayerEndToEnd runs the real binary against the Chatlayer
 // emulator (V1 webhook channel) with a real WebSocket client.
 func TestChatlayerEndToEnd(t *testing.T) {
-	emu := chatlayertest.NewServer(chatlayertest.Options{})
-	t.Cleanup(emu.Close)
-	addr := freeAddr(t)
-	emu.SetCallback("http://" + addr + "/hooks/chatlayer/acme")
-	data := t.TempDir()
-	cfg := filepath.Join(data, "porthole.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`bots:
-  - id: acme
-    provider: chatlayer
-    origins: ["self"]
-    identity_secret: "${IDENTITY_SECRET}"
-    chatlayer:
-      base_url: %q
-      channel_id: %q
-      token: "${CHATLAYER_TOKEN}"
-      verify_token: "${CHATLAYER_VERIFY}"
-      reorder_wait: 300ms
-`, emu.URL, chatlayertest.DefaultChannelID)), 0o600)
-	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
-	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
-	t.Setenv("IDENTITY_SECRET", identitySecret)
-	p := launch(t, addr, data, "--config", cfg)
+	p, emu := chatlayerBinary(t)
+	addr := p.addr
 	var responses []string
 
 	c, _, err := dialBot(t, p, "acme", "")
