@@ -133,6 +133,18 @@ type Limits struct {
 	// chat pages, the platforms' callbacks and health checks, so that
 	// sockets at their ceiling leave those answering.
 	MaxTCPConnections int `yaml:"max_tcp_connections"`
+	// HeaderTimeout bounds how long a client may take to send a
+	// request's line and headers. Default 10s: a browser or a platform
+	// sends them at once; a client that trickles them would otherwise
+	// hold its connection and file descriptor for as long as it likes.
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	// BodyTimeout bounds how long a client may take to send a request
+	// body (the platforms' callbacks, the chat page's form posts),
+	// counted from when the handler starts reading it. Default 30s:
+	// ample for a form or a callback of at most a few hundred KiB on a
+	// slow mobile link, while a client trickling a byte every few
+	// seconds is cut off.
+	BodyTimeout Duration `yaml:"body_timeout"`
 	// StartsPerMinute is how many new conversations one address may
 	// start a minute, sustained, and StartBurst how many at once. Every
 	// new conversation makes the bot platform open one (and greet), which
@@ -266,6 +278,15 @@ type Secret = provider.Secret
 
 // Duration is a time.Duration in YAML that also accepts days ("30d").
 type Duration time.Duration
+
+// DefaultHeaderTimeout and DefaultBodyTimeout are the read deadlines of
+// a request's headers and of its body (limits.header_timeout and
+// limits.body_timeout): generous for real clients, short enough that a
+// client trickling its request cannot hold a connection for long.
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 30 * time.Second
+)
 
 // UnmarshalText parses "90s", "12h" or "30d".
 func (d *Duration) UnmarshalText(b []byte) error {
@@ -599,6 +620,12 @@ func (c *Config) applyDefaults() {
 	if l.MaxTCPConnections == 0 {
 		l.MaxTCPConnections = l.MaxConnections + 1000
 	}
+	if l.HeaderTimeout == 0 {
+		l.HeaderTimeout = Duration(DefaultHeaderTimeout)
+	}
+	if l.BodyTimeout == 0 {
+		l.BodyTimeout = Duration(DefaultBodyTimeout)
+	}
 	switch {
 	case c.ForwardedHeader == "", strings.EqualFold(c.ForwardedHeader, HeaderXForwardedFor):
 		c.ForwardedHeader = HeaderXForwardedFor
@@ -679,6 +706,14 @@ func (c *Config) Validate() error {
 	}
 	if l.MaxTCPConnections > 0 && l.MaxTCPConnections < l.MaxConnections {
 		bad("limits.max_tcp_connections", "is %d, below limits.max_connections (%d), whose sockets are TCP connections too; raise it to at least %d plus room for pages and callbacks, or leave it out for max_connections + 1000", l.MaxTCPConnections, l.MaxConnections, l.MaxConnections)
+	}
+	for _, f := range []struct {
+		name string
+		v    Duration
+	}{{"limits.header_timeout", l.HeaderTimeout}, {"limits.body_timeout", l.BodyTimeout}} {
+		if f.v != 0 && (f.v < Duration(100*time.Millisecond) || f.v > Duration(10*time.Minute)) {
+			bad(f.name, "%s is out of range; use between 100ms and 10m, e.g. 10s for headers and 30s for a body", time.Duration(f.v))
+		}
 	}
 	if t := l.TrustForwardedFor; t != nil && *t {
 		bad("limits.trust_forwarded_for", "is no longer supported: it believed the leftmost X-Forwarded-For entry, which clients write themselves; remove it and list your reverse proxies instead, e.g. trusted_proxies: [\"10.0.0.5\"] (addresses or CIDRs; see the README, Behind a reverse proxy)")

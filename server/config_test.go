@@ -321,7 +321,7 @@ bots:
 		Retention:       Duration(12 * time.Hour),
 		TrustedProxies:  []string{"10.0.0.5", "fd00::/64", "192.168.0.0/16"},
 		ForwardedHeader: "Forwarded",
-		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, MaxConnections: 500, TCPConnectionsPerIP: 72, MaxTCPConnections: 1500,
+		Limits: Limits{MessagesPerMinute: 20, Burst: 5, IPMessagesPerMinute: 100, ConnectionsPerIP: 8, MaxConnections: 500, TCPConnectionsPerIP: 72, MaxTCPConnections: 1500, HeaderTimeout: Duration(DefaultHeaderTimeout), BodyTimeout: Duration(DefaultBodyTimeout),
 			StartsPerMinute: 3, StartBurst: 4, BotStartsPerMinute: 50},
 		Upstream: UpstreamConfig{Timeout: Duration(5 * time.Second), MaxBackoff: Duration(30 * time.Second), RetryFor: Duration(time.Hour)},
 		Bots: []BotConfig{{
@@ -423,7 +423,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if time.Duration(c.Retention) != 30*24*time.Hour {
 		t.Errorf("retention = %v, want 30 days", time.Duration(c.Retention))
 	}
-	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64, MaxConnections: 10000, TCPConnectionsPerIP: 128, MaxTCPConnections: 11000,
+	if want := (Limits{MessagesPerMinute: 30, Burst: 10, IPMessagesPerMinute: 300, ConnectionsPerIP: 64, MaxConnections: 10000, TCPConnectionsPerIP: 128, MaxTCPConnections: 11000, HeaderTimeout: Duration(DefaultHeaderTimeout), BodyTimeout: Duration(DefaultBodyTimeout),
 		StartsPerMinute: 6, StartBurst: 20, BotStartsPerMinute: 300}); c.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Limits, want)
 	}

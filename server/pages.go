@@ -321,6 +321,7 @@ func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused. Open the chat page and write there.")
 		return
 	}
+	s.bodyDeadline(w, r)
 	r.Body = http.MaxBytesReader(w, r.Body, maxPageForm)
 	if err := r.ParseForm(); err != nil {
 		s.pageError(w, r, http.StatusBadRequest, "The form could not be read. Go back and try again.")

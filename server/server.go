@@ -291,6 +291,7 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "this bot's provider takes no callbacks")
 		return
 	}
+	s.bodyDeadline(w, r)
 	hook.ServeWebhook(w, r)
 }
 

@@ -125,6 +125,13 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The socket has its own hello timeout and heartbeat: it must not
+	// keep a read or write deadline of its request (net/http's header
+	// deadline, or a body deadline), and coder/websocket clears none.
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
 	if err := brw.Writer.Flush(); err != nil {
 		conn.Close()
 		return nil, nil, err

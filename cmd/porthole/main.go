@@ -139,7 +139,7 @@ func serve(args []string, stderr io.Writer) error {
 	ln = srv.LimitListener(ln)
 	hs := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: time.Duration(cfg.Limits.HeaderTimeout), // bodies: limits.body_timeout, per handler
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
