@@ -22,6 +22,14 @@ import (
 
 // MaxCallback bounds a callback body. A bot message is a few kilobytes;
 // a carousel of ten cards stays far below this.
+//
+// The verify token is Chatlayer's only credential and it is inside the
+// JSON body, in no fixed position (no header, no query parameter), so
+// the body is read, up to this bound, before the token can be checked:
+// reading a small prefix first would refuse real callbacks whose token
+// comes after a long message. What bounds a forger instead is this size,
+// the server's body deadline (limits.body_timeout) and the listener's
+// connection caps.
 const MaxCallback = 256 << 10
 
 // AttrCounter is the Sink attribute holding the highest messageCounter
