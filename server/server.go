@@ -491,12 +491,12 @@ func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
 }
 
 // originListed says whether the normalised origin o is one of bot b's
-// origins ("self" being the origin r reached us at).
+// origins ("self" as isSelf decides).
 func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
 	for _, p := range b.origins {
 		switch p {
 		case "self":
-			if o == s.selfOrigin(r) {
+			if s.isSelf(o, r) {
 				return true
 			}
 		case "loopback":
@@ -512,18 +512,53 @@ func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
 	return false
 }
 
-// selfOrigin is PublicURL, or the origin the request reached us at.
-func (s *Server) selfOrigin(r *http.Request) string {
+// isSelf says whether the normalised origin o is this server's own. With
+// public_url, that is public_url and nothing else. Without it, it is a
+// loopback origin (localhost, *.localhost, 127.0.0.0/8, [::1]) on the
+// port the request arrived at, with the request's scheme. Why not the
+// request's Host, as before: the Host is written by whoever sends the
+// request, and a DNS-rebinding page at http://evil.example:8080, its
+// name pointed at this server, sends Host and Origin alike and passed.
+// Why not refuse to start without public_url on a non-loopback address
+// instead: `make run` listens on :8080 with no config, and a developer
+// opening http://localhost:8080 must keep getting the demo. A loopback
+// origin cannot be forged by a remote page (a browser only sends it from
+// a page on this machine), so "self" keeps working locally and for
+// nothing else; a server reached by a public name sets public_url.
+func (s *Server) isSelf(o string, r *http.Request) bool {
 	if s.cfg.PublicURL != "" {
-		o, _ := parseOrigin(s.cfg.PublicURL)
-		return o
+		p, _ := parseOrigin(s.cfg.PublicURL)
+		return o == p
 	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	o, _ := parseOrigin(scheme + "://" + r.Host)
-	return o
+	oScheme, hostport, _ := strings.Cut(o, "://")
+	if oScheme != scheme || !isLoopbackOrigin(o) {
+		return false
+	}
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		port = "80" // parseOrigin drops the default port
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	return port == s.localPort(r)
+}
+
+// localPort is the port the request reached this server at: that of the
+// connection's local address, or the configured listen port for a
+// request that did not come over a connection (tests).
+func (s *Server) localPort(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, port, err := net.SplitHostPort(a.String()); err == nil {
+			return port
+		}
+	}
+	_, port, _ := net.SplitHostPort(s.cfg.Listen)
+	return port
 }
 
 // matchOrigin compares a configured pattern with a normalised origin;
