@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -180,6 +181,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	} else if n > 0 {
 		log.Info("resuming undelivered messages", "count", n)
 	}
+	s.warnSelfWithoutPublicURL()
 	s.routes()
 	s.warmStyles()
 	return s, nil
@@ -546,6 +548,27 @@ func (s *Server) isSelf(o string, r *http.Request) bool {
 		}
 	}
 	return port == s.localPort(r)
+}
+
+// warnSelfWithoutPublicURL logs, at start, that a bot listing "self"
+// on a server reachable beyond loopback has no public_url: isSelf then
+// matches loopback pages only, and visitors at the public name would be
+// refused with no other hint. The demo bot is left out, so that `make
+// run` (":8080", no config) starts quietly.
+func (s *Server) warnSelfWithoutPublicURL() {
+	if s.cfg.PublicURL != "" {
+		return
+	}
+	host, port, _ := net.SplitHostPort(s.cfg.Listen)
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return
+	}
+	for _, b := range s.cfg.Bots {
+		if b.Provider != "demo" && slices.Contains(b.Origins, "self") {
+			s.log.Warn(`public_url is not set, so "self" matches only loopback pages on port `+port+`; set public_url to the origin visitors reach this server at, like https://chat.example.com`, "bot", b.ID)
+			return
+		}
+	}
 }
 
 // localPort is the port the request reached this server at: that of the
