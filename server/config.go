@@ -27,7 +27,10 @@ type Config struct {
 	// Listen is the address to serve on, such as ":8080".
 	Listen string `yaml:"listen"`
 	// PublicURL is the origin visitors reach this server at, used in links
-	// and as the "self" origin. Empty: derived from each request's Host.
+	// and as the "self" origin. Empty: "self" is only a loopback origin on
+	// the port the server listens on (http://localhost:8080 for `make
+	// run`), never the request's Host, which a DNS-rebinding page writes;
+	// set it whenever visitors reach the server by a name.
 	PublicURL string `yaml:"public_url"`
 	// SessionKeys sign and encrypt visitor tokens and session cookies.
 	// The first key signs; all keys verify, so rotation means putting a

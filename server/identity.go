@@ -21,6 +21,14 @@ import (
 // runs out; the store's retention decides how long a conversation lives.
 const VisitorTokenMaxAge = 400 * 24 * time.Hour
 
+// VisitorTokenSkew is how far in the future a visitor token's issue time
+// may lie and still be accepted: room for clocks of several servers
+// sharing session keys to disagree a little. Anything beyond it was not
+// minted by a server in its right mind (a clock set wrong, or a key
+// used elsewhere), and such a token would outlive VisitorTokenMaxAge by
+// as much as it is early, so it is refused like a tampered one.
+const VisitorTokenSkew = 5 * time.Minute
+
 // Keyring signs and encrypts what the server hands to browsers: visitor
 // tokens now, session cookies of the fallback pages later. The first key
 // encodes; every key decodes, so keys rotate by adding a new one in front.
@@ -80,8 +88,9 @@ func (k *Keyring) MintVisitor(bot, visitor string) (string, error) {
 }
 
 // Visitor returns the visitor a token names, if the token is genuine,
-// unexpired and was minted for bot. A tampered, expired or foreign token
-// is not an error for the caller: it simply starts a fresh visitor.
+// unexpired, not dated in the future (beyond VisitorTokenSkew) and was
+// minted for bot. A tampered, expired, future or foreign token is not an
+// error for the caller: it simply starts a fresh visitor.
 func (k *Keyring) Visitor(bot, token string) (string, bool) {
 	if token == "" {
 		return "", false
@@ -93,7 +102,8 @@ func (k *Keyring) Visitor(bot, token string) (string, bool) {
 	if t.Bot != bot || !validVisitorID(t.Visitor) {
 		return "", false
 	}
-	if k.clock().Sub(time.Unix(t.Issued, 0)) > VisitorTokenMaxAge {
+	age := k.clock().Sub(time.Unix(t.Issued, 0))
+	if age > VisitorTokenMaxAge || age < -VisitorTokenSkew {
 		return "", false
 	}
 	return t.Visitor, true

@@ -200,6 +200,35 @@ func TestVisitorExpiry(t *testing.T) {
 	}
 }
 
+// TestVisitorFromTheFuture: a token whose issue time lies beyond
+// VisitorTokenSkew ahead of the server's clock is refused, so that it
+// starts a fresh visitor like a tampered one; within the skew (servers
+// whose clocks differ a little) it is still accepted.
+func TestVisitorFromTheFuture(t *testing.T) {
+	id := NewVisitorID()
+	k := newTestKeyring(t, key1)
+	at := func(d time.Duration) func() time.Time {
+		return func() time.Time { return time.Now().Add(d) }
+	}
+	for _, c := range []struct {
+		ahead time.Duration
+		ok    bool
+	}{
+		{VisitorTokenSkew + time.Minute, false},
+		{24 * time.Hour, false},
+		{VisitorTokenMaxAge, false},
+		{VisitorTokenSkew - time.Minute, true},
+		{time.Minute, true},
+	} {
+		k.now = at(c.ahead)
+		tok := mint(t, k, "support", id)
+		k.now = nil
+		if got, ok := k.Visitor("support", tok); ok != c.ok || ok && got != id {
+			t.Errorf("a token dated %s ahead: Visitor = %q, %v; want ok %v", c.ahead, got, ok, c.ok)
+		}
+	}
+}
+
 func TestNewKeyring(t *testing.T) {
 	if _, err := NewKeyring(nil); err == nil {
 		t.Error("NewKeyring(nil) succeeded")

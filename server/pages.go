@@ -495,7 +495,7 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 		return site == "same-origin"
 	default:
 		o, err := parseOrigin(origin)
-		return err == nil && o == s.selfOrigin(r)
+		return err == nil && s.isSelf(o, r)
 	}
 	switch site {
 	case "", "same-origin", "none":

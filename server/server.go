@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -180,6 +181,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	} else if n > 0 {
 		log.Info("resuming undelivered messages", "count", n)
 	}
+	s.warnSelfWithoutPublicURL()
 	s.routes()
 	s.warmStyles()
 	return s, nil
@@ -492,12 +494,12 @@ func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
 }
 
 // originListed says whether the normalised origin o is one of bot b's
-// origins ("self" being the origin r reached us at).
+// origins ("self" as isSelf decides).
 func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
 	for _, p := range b.origins {
 		switch p {
 		case "self":
-			if o == s.selfOrigin(r) {
+			if s.isSelf(o, r) {
 				return true
 			}
 		case "loopback":
@@ -513,18 +515,74 @@ func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
 	return false
 }
 
-// selfOrigin is PublicURL, or the origin the request reached us at.
-func (s *Server) selfOrigin(r *http.Request) string {
+// isSelf says whether the normalised origin o is this server's own. With
+// public_url, that is public_url and nothing else. Without it, it is a
+// loopback origin (localhost, *.localhost, 127.0.0.0/8, [::1]) on the
+// port the request arrived at, with the request's scheme. Why not the
+// request's Host, as before: the Host is written by whoever sends the
+// request, and a DNS-rebinding page at http://evil.example:8080, its
+// name pointed at this server, sends Host and Origin alike and passed.
+// Why not refuse to start without public_url on a non-loopback address
+// instead: `make run` listens on :8080 with no config, and a developer
+// opening http://localhost:8080 must keep getting the demo. A loopback
+// origin cannot be forged by a remote page (a browser only sends it from
+// a page on this machine), so "self" keeps working locally and for
+// nothing else; a server reached by a public name sets public_url.
+func (s *Server) isSelf(o string, r *http.Request) bool {
 	if s.cfg.PublicURL != "" {
-		o, _ := parseOrigin(s.cfg.PublicURL)
-		return o
+		p, _ := parseOrigin(s.cfg.PublicURL)
+		return o == p
 	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	o, _ := parseOrigin(scheme + "://" + r.Host)
-	return o
+	oScheme, hostport, _ := strings.Cut(o, "://")
+	if oScheme != scheme || !isLoopbackOrigin(o) {
+		return false
+	}
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		port = "80" // parseOrigin drops the default port
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	return port == s.localPort(r)
+}
+
+// warnSelfWithoutPublicURL logs, at start, that a bot listing "self"
+// on a server reachable beyond loopback has no public_url: isSelf then
+// matches loopback pages only, and visitors at the public name would be
+// refused with no other hint. The demo bot is left out, so that `make
+// run` (":8080", no config) starts quietly.
+func (s *Server) warnSelfWithoutPublicURL() {
+	if s.cfg.PublicURL != "" {
+		return
+	}
+	host, port, _ := net.SplitHostPort(s.cfg.Listen)
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return
+	}
+	for _, b := range s.cfg.Bots {
+		if b.Provider != "demo" && slices.Contains(b.Origins, "self") {
+			s.log.Warn(`public_url is not set, so "self" matches only loopback pages on port `+port+`; set public_url to the origin visitors reach this server at, like https://chat.example.com`, "bot", b.ID)
+			return
+		}
+	}
+}
+
+// localPort is the port the request reached this server at: that of the
+// connection's local address, or the configured listen port for a
+// request that did not come over a connection (tests).
+func (s *Server) localPort(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, port, err := net.SplitHostPort(a.String()); err == nil {
+			return port
+		}
+	}
+	_, port, _ := net.SplitHostPort(s.cfg.Listen)
+	return port
 }
 
 // matchOrigin compares a configured pattern with a normalised origin;

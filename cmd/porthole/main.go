@@ -117,13 +117,20 @@ func serve(args []string, stderr io.Writer) error {
 	if frame, err := web.Frame(); err == nil {
 		styles = web.NewStyles(frame)
 	}
+	// The demo page at / talks to a demo bot: only a config with one has
+	// it. A production config answers / with 404 rather than a page for
+	// whatever bot comes first, which was never meant to be public.
+	var index http.Handler
+	if id, ok := demoBot(cfg); ok {
+		index = web.DemoPage(id)
+	}
 	srv, err := server.New(cfg, server.Options{
 		DataDir: *dataDir,
 		Logger:  log,
 		Static:  web.Static(),
 		Loader:  web.Loader(),
 		Styles:  styles,
-		Index:   web.DemoPage(cfg.Bots[0].ID), // the first bot, as a customer page would embed it
+		Index:   index,
 	})
 	if err != nil {
 		return err
@@ -171,6 +178,17 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// demoBot returns the id of the first bot with provider demo, the one
+// the demo page at / embeds, if the config has one.
+func demoBot(cfg *server.Config) (string, bool) {
+	for _, b := range cfg.Bots {
+		if b.Provider == "demo" {
+			return b.ID, true
+		}
+	}
+	return "", false
 }
 
 // displayAddr turns ":8080" into "localhost:8080" for the startup line.
