@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
 	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
@@ -258,28 +257,7 @@ func TestChatlayerForgedPostbacks(t *testing.T) {
 // refused by name and reach neither variables.contact nor
 // variables.conversation; a forged click reaches nothing.
 func TestChatAIBotIdentityFromLoginOnly(t *testing.T) {
-	const secret = "e2e-webhook-secret-0123456789"
-	emu := chataibottest.NewServer(chataibottest.Options{})
-	t.Cleanup(emu.Close)
-	addr := freeAddr(t)
-	emu.SetCallback("http://"+addr+"/hooks/chataibot/shop", secret)
-	data := t.TempDir()
-	cfg := filepath.Join(data, "porthole.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`bots:
-  - id: shop
-    provider: chataibot
-    origins: ["self"]
-    identity_secret: "${IDENTITY_SECRET}"
-    chataibot:
-      base_url: %q
-      token: "${CHATAIBOT_TOKEN}"
-      bot_key: %q
-      webhook_secret: "${CHATAIBOT_HOOK}"
-`, emu.URL, chataibottest.DefaultBotKey)), 0o600)
-	t.Setenv("CHATAIBOT_TOKEN", chataibottest.DefaultToken)
-	t.Setenv("CHATAIBOT_HOOK", secret)
-	t.Setenv("IDENTITY_SECRET", identitySecret)
-	p := launch(t, addr, data, "--config", cfg)
+	p, emu := chataibotBinary(t, "")
 
 	claimed := func(v map[string]any) bool {
 		b, _ := json.Marshal(v)

@@ -66,14 +66,17 @@ func nothingAfter(t testing.TB, p *proc, bot, token string, seq uint64, d time.D
 	c.c.CloseNow()
 }
 
-// TestChatAIBotEndToEnd runs the real binary against the ChatAIBot
-// emulator with a real WebSocket client.
-func TestChatAIBotEndToEnd(t *testing.T) {
-	const secret = "e2e-webhook-secret-0123456789"
+// chataibotHookSecret is the ChatAIBot webhook secret of the provider tests.
+const chataibotHookSecret = "e2e-webhook-secret-0123456789"
+
+// chataibotBinary runs the binary with bot "shop" on the ChatAIBot
+// emulator, with an identity secret and extra lines of bot settings.
+func chataibotBinary(t *testing.T, extra string) (*proc, *chataibottest.Server) {
+	t.Helper()
 	emu := chataibottest.NewServer(chataibottest.Options{})
 	t.Cleanup(emu.Close)
 	addr := freeAddr(t)
-	emu.SetCallback("http://"+addr+"/hooks/chataibot/shop", secret)
+	emu.SetCallback("http://"+addr+"/hooks/chataibot/shop", chataibotHookSecret)
 	data := t.TempDir()
 	cfg := filepath.Join(data, "porthole.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`bots:
@@ -86,12 +89,19 @@ func TestChatAIBotEndToEnd(t *testing.T) {
       token: "${CHATAIBOT_TOKEN}"
       bot_key: %q
       webhook_secret: "${CHATAIBOT_HOOK}"
-    widget: {title: "Shop", greeting: "Ask us anything"}
-`, emu.URL, chataibottest.DefaultBotKey)), 0o600)
+`, emu.URL, chataibottest.DefaultBotKey)+extra), 0o600)
 	t.Setenv("CHATAIBOT_TOKEN", chataibottest.DefaultToken)
-	t.Setenv("CHATAIBOT_HOOK", secret)
+	t.Setenv("CHATAIBOT_HOOK", chataibotHookSecret)
 	t.Setenv("IDENTITY_SECRET", identitySecret)
-	p := launch(t, addr, data, "--config", cfg)
+	return launch(t, addr, data, "--config", cfg), emu
+}
+
+// TestChatAIBotEndToEnd runs the real binary against the ChatAIBot
+// emulator with a real WebSocket client.
+func TestChatAIBotEndToEnd(t *testing.T) {
+	p, emu := chataibotBinary(t, `    widget: {title: "Shop", greeting: "Ask us anything"}
+`)
+	addr := p.addr
 	var responses []string // every HTTP answer, for the secret scan
 
 	c, _, err := dialBot(t, p, "shop", "")
@@ -162,7 +172,7 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 	// No token or secret in any frame, HTTP answer or log line.
 	scan := append(append(c.frames, responses...), p.log())
 	for _, s := range scan {
-		for _, secretValue := range []string{chataibottest.DefaultToken, secret} {
+		for _, secretValue := range []string{chataibottest.DefaultToken, chataibotHookSecret} {
 			if strings.Contains(s, secretValue) {
 				t.Fatalf("a secret leaked: %.200s", s)
 			}
