@@ -361,7 +361,7 @@ func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		lang := web.PickLanguage(q.Get("lang"), bot.Config.Widget.Locale, r.Header.Get("Accept-Language"))
-		c, wait, err := s.startConversation(r.Context(), bot, s.clientIP(r), provider.Visitor{ID: pv.id, Locale: lang}, nil)
+		c, wait, err := s.startConversation(r.Context(), bot, s.clientIP(r), pv.id, provider.Visitor{ID: pv.id, Locale: lang}, nil)
 		if wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(max(wait.Round(time.Second), time.Second)/time.Second)))
 			fail(http.StatusTooManyRequests, func(t web.ChatTexts) string { return t.Get(web.TextBusy) })

@@ -442,8 +442,8 @@ func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
 	return l.st.Resolve(ctx, l.bot, ref)
 }
 
-// startConversation returns the visitor's conversation with bot,
-// creating it (and with it the platform's greeting) when there is none.
+// startConversation returns the conversation with bot that key finds (a
+// visitor id or a user key), creating it (and with it the platform's greeting) when there is none.
 // Creating one is metered, so that scripted sockets cannot run up the
 // bot owner's bill: it takes a start from the bucket of the address ip
 // (limits.starts_per_minute, start_burst) and from the bot's
@@ -451,10 +451,10 @@ func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
 // nothing, and a start that finds one after all (another tab created it
 // meanwhile) is given back. A refused start creates nothing and returns
 // how long to wait. setup runs as in Service.Start.
-func (s *Server) startConversation(ctx context.Context, bot *Bot, ip string, v provider.Visitor, setup func(store.Conversation)) (store.Conversation, time.Duration, error) {
+func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string, v provider.Visitor, setup func(store.Conversation)) (store.Conversation, time.Duration, error) {
 	id := bot.Config.ID
-	if _, err := s.store.Find(ctx, id, v.ID); err == nil {
-		c, _, err := s.service.Start(ctx, id, v, setup)
+	if _, err := s.store.Find(ctx, id, key); err == nil {
+		c, _, err := s.service.Start(ctx, id, key, v, setup)
 		return c, 0, err
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return store.Conversation{}, 0, err
@@ -464,7 +464,7 @@ func (s *Server) startConversation(ctx context.Context, bot *Bot, ip string, v p
 		s.log.Warn("conversation start refused: too many new conversations", "bot", id, "retry_ms", wait.Milliseconds())
 		return store.Conversation{}, wait, nil
 	}
-	c, created, err := s.service.Start(ctx, id, v, setup)
+	c, created, err := s.service.Start(ctx, id, key, v, setup)
 	if err != nil || !created {
 		refund()
 	}

@@ -129,14 +129,15 @@ func NewService(st store.Store, bus Bus, log *slog.Logger, retry RetryPolicy) *S
 // SetProvider makes p answer bot.
 func (s *Service) SetProvider(bot string, p provider.Provider) { s.providers[bot] = p }
 
-// Open looks up the visitor's conversation with bot for a hello. It
-// creates nothing and queues nothing for the bot, so that a page view
-// costs the bot platform nothing: found is false while the visitor has
-// no conversation (Start makes it). For one that exists it records what
-// the hello says about the visitor (locale, time zone, page) when that
-// changed, for the provider's next call.
-func (s *Service) Open(ctx context.Context, bot string, v provider.Visitor) (c store.Conversation, found bool, err error) {
-	c, err = s.store.Find(ctx, bot, v.ID)
+// Open looks up the conversation with bot that key finds (a visitor id,
+// or a signed-in user's UserKey) for a hello or a login. It creates
+// nothing and queues nothing for the bot, so that a page view costs the
+// bot platform nothing: found is false while there is no conversation
+// (Start makes it). For one that exists it records what the hello says
+// about the visitor v (locale, time zone, page) when that changed, for
+// the provider's next call.
+func (s *Service) Open(ctx context.Context, bot, key string, v provider.Visitor) (c store.Conversation, found bool, err error) {
+	c, err = s.store.Find(ctx, bot, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Conversation{}, false, nil
 	}
@@ -154,8 +155,8 @@ func (s *Service) Open(ctx context.Context, bot string, v provider.Visitor) (c s
 	return c, true, nil
 }
 
-// Start returns the visitor's conversation with bot, creating it when
-// there is none; created says whether this call made it. The store's
+// Start returns the conversation with bot that key finds, creating it
+// when there is none; created says whether this call made it. The store's
 // Conversation is get-or-create, so two tabs that start at once share
 // one conversation, and only the one that created it queues the bot's
 // greeting (the seq-0 item): a visitor is greeted once.
@@ -168,8 +169,8 @@ func (s *Service) Open(ctx context.Context, bot string, v provider.Visitor) (c s
 // v is recorded for a new conversation only: an existing one keeps what
 // its last hello said, which knows more about the visitor than a form
 // post of the chat pages.
-func (s *Service) Start(ctx context.Context, bot string, v provider.Visitor, setup func(store.Conversation)) (c store.Conversation, created bool, err error) {
-	c, created, err = s.store.Conversation(ctx, bot, v.ID)
+func (s *Service) Start(ctx context.Context, bot, key string, v provider.Visitor, setup func(store.Conversation)) (c store.Conversation, created bool, err error) {
+	c, created, err = s.store.Conversation(ctx, bot, key)
 	if err != nil {
 		return c, false, err
 	}
@@ -329,13 +330,10 @@ var ErrBadSignature = &widget.Error{Code: widget.CodeUnauthorized, Field: "signa
 // ErrLoginOff reports a login for a bot without an identity secret.
 var ErrLoginOff = &widget.Error{Code: widget.CodeUnauthorized, Message: "login is not enabled for this bot; set its identity_secret"}
 
-// Login verifies a Porthole.login and stores the contact for the
-// providers, or forgets it on logout (an empty user). The signature is
-// checked in constant time.
-func (s *Service) Login(ctx context.Context, conv, secret string, f *widget.Login) error {
-	if f.User == "" {
-		return s.store.SetAttr(ctx, conv, attrContact, "")
-	}
+// VerifyLogin checks a Porthole.login's signature, the HMAC-SHA256 of
+// the user id under secret (the bot's identity_secret), in constant
+// time.
+func VerifyLogin(secret string, f *widget.Login) error {
 	if secret == "" {
 		return ErrLoginOff
 	}
@@ -346,8 +344,24 @@ func (s *Service) Login(ctx context.Context, conv, secret string, f *widget.Logi
 	if err != nil || !hmac.Equal(got, want) {
 		return ErrBadSignature
 	}
+	return nil
+}
+
+// Login verifies a Porthole.login (VerifyLogin) and stores the contact
+// for the providers, overriding whatever identity the conversation had.
+func (s *Service) Login(ctx context.Context, conv, secret string, f *widget.Login) error {
+	if err := VerifyLogin(secret, f); err != nil {
+		return err
+	}
 	c, _ := json.Marshal(provider.Contact{User: f.User, Name: f.Name, Email: f.Email, Phone: f.Phone})
 	return s.store.SetAttr(ctx, conv, attrContact, string(c))
+}
+
+// Rebind makes key the one that finds conversation conv (store.Rebind):
+// a visitor's conversation becomes a signed-in user's, or, with key "",
+// nobody's.
+func (s *Service) Rebind(ctx context.Context, conv, key string) (c store.Conversation, moved bool, err error) {
+	return s.store.Rebind(ctx, conv, key)
 }
 
 // MarkRead records that the visitor has seen messages up to seq. The

@@ -152,7 +152,7 @@ func TestFirstMessageStartsTheConversation(t *testing.T) {
 // before the conversation exists create nothing and are not answered;
 // the start applies them before the greeting is queued, so the first
 // upstream call carries them, and only then acknowledges them. A forged
-// login is refused then; settings on a socket that closes before its
+// login is refused at once; settings on a socket that closes before its
 // start are dropped.
 func TestSettingsBeforeStartGoWithTheGreeting(t *testing.T) {
 	const secret = "identity-secret-0123456789"
@@ -198,18 +198,18 @@ func TestSettingsBeforeStartGoWithTheGreeting(t *testing.T) {
 		t.Fatalf("first call's contact = %+v, want the latest login", first.Contact)
 	}
 
-	// A forged login waits too, and is refused only at the start.
+	// A forged login is refused at once: it is not held, and it starts
+	// nothing.
 	d := h.connect("acme")
 	d.hello("", 0)
 	d.send(&widget.Login{ID: "l3", User: "user-43", Signature: sign("user-44")})
-	d.barrier()
-	if ids := d.answered(); len(ids) != 0 {
-		t.Fatalf("forged login answered before the start: %v", ids)
+	if e := d.waitFor("unauthorized", isType(widget.TypeError)).(*widget.ErrorFrame); e.Code != widget.CodeUnauthorized || e.ID != "l3" {
+		t.Fatalf("forged login before the start: %+v", e)
+	}
+	if n := h.created(); n != 1 {
+		t.Fatalf("a forged login created a conversation: %d", n)
 	}
 	wd := d.start("st-2")
-	if e := d.waitFor("unauthorized", isType(widget.TypeError)).(*widget.ErrorFrame); e.Code != widget.CodeUnauthorized || e.ID != "l3" {
-		t.Fatalf("forged held login: %+v", e)
-	}
 	waitUntil(t, "the second greeting", func() bool { return h.startCalls()[wd.Conversation] == 1 })
 
 	// A socket that closes before its start takes its settings along.
@@ -401,7 +401,7 @@ func TestServiceStartConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			c, made, err := svc.Start(context.Background(), "acme", provider.Visitor{ID: "v1"}, func(store.Conversation) {
+			c, made, err := svc.Start(context.Background(), "acme", "v1", provider.Visitor{ID: "v1"}, func(store.Conversation) {
 				mu.Lock()
 				setups++
 				mu.Unlock()

@@ -172,12 +172,19 @@ type socket struct {
 	bot  *Bot
 	ip   string
 
+	// visitor is the browser's visitor id, which its token names; a
+	// logout replaces it with a fresh one. The reader sets it, under mu
+	// once the writer runs (the writer mints the token for welcomes).
 	visitor string
-	// info is what the hello said about the visitor, kept for the start
-	// of the conversation while there is none (then let go: an idle
-	// socket keeps no page URLs).
+	// key is what the socket's conversation is found and created by: the
+	// visitor id, or the user key (UserKey) once a verified login said
+	// who the visitor is, so that a signed-in user's conversation follows
+	// the user rather than the browser. Only the reader uses it.
+	key string
+	// info is what the latest hello said about the visitor: the start of
+	// a conversation, and a login that finds the user's, record it.
 	info provider.Visitor
-	// conv is the visitor's conversation; its ID is "" until one exists,
+	// conv is the socket's conversation; its ID is "" until one exists,
 	// since a hello never creates one (a start, or the first message,
 	// does). The reader sets it, under mu once the writer runs; the
 	// writer takes it with its work.
@@ -244,7 +251,7 @@ func (so *socket) start() bool {
 	if so.conv.ID != "" {
 		so.unsubscribe = so.srv.bus.Subscribe(so.conv.ID, so.onEvent)
 	}
-	welcome, err := so.welcome(ctx, so.conv)
+	welcome, err := so.welcome(ctx, so.visitor, so.conv)
 	if err != nil {
 		so.conn.Close(websocket.StatusInternalError, "cannot mint visitor token")
 		return false
@@ -326,19 +333,24 @@ func (so *socket) open(ctx context.Context, h *widget.Hello) error {
 	if !ok {
 		visitor = NewVisitorID()
 	}
-	so.visitor = visitor
-	so.info = provider.Visitor{ID: visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer}
-	conv, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.info)
+	so.visitor, so.key = visitor, visitor
+	so.info = visitorInfo(visitor, h)
+	conv, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.key, so.info)
 	if found {
-		so.conv, so.info = conv, provider.Visitor{}
+		so.conv = conv
 	}
 	return err
 }
 
-// welcome makes the welcome for conversation c: "" and 0 when there is
-// none yet.
-func (so *socket) welcome(ctx context.Context, c store.Conversation) (*widget.Welcome, error) {
-	token, err := so.srv.keys.MintVisitor(so.bot.Config.ID, so.visitor)
+// visitorInfo is what hello h says about visitor, for the providers.
+func visitorInfo(visitor string, h *widget.Hello) provider.Visitor {
+	return provider.Visitor{ID: visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer}
+}
+
+// welcome makes the welcome for conversation c with a fresh token for
+// visitor: conversation "" and last 0 when there is none yet.
+func (so *socket) welcome(ctx context.Context, visitor string, c store.Conversation) (*widget.Welcome, error) {
+	token, err := so.srv.keys.MintVisitor(so.bot.Config.ID, visitor)
 	if err != nil {
 		return nil, err
 	}
@@ -450,6 +462,7 @@ func (so *socket) drop() {
 // work is what a writer takes from the socket in one round.
 type work struct {
 	conv     store.Conversation // as it was when the work was taken
+	visitor  string             // likewise, for the welcome's token
 	greet    bool
 	after    uint64
 	first    *widget.Welcome
@@ -465,11 +478,11 @@ type work struct {
 // there is nothing. The caller holds so.mu.
 func (so *socket) takeLocked() (w work, ok bool) {
 	if so.first != nil { // alone, so a hello meanwhile gets its own welcome
-		w = work{conv: so.conv, greet: true, first: so.first, after: so.firstAfter}
+		w = work{conv: so.conv, visitor: so.visitor, greet: true, first: so.first, after: so.firstAfter}
 		so.first = nil
 		return w, true
 	}
-	w = work{conv: so.conv, greet: so.greet, after: so.greetAfter, fetch: so.fetch, typing: so.typing, statuses: so.statuses}
+	w = work{conv: so.conv, visitor: so.visitor, greet: so.greet, after: so.greetAfter, fetch: so.fetch, typing: so.typing, statuses: so.statuses}
 	so.greet, so.fetch, so.typing, so.statuses = false, false, 0, nil
 	if len(so.out) > 0 {
 		if len(so.out) == sendQueue {
@@ -517,7 +530,7 @@ func (so *socket) do(ctx context.Context, w work) error {
 		welcome := w.first
 		if welcome == nil {
 			var err error
-			if welcome, err = so.welcome(ctx, w.conv); err != nil {
+			if welcome, err = so.welcome(ctx, w.visitor, w.conv); err != nil {
 				return err
 			}
 		}
@@ -740,15 +753,11 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 		if !so.allow(ctx, f.ID) {
 			return
 		}
-		if so.conv.ID == "" {
-			so.hold(ctx, f.ID, f)
-			return
+		if f.User == "" {
+			so.logout(ctx, f.ID)
+		} else {
+			so.login(ctx, f)
 		}
-		if err := svc.Login(ctx, so.conv.ID, so.bot.Config.IdentitySecret.Reveal(), f); err != nil {
-			so.reply(ctx, so.storeError(err, f.ID))
-			return
-		}
-		so.reply(ctx, &widget.Ack{ID: f.ID})
 	case *widget.Read:
 		if so.conv.ID == "" {
 			return // nothing to have read
@@ -765,8 +774,8 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 // socket that has none, and attaches the socket to it if another tab
 // started it meanwhile. It reports whether it did.
 func (so *socket) lookup(ctx context.Context, h *widget.Hello) bool {
-	so.info = provider.Visitor{ID: so.visitor, Locale: h.Locale, TZ: h.TZ, PageURL: h.Page.URL, Referrer: h.Page.Referrer}
-	c, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.info)
+	so.info = visitorInfo(so.visitor, h)
+	c, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.key, so.info)
 	if err != nil {
 		so.srv.log.Warn("cannot look up conversation", "bot", so.bot.Config.ID, "error", err)
 	}
@@ -787,7 +796,7 @@ func (so *socket) lookup(ctx context.Context, h *widget.Hello) bool {
 // wait on either way. It reports whether the socket has a conversation.
 func (so *socket) begin(ctx context.Context, id string) bool {
 	var answers []widget.Frame
-	c, wait, err := so.srv.startConversation(ctx, so.bot, so.ip, so.info, func(c store.Conversation) {
+	c, wait, err := so.srv.startConversation(ctx, so.bot, so.ip, so.key, so.info, func(c store.Conversation) {
 		answers = so.applyHeld(ctx, c.ID)
 	})
 	switch {
@@ -809,7 +818,6 @@ func (so *socket) begin(ctx context.Context, id string) bool {
 // attach makes c the socket's conversation: it subscribes to its events,
 // then asks the writer for a new welcome and the replay after after.
 func (so *socket) attach(c store.Conversation, after uint64) {
-	so.info = provider.Visitor{}
 	so.unsubscribe = so.srv.bus.Subscribe(c.ID, so.onEvent)
 	so.mu.Lock()
 	so.conv = c

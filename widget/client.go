@@ -100,6 +100,7 @@ const (
 	KeyOutbox  = "outbox"  // JSON array of send/postback/session frames with "at" (unix ms)
 	KeySeen    = "seen"    // "<seq>:<conversation>": newest message the visitor has seen
 	KeyUnread  = "unread"  // decimal unread count, for the loader's badge before the wasm runs
+	KeyLogout  = "logout"  // changes at each logout, so that the browser's other tabs start afresh too
 )
 
 // StorageKey returns the localStorage key of item name for bot:
@@ -277,6 +278,7 @@ type Client struct {
 	// server side
 	welcomed bool   // a welcome arrived on this page
 	conv     string // "" while the visitor has no conversation
+	logout   string // KeyLogout as this tab last knew it
 	// A start frame creates the conversation once the visitor shows
 	// intent: the panel is open or a message waits. It goes once per
 	// socket (startGen is the generation it went on), or again at
@@ -333,6 +335,7 @@ func NewClient(o ClientOptions) *Client {
 		c.random = newSplitMix(uint64(c.now()))
 	}
 	c.seen, c.seenConv = c.loadSeen()
+	c.logout, _ = c.get(KeyLogout)
 	c.storedUnread = c.loadUnread()
 	c.savedUnread = c.storedUnread
 	for _, it := range c.loadOutbox() {
@@ -781,6 +784,12 @@ func (c *Client) onAck(a *Ack, u *Update) {
 	if it := c.findItem(a.ID); it != nil {
 		c.dropItem(it)
 		c.done[a.ID] = true
+		if l, ok := it.frame.(*Login); ok && l.User == "" {
+			// The server made this browser a fresh visitor (its welcome
+			// came first); the other tabs follow (Sync).
+			c.logout = strconv.FormatUint(c.random(), 36)
+			c.store.Set(c.key(KeyLogout), c.logout)
+		}
 	}
 	e := c.byClient[a.ID]
 	if e == nil {
@@ -1061,6 +1070,19 @@ func (c *Client) SetLanguage(lang string) Update {
 // Call it on the "storage" event.
 func (c *Client) Sync() Update {
 	var u Update
+	if mark, _ := c.get(KeyLogout); mark != c.logout {
+		// Another tab logged out: this one's socket speaks for the
+		// visitor that ended. Drop what it shows and say hello again
+		// with the new visitor's token, at once.
+		c.logout = mark
+		c.resetTranscript()
+		c.conv, c.last, c.welcomed = "", 0, false
+		u.Change |= ChangeTranscript
+		if c.conn != ConnIdle && !c.stopped {
+			u.Hangup = c.conn != ConnWaiting
+			c.dial(&u)
+		}
+	}
 	if seq, conv := c.loadSeen(); seq > c.seen && (conv == c.seenConv || c.seenConv == "") {
 		c.seen, c.seenConv = seq, conv
 		c.storedUnread, c.savedUnread = c.loadUnread(), c.loadUnread()

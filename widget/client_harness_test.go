@@ -162,7 +162,17 @@ func (s *fakeServer) receive(c *fakeConn, data []byte) {
 		if c.watching || s.start(c, f.ID) {
 			s.post(c, f.ID, Text(f.Title))
 		}
-	case *Session, *Login:
+	case *Login:
+		if f.User == "" { // logout: a fresh visitor, as the real server makes
+			s.logout(c, f.ID)
+			return
+		}
+		if c.watching {
+			s.setting(c, f)
+		} else {
+			c.held = append(c.held, f)
+		}
+	case *Session:
 		if c.watching {
 			s.setting(c, f)
 		} else {
@@ -171,6 +181,19 @@ func (s *fakeServer) receive(c *fakeConn, data []byte) {
 	case *Read:
 		s.reads = append(s.reads, f.Seq)
 	}
+}
+
+// logout makes the socket's browser a fresh visitor: a new token, a new
+// conversation not yet started; the socket gets a welcome without one,
+// then the ack.
+func (s *fakeServer) logout(c *fakeConn, id string) {
+	s.logins = append(s.logins, "")
+	s.token += "'"
+	s.conv += "'"
+	s.msgs, s.byClient, s.started = nil, map[string]*fakeMsg{}, false
+	c.watching = false
+	s.welcome(c, 0)
+	s.push(c, &Ack{ID: id})
 }
 
 // welcome answers a hello or a start: the conversation, if any, then

@@ -1189,3 +1189,53 @@ func TestStartOncePerSocket(t *testing.T) {
 		t.Fatalf("the next socket: starts %v, started %v", starts, srv.started)
 	}
 }
+
+// TestLogoutStartsAfreshInEveryTab: a logout drops the transcript in the
+// tab that logged out (the server's welcome names no conversation and
+// brings a new token) and, through storage, in the browser's other
+// tabs, which say hello again at once with the new token.
+func TestLogoutStartsAfreshInEveryTab(t *testing.T) {
+	clock := newClock()
+	srv := newServer(t, clock)
+	store := new(MemoryStorage)
+	a := newTab(t, "A", srv, store, 1).online()
+	b := newTab(t, "B", srv, store, 2).online()
+	a.apply(a.c.SetOpen(true, true))
+	a.pump()
+	a.send("ann's secret")
+	b.apply(b.c.SetOpen(true, true))
+	b.pump()
+	b.mustTexts("user:ann's secret")
+
+	a.apply(a.c.Login(Login{}))
+	a.pump()
+	a.mustTexts()
+	if tok, _ := store.Get("porthole:acme:visitor"); tok != srv.token || tok == "tok-1" {
+		t.Fatalf("stored token after logout = %q, want the new visitor's %q", tok, srv.token)
+	}
+	mark, ok := store.Get("porthole:acme:logout")
+	if !ok || mark == "" {
+		t.Fatal("logout left no mark for the other tabs")
+	}
+
+	u := b.c.Sync()
+	if !u.Hangup || !u.Dial || u.Change&ChangeTranscript == 0 {
+		t.Fatalf("B after A's logout: %+v; want the transcript dropped and a new socket", u)
+	}
+	b.conn.open, b.conn = false, nil
+	b.apply(u)
+	b.mustTexts()
+	b.connect()
+	b.mustTexts()
+	hellos := srv.sentFrames(TypeHello)
+	if h := hellos[len(hellos)-1].(*Hello); h.Visitor != srv.token {
+		t.Fatalf("B said hello with %q, want the new token %q", h.Visitor, srv.token)
+	}
+	// Nothing more happens on the next storage event.
+	if u := b.c.Sync(); u.Hangup || u.Dial {
+		t.Fatalf("a second Sync redialled: %+v", u)
+	}
+	// And a new message starts the new visitor's conversation.
+	b.send("bea here")
+	b.mustTexts("user:bea here")
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -180,6 +181,15 @@ addEventListener("load", function () {
   Porthole.sendMessage("pricing");
 });
 </script>`, "", ""))
+	})
+	// /account is a signed-in page of the host site: its backend signed
+	// the user in the query (a test stands in for the backend's HMAC).
+	mux.HandleFunc("/account", func(w http.ResponseWriter, r *http.Request) {
+		user := r.URL.Query().Get("user")
+		fmt.Fprint(w, page(`<script>
+window.Porthole = window.Porthole || [];
+Porthole.push(["login", `+jsString(user)+`, `+jsString(sign(user))+`, {name: `+jsString(user)+`}]);
+</script>`, "<p>Signed in as "+html.EscapeString(user)+"</p>", ""))
 	})
 	h.Server = httptest.NewServer(mux)
 	t.Cleanup(h.Server.Close)

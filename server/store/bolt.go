@@ -158,6 +158,52 @@ func (s *Bolt) Find(_ context.Context, bot, visitor string) (Conversation, error
 	return c, err
 }
 
+// Rebind implements Store.
+func (s *Bolt) Rebind(_ context.Context, conversation, key string) (Conversation, bool, error) {
+	id, ok := parseID(conversation)
+	if !ok {
+		return Conversation{}, false, errNoConversation(conversation)
+	}
+	var c Conversation
+	var moved bool
+	err := s.batch(func(tx *bolt.Tx) (err error) {
+		if c, err = getConv(tx, id); err != nil {
+			return err
+		}
+		moved = true
+		if key == c.Visitor {
+			return nil
+		}
+		visitors := tx.Bucket(bucketVisitor)
+		if other := visitors.Get(pair(nil, c.Bot, key)); other != nil && key != "" {
+			c, err = getConv(tx, other)
+			moved = false
+			return err
+		}
+		if err := unbind(tx, id, c); err != nil {
+			return err
+		}
+		if key != "" {
+			if err := visitors.Put(pair(nil, c.Bot, key), id); err != nil {
+				return err
+			}
+		}
+		c.Visitor = key
+		return putConv(tx, id, c)
+	})
+	return c, moved, err
+}
+
+// unbind deletes the key that finds conversation c (id), if it still
+// finds c.
+func unbind(tx *bolt.Tx, id []byte, c Conversation) error {
+	k := pair(nil, c.Bot, c.Visitor)
+	if bytes.Equal(tx.Bucket(bucketVisitor).Get(k), id) {
+		return tx.Bucket(bucketVisitor).Delete(k)
+	}
+	return nil
+}
+
 // Get implements Store.
 func (s *Bolt) Get(_ context.Context, id string) (Conversation, error) {
 	raw, ok := parseID(id)
@@ -416,7 +462,7 @@ func deleteConv(tx *bolt.Tx, id []byte, c Conversation) error {
 			return err
 		}
 	}
-	if err := tx.Bucket(bucketVisitor).Delete(pair(nil, c.Bot, c.Visitor)); err != nil {
+	if err := unbind(tx, id, c); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketConv).Delete(id)

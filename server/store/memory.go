@@ -98,6 +98,39 @@ func (s *Memory) Find(_ context.Context, bot, visitor string) (Conversation, err
 	return Conversation{}, ErrNotFound
 }
 
+// Rebind implements Store.
+func (s *Memory) Rebind(_ context.Context, id, key string) (Conversation, bool, error) {
+	if err := s.lock(); err != nil {
+		return Conversation{}, false, err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(id)
+	if err != nil {
+		return Conversation{}, false, err
+	}
+	if key == c.Visitor {
+		return c.Conversation, true, nil
+	}
+	if other, ok := s.visitors[[2]string{c.Bot, key}]; ok && key != "" {
+		return s.convs[other].Conversation, false, nil
+	}
+	s.unbind(c.Conversation)
+	if key != "" {
+		s.visitors[[2]string{c.Bot, key}] = id
+	}
+	c.Visitor = key
+	return c.Conversation, true, nil
+}
+
+// unbind deletes the key that finds c, if it still finds c; the mutex
+// must be held.
+func (s *Memory) unbind(c Conversation) {
+	k := [2]string{c.Bot, c.Visitor}
+	if s.visitors[k] == c.ID {
+		delete(s.visitors, k)
+	}
+}
+
 // Get implements Store.
 func (s *Memory) Get(_ context.Context, id string) (Conversation, error) {
 	if err := s.lock(); err != nil {
@@ -277,7 +310,7 @@ func (s *Memory) Prune(_ context.Context, before time.Time) (int, error) {
 	for id, c := range s.convs {
 		if c.Updated.Before(before) {
 			delete(s.convs, id)
-			delete(s.visitors, [2]string{c.Bot, c.Visitor})
+			s.unbind(c.Conversation)
 			n++
 		}
 	}

@@ -49,8 +49,12 @@ const (
 
 // Conversation is one visitor's conversation with one bot.
 type Conversation struct {
-	ID      string // 32 lowercase hex characters, random
-	Bot     string
+	ID  string // 32 lowercase hex characters, random
+	Bot string
+	// Visitor is the key that finds the conversation (Find): a visitor
+	// id, or the key of a signed-in user, whose conversation follows the
+	// user from device to device. Empty when Rebind has unbound it: no
+	// key finds it, and it lives on only until it is pruned.
 	Visitor string
 	Created time.Time
 	Updated time.Time // time of the last append; retention counts from it
@@ -95,6 +99,14 @@ type Store interface {
 	// Find returns the conversation of visitor with bot without creating
 	// it, or ErrNotFound: for pages that only show what exists.
 	Find(ctx context.Context, bot, visitor string) (Conversation, error)
+
+	// Rebind makes key (a visitor or user key of the same bot) the one
+	// that finds conversation id, in place of the key that found it: a
+	// visitor's conversation becomes a signed-in user's, or, with an empty
+	// key, nobody's (a logout, a revoked visitor token). When key finds
+	// another conversation already, nothing changes: Rebind returns that
+	// one with moved false. It returns ErrNotFound for an unknown id.
+	Rebind(ctx context.Context, id, key string) (c Conversation, moved bool, err error)
 
 	// Get returns the conversation with the given id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Conversation, error)

@@ -27,6 +27,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConversationRace", testConversationRace},
 		{"GetNotFound", testGetNotFound},
 		{"Find", testFind},
+		{"Rebind", testRebind},
+		{"RebindPrune", testRebindPrune},
 		{"AppendSeq", testAppendSeq},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendNotFound", testAppendNotFound},
@@ -642,5 +644,90 @@ func testFind(t *testing.T, s store.Store) {
 	}
 	if _, created, _ := s.Conversation(ctx, "bot", "v"); created {
 		t.Fatal("Conversation after Find created a second conversation")
+	}
+}
+
+// testRebind: a conversation moves from a visitor's key to a user's, is
+// then found by the user's key only, refuses a key that finds another
+// conversation, and can be unbound so that no key finds it.
+func testRebind(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := conv(t, s, "bot", "visitor")
+	add(t, s, store.Message{Conversation: c.ID, From: store.FromBot})
+	got, moved, err := s.Rebind(ctx, c.ID, "user")
+	if err != nil || !moved || got.ID != c.ID || got.Visitor != "user" || got.Last != 1 {
+		t.Fatalf("Rebind to a free key = %+v, %v, %v; want it moved", got, moved, err)
+	}
+	if g, err := s.Get(ctx, c.ID); err != nil || g.Visitor != "user" {
+		t.Fatalf("Get after Rebind = %+v, %v; want Visitor user", g, err)
+	}
+	if f, err := s.Find(ctx, "bot", "user"); err != nil || f.ID != c.ID {
+		t.Fatalf("Find(user) = %+v, %v; want %s", f, err, c.ID)
+	}
+	_, err = s.Find(ctx, "bot", "visitor")
+	isNotFound(t, "Find of the key a conversation moved away from", err)
+	if again, created, err := s.Conversation(ctx, "bot", "visitor"); err != nil || !created || again.ID == c.ID {
+		t.Fatalf("Conversation(visitor) after the move = %+v, %v, %v; want a new one", again, created, err)
+	}
+	if _, err := s.Find(ctx, "other", "user"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Rebind bound a key of another bot: %v", err)
+	}
+
+	// A key that finds another conversation stays with it.
+	d := conv(t, s, "bot", "second")
+	got, moved, err = s.Rebind(ctx, d.ID, "user")
+	if err != nil || moved || got.ID != c.ID {
+		t.Fatalf("Rebind to a taken key = %+v, %v, %v; want %s, not moved", got, moved, err, c.ID)
+	}
+	if f, err := s.Find(ctx, "bot", "second"); err != nil || f.ID != d.ID {
+		t.Fatalf("a refused Rebind unbound its conversation: %+v, %v", f, err)
+	}
+	// Rebinding to the key it has is a no-op that reports moved.
+	if got, moved, err := s.Rebind(ctx, c.ID, "user"); err != nil || !moved || got.ID != c.ID {
+		t.Fatalf("Rebind to its own key = %+v, %v, %v", got, moved, err)
+	}
+
+	// Unbound, nobody finds it; it keeps its messages and can be bound again.
+	if got, moved, err := s.Rebind(ctx, c.ID, ""); err != nil || !moved || got.Visitor != "" {
+		t.Fatalf("Rebind to no key = %+v, %v, %v", got, moved, err)
+	}
+	_, err = s.Find(ctx, "bot", "user")
+	isNotFound(t, "Find of an unbound conversation's old key", err)
+	if g, err := s.Get(ctx, c.ID); err != nil || g.Last != 1 || g.Visitor != "" {
+		t.Fatalf("Get of an unbound conversation = %+v, %v", g, err)
+	}
+	if got, moved, err := s.Rebind(ctx, c.ID, "user2"); err != nil || !moved || got.Visitor != "user2" {
+		t.Fatalf("Rebind of an unbound conversation = %+v, %v, %v", got, moved, err)
+	}
+	_, _, err = s.Rebind(ctx, noID, "user")
+	isNotFound(t, "Rebind of an unknown conversation", err)
+}
+
+// testRebindPrune: pruning a conversation that was unbound, or moved,
+// never deletes the key of the conversation that has it now.
+func testRebindPrune(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	old := conv(t, s, "bot", "v")
+	if _, _, err := s.Rebind(ctx, old.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	moved := conv(t, s, "bot", "w")
+	if _, _, err := s.Rebind(ctx, moved.ID, "u"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	cutoff := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	fresh := conv(t, s, "bot", "v") // the same visitor key, a new conversation
+	if n, err := s.Prune(ctx, cutoff); err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2", n, err)
+	}
+	if f, err := s.Find(ctx, "bot", "v"); err != nil || f.ID != fresh.ID {
+		t.Fatalf("Prune of an unbound conversation took the key of a live one: %+v, %v", f, err)
+	}
+	_, err := s.Find(ctx, "bot", "u")
+	isNotFound(t, "Find of a pruned user key", err)
+	if c, created, err := s.Conversation(ctx, "bot", "w"); err != nil || !created || c.ID == moved.ID {
+		t.Fatalf("Conversation(w) = %+v, %v, %v; want a new one", c, created, err)
 	}
 }
