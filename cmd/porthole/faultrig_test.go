@@ -222,16 +222,16 @@ func (p clPlatform) replies(t *testing.T, _ map[string]bool) []reply {
 	seen := map[key]bool{}
 	var out []reply
 	for _, c := range p.Callbacks() {
-		k := key{c.UserID, c.Counter}
+		k := key{c.Conversation, c.Seq}
 		if c.Status < 200 || c.Status > 299 || seen[k] {
 			continue
 		}
 		seen[k] = true
-		var m struct{ Text string }
-		if err := json.Unmarshal(c.Message, &m); err != nil {
+		var cb struct{ Message struct{ Text string } }
+		if err := json.Unmarshal(c.Body, &cb); err != nil {
 			t.Fatalf("callback message: %v", err)
 		}
-		out = append(out, reply{conv: c.UserID, text: m.Text, order: c.Counter})
+		out = append(out, reply{conv: c.Conversation, text: cb.Message.Text, order: c.Seq})
 	}
 	return out
 }

@@ -456,7 +456,7 @@ func TestFaultChatlayerCallbacks(t *testing.T) {
 	r := newRigOn(t, clPlatform{emu}, "", "")
 	emu.URL = "http://" + r.emuAddr
 	emu.DuplicateCallbacks(6)
-	emu.ReverseBatches(8)
+	emu.ReorderCallbacks(8)
 	vs := visitors("cl", 4, 6, 60*time.Millisecond)
 	for _, v := range vs {
 		v.plan = "plan-" + v.name // each reply is a batch of two: "You said" and "Your plan is"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -211,7 +212,7 @@ func TestAdapterErrorsClassified(t *testing.T) {
 				if got := r.emu.Accepted(convA); got != 1 {
 					t.Fatalf("accepted %d, want 1", got)
 				}
-				eventually(t, "the reply", 5*time.Second, func() bool { return len(r.sink.deliveries(convA)) == 1 })
+				eventually(t, "the reply", 5*time.Second, func() bool { return len(r.sink.Deliveries(convA)) == 1 })
 			})
 		}
 	}
@@ -241,11 +242,11 @@ func TestAdapterGreetAndTyping(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		r := newRig(t, ModeV1, func(_ *Config, o *chatlayertest.Options) { o.ReplyDelay = 100 * time.Millisecond })
 		r.send(provider.Message{Kind: provider.Start})
-		if got := r.sink.typings(); len(got) != 1 || got[0] != convA+":on" {
+		if got := r.sink.Typings(); len(got) != 1 || got[0] != convA+":on" {
 			t.Fatalf("typing after an accepted start: %v", got)
 		}
 		r.idle()
-		if got := r.sink.texts(convA); len(got) != 1 || !strings.HasPrefix(got[0], "Hi! I am the emulated Chatlayer bot") {
+		if got := r.sink.Texts(convA); len(got) != 1 || !strings.HasPrefix(got[0], "Hi! I am the emulated Chatlayer bot") {
 			t.Fatalf("greeting: %q", got)
 		}
 	})
@@ -257,14 +258,14 @@ func TestAdapterGreetAndTyping(t *testing.T) {
 			t.Fatal("greet: false still sent an introMessage")
 		}
 		r.send(provider.Message{Kind: provider.Text, Text: "hi"})
-		if got := r.sink.typings(); len(got) != 0 {
+		if got := r.sink.Typings(); len(got) != 0 {
 			t.Fatalf("reply_typing: false still showed typing: %v", got)
 		}
 	})
 	t.Run("no typing when the reply came first", func(t *testing.T) {
 		// An upstream that calls the webhook back before it answers: the
 		// reply is stored before Send returns, so typing must stay off.
-		sink := newSink(convA)
+		sink := providertest.NewSink(t, convA)
 		var a *Adapter
 		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			if code, _ := post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("quick"), "messageCounter": 1})); code != 200 {
@@ -281,10 +282,10 @@ func TestAdapterGreetAndTyping(t *testing.T) {
 		if err := a.Send(context.Background(), provider.Message{Conversation: convA, Kind: provider.Text, Text: "hi"}); err != nil {
 			t.Fatal(err)
 		}
-		if got := sink.typings(); len(got) != 0 {
+		if got := sink.Typings(); len(got) != 0 {
 			t.Fatalf("typing %v after the reply was already stored", got)
 		}
-		if len(sink.deliveries(convA)) != 1 {
+		if len(sink.Deliveries(convA)) != 1 {
 			t.Fatal("reply not stored")
 		}
 	})
@@ -300,10 +301,10 @@ func TestFullLoop(t *testing.T) {
 			r.send(provider.Message{Kind: provider.Text, Text: "all"})
 			r.idle()
 			var kinds []string
-			for _, d := range r.sink.deliveries(convA) {
-				kinds = append(kinds, d.body.Kind)
-				if d.body.Kind == widget.KindMedia {
-					kinds[len(kinds)-1] += ":" + d.body.Media
+			for _, d := range r.sink.Deliveries(convA) {
+				kinds = append(kinds, d.Body.Kind)
+				if d.Body.Kind == widget.KindMedia {
+					kinds[len(kinds)-1] += ":" + d.Body.Media
 				}
 			}
 			want := []string{"text", "text", "buttons", "carousel", "carousel", "buttons", "media:image", "media:video", "media:audio", "media:file"}
@@ -329,19 +330,19 @@ func TestFullLoop(t *testing.T) {
 			// Click the carousel's JSON postback, exactly as the widget
 			// would hand it over.
 			var click widget.Button
-			for _, d := range r.sink.deliveries(convA) {
-				if d.body.Kind == widget.KindCarousel && len(d.body.Cards[0].Buttons) > 0 {
-					click = d.body.Cards[0].Buttons[0]
+			for _, d := range r.sink.Deliveries(convA) {
+				if d.Body.Kind == widget.KindCarousel && len(d.Body.Cards[0].Buttons) > 0 {
+					click = d.Body.Cards[0].Buttons[0]
 					break
 				}
 			}
 			if click.Type != widget.ButtonPostback {
 				t.Fatalf("no postback button on the carousel: %+v", click)
 			}
-			before := len(r.sink.deliveries(convA))
+			before := len(r.sink.Deliveries(convA))
 			r.send(provider.Message{Kind: provider.Postback, Text: click.Title, Payload: click.Payload})
 			r.idle()
-			got := r.sink.texts(convA)[before:]
+			got := r.sink.Texts(convA)[before:]
 			if len(got) < 1 || got[0] != "You clicked "+click.Title+"." {
 				t.Fatalf("after the click: %q", got)
 			}
@@ -353,7 +354,7 @@ func TestFullLoopSessionData(t *testing.T) {
 	r := newRig(t, ModeV1, nil)
 	r.send(provider.Message{Kind: provider.Text, Text: "hi there", Session: []byte(`{"plan":"pro"}`)})
 	r.idle()
-	if got := r.sink.texts(convA); len(got) != 2 || got[0] != "You said: hi there" || got[1] != "Your plan is pro." {
+	if got := r.sink.Texts(convA); len(got) != 2 || got[0] != "You said: hi there" || got[1] != "Your plan is pro." {
 		t.Fatalf("replies %q", got)
 	}
 }
@@ -361,20 +362,20 @@ func TestFullLoopSessionData(t *testing.T) {
 func TestFullLoopCallbackFaults(t *testing.T) {
 	t.Run("reversed batch", func(t *testing.T) {
 		r := newRig(t, ModeV1, func(c *Config, _ *chatlayertest.Options) { c.ReorderWait = 2 * time.Second })
-		r.emu.ReverseBatches(1)
+		r.emu.ReorderCallbacks(1)
 		r.send(provider.Message{Kind: provider.Text, Text: "media"})
 		r.idle()
 		var got []string
-		for _, d := range r.sink.deliveries(convA) {
-			got = append(got, d.body.Media)
+		for _, d := range r.sink.Deliveries(convA) {
+			got = append(got, d.Body.Media)
 		}
 		if strings.Join(got, " ") != "image video audio file" {
 			t.Fatalf("delivered %v, want them in counter order", got)
 		}
 		sent := r.emu.Callbacks() // recorded as answered; At is when each was sent
-		slices.SortFunc(sent, func(a, b chatlayertest.Callback) int { return a.At.Compare(b.At) })
-		if len(sent) != 4 || sent[0].Counter != 4 || sent[3].Counter != 1 {
-			t.Fatalf("the emulator did not send in reverse: %d callbacks, first %d", len(sent), sent[0].Counter)
+		slices.SortFunc(sent, func(a, b providertest.Callback) int { return a.At.Compare(b.At) })
+		if len(sent) != 4 || sent[0].Seq != 4 || sent[3].Seq != 1 {
+			t.Fatalf("the emulator did not send in reverse: %d callbacks, first %d", len(sent), sent[0].Seq)
 		}
 	})
 	t.Run("duplicates", func(t *testing.T) {
@@ -382,7 +383,7 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 		r.emu.DuplicateCallbacks(10)
 		r.send(provider.Message{Kind: provider.Text, Text: "media"})
 		r.idle()
-		if got := len(r.sink.deliveries(convA)); got != 4 {
+		if got := len(r.sink.Deliveries(convA)); got != 4 {
 			t.Fatalf("stored %d, want 4: duplicates stored once", got)
 		}
 		if got := len(r.emu.Callbacks()); got != 8 {
@@ -395,8 +396,8 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 		r.send(provider.Message{Kind: provider.Text, Text: "media"})
 		r.idle()
 		var got []string
-		for _, d := range r.sink.deliveries(convA) {
-			got = append(got, d.body.Media)
+		for _, d := range r.sink.Deliveries(convA) {
+			got = append(got, d.Body.Media)
 		}
 		if strings.Join(got, " ") != "video audio file" {
 			t.Fatalf("delivered %v after a lost callback, want the rest in order", got)
@@ -404,12 +405,10 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 	})
 	t.Run("store fails once", func(t *testing.T) {
 		r := newRig(t, ModeV1, nil)
-		r.sink.mu.Lock()
-		r.sink.failNext = 1
-		r.sink.mu.Unlock()
+		r.sink.FailDeliver(1)
 		r.send(provider.Message{Kind: provider.Text, Text: "text"})
 		r.idle()
-		if got := r.sink.texts(convA); len(got) != 1 {
+		if got := r.sink.Texts(convA); len(got) != 1 {
 			t.Fatalf("stored %q, want the reply once after Chatlayer's retry", got)
 		}
 		cbs := r.emu.Callbacks()
@@ -423,7 +422,7 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 		start := time.Now()
 		r.send(provider.Message{Kind: provider.Text, Text: "text"})
 		r.idle()
-		if time.Since(start) < 30*time.Millisecond || len(r.sink.deliveries(convA)) != 1 {
+		if time.Since(start) < 30*time.Millisecond || len(r.sink.Deliveries(convA)) != 1 {
 			t.Fatal("delayed callback not delivered after its delay")
 		}
 	})
@@ -432,7 +431,7 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 			r := newRig(t, ModeV1, func(_ *Config, o *chatlayertest.Options) { o.RouteField = field })
 			r.send(provider.Message{Kind: provider.Text, Text: "text"})
 			r.idle()
-			if len(r.sink.deliveries(convA)) != 1 {
+			if len(r.sink.Deliveries(convA)) != 1 {
 				t.Fatalf("callbacks routed by %s not delivered", field)
 			}
 		}
@@ -441,7 +440,7 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 		r := newRig(t, ModeV1, func(_ *Config, o *chatlayertest.Options) { o.CallbackVerifyToken = "forged" })
 		r.send(provider.Message{Kind: provider.Text, Text: "text"})
 		r.idle()
-		if len(r.sink.deliveries(convA)) != 0 {
+		if len(r.sink.Deliveries(convA)) != 0 {
 			t.Fatal("a callback with a wrong verify token was stored")
 		}
 		cbs := r.emu.Callbacks()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -124,8 +126,8 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 	fmt.Fprintf(&buf, "%v %+v %#v %s", c, c, c, c.Token)
 	out, _ := yaml.Marshal(c)
 	buf.Write(out)
-	logs := &logBuffer{}
-	newLogger(logs).Info("config", "cfg", c, "token", c.Token)
+	logs := &providertest.LogBuffer{}
+	logs.Logger().Info("config", "cfg", c, "token", c.Token)
 	buf.WriteString(logs.String())
 	if strings.Contains(buf.String(), "LEAKCHECK") {
 		t.Fatalf("a secret shows in a printed config: %s", buf.String())

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
+	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -322,5 +324,56 @@ func TestNormalizeNothingToShow(t *testing.T) {
 		if !errors.Is(err, ErrNothingToShow) || bodies != nil {
 			t.Errorf("Normalize(%s) = %v, %v; want ErrNothingToShow", msg, bodies, err)
 		}
+	}
+}
+
+// TestNormalizesEveryEmulatorMessage reads what the emulator's scripted
+// bot sends (the greeting, every kind, a click's answer, session data,
+// the API-plugin shape, media under a MediaBase) straight from its
+// callbacks, and normalizes each message: the emulator's own tests check
+// its callbacks against the contract, this checks that the adapter
+// understands all of them.
+func TestNormalizesEveryEmulatorMessage(t *testing.T) {
+	sent := func(r *rig) []json.RawMessage {
+		r.idle()
+		var out []json.RawMessage
+		for _, cb := range r.emu.Callbacks() {
+			var body struct{ Message json.RawMessage }
+			if err := json.Unmarshal(cb.Body, &body); err != nil {
+				t.Fatalf("callback body %s: %v", cb.Body, err)
+			}
+			out = append(out, body.Message)
+		}
+		return out
+	}
+	r := newRig(t, ModeV1, nil)
+	r.send(provider.Message{Kind: provider.Start})
+	r.send(provider.Message{Kind: provider.Text, Text: "all"})
+	r.send(provider.Message{Kind: provider.Postback, Text: "Carousel", Payload: "emu-qr-carousel"})
+	r.send(provider.Message{Kind: provider.Text, Text: "hey", Session: []byte(`{"plan":"pro"}`)})
+	r.send(provider.Message{Kind: provider.Text, Text: "plugin"})
+	msgs := sent(r)
+	if len(msgs) < 20 {
+		t.Fatalf("only %d bot messages", len(msgs))
+	}
+	for i, m := range msgs {
+		if _, err := Normalize(m); err != nil {
+			t.Errorf("bot message %d does not normalize: %v: %s", i, err, m)
+		}
+	}
+
+	r = newRig(t, ModeV1, func(_ *Config, o *chatlayertest.Options) { o.MediaBase = "http://127.0.0.1:8080/static/demo/" })
+	r.send(provider.Message{Kind: provider.Text, Text: "media"})
+	var urls []string
+	for _, m := range sent(r) {
+		bodies, err := Normalize(m)
+		if err != nil || len(bodies) != 1 {
+			t.Fatalf("%s: %v", m, err)
+		}
+		urls = append(urls, bodies[0].URL)
+	}
+	want := "http://127.0.0.1:8080/static/demo/harbour.svg http://127.0.0.1:8080/static/demo/waves.webm http://127.0.0.1:8080/static/demo/bell.wav http://127.0.0.1:8080/static/demo/porthole-demo.pdf"
+	if strings.Join(urls, " ") != want {
+		t.Fatalf("media URLs %v", urls)
 	}
 }

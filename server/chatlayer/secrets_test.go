@@ -9,6 +9,7 @@ import (
 
 	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 )
 
 // TestNoSecretInLogsErrorsOrAnswers drives the adapter through its
@@ -22,7 +23,7 @@ func TestNoSecretInLogsErrorsOrAnswers(t *testing.T) {
 			seen = append(seen, err.Error())
 		}
 	}
-	var logs []*logBuffer
+	var logs []*providertest.LogBuffer
 
 	for _, mode := range []string{ModeV1, ModeLegacy} {
 		r := newRig(t, mode, nil)
@@ -38,9 +39,7 @@ func TestNoSecretInLogsErrorsOrAnswers(t *testing.T) {
 		r.emu.FailNext(1, 400, nil)
 		note(r.adapter.Send(ctx, m))
 		note(r.adapter.Send(ctx, provider.Message{Conversation: "bad", Kind: provider.Text, Text: "x"}))
-		r.sink.mu.Lock()
-		r.sink.failNext = 1
-		r.sink.mu.Unlock()
+		r.sink.FailDeliver(1)
 		note(r.adapter.Send(ctx, provider.Message{Conversation: convA, Kind: provider.Text, Text: "text"}))
 		r.idle()
 
@@ -65,13 +64,13 @@ func TestNoSecretInLogsErrorsOrAnswers(t *testing.T) {
 	logs = append(logs, badLegacy.logs)
 	note(badLegacy.adapter.Send(context.Background(), provider.Message{Conversation: convA, Kind: provider.Text, Text: "hi"}))
 	// An unreachable upstream.
-	down, err := New(Config{ChannelID: "c", Token: testToken, VerifyToken: testVerify, BaseURL: "http://127.0.0.1:1"}, "acme", newSink(convA), &provider.Upstream{Client: &http.Client{Timeout: time.Second}}, nil)
+	down, err := New(Config{ChannelID: "c", Token: testToken, VerifyToken: testVerify, BaseURL: "http://127.0.0.1:1"}, "acme", providertest.NewSink(t, convA), &provider.Upstream{Client: &http.Client{Timeout: time.Second}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	note(down.Send(context.Background(), provider.Message{Conversation: convA, Kind: provider.Text, Text: "hi"}))
 	// Invalid configurations.
-	_, err = New(Config{Mode: "v9", Token: testToken + "\n", VerifyToken: testVerify + "\n"}, "acme", newSink(), nil, nil)
+	_, err = New(Config{Mode: "v9", Token: testToken + "\n", VerifyToken: testVerify + "\n"}, "acme", providertest.NewSink(t), nil, nil)
 	note(err)
 
 	if len(seen) < 20 {

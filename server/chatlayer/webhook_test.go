@@ -9,10 +9,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 )
 
 func TestWebhookVerifyToken(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, time.Second)
 	for name, vt := range map[string]any{
 		"missing":     nil,
@@ -36,20 +38,20 @@ func TestWebhookVerifyToken(t *testing.T) {
 			t.Errorf("%s verify token: the answer shows a token: %q", name, body)
 		}
 	}
-	if got := sink.deliveries(convA); len(got) != 0 {
+	if got := sink.Deliveries(convA); len(got) != 0 {
 		t.Fatalf("refused callbacks stored %d bodies", len(got))
 	}
-	if sink.calls != 0 {
-		t.Fatalf("refused callbacks reached Deliver %d times", sink.calls)
+	if sink.Calls() != 0 {
+		t.Fatalf("refused callbacks reached Deliver %d times", sink.Calls())
 	}
 	code, _ := post(a, callback(t, map[string]any{"senderId": convA, "message": textMsg("hi"), "messageCounter": 1, "verifyToken": testVerify}))
-	if code != http.StatusOK || len(sink.deliveries(convA)) != 1 {
-		t.Fatalf("the right verify token: status %d, %d stored; want 200 and 1", code, len(sink.deliveries(convA)))
+	if code != http.StatusOK || len(sink.Deliveries(convA)) != 1 {
+		t.Fatalf("the right verify token: status %d, %d stored; want 200 and 1", code, len(sink.Deliveries(convA)))
 	}
 }
 
 func TestWebhookBadRequests(t *testing.T) {
-	a := newHookAdapter(t, newSink(convA), nil, time.Second)
+	a := newHookAdapter(t, providertest.NewSink(t, convA), nil, time.Second)
 	if code, _ := post(a, []byte(`not json`)); code != http.StatusBadRequest {
 		t.Errorf("invalid JSON: %d, want 400", code)
 	}
@@ -89,7 +91,7 @@ func TestWebhookRouting(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, counted := range []bool{true, false} {
-				sink := newSink(convA, convB)
+				sink := providertest.NewSink(t, convA, convB)
 				a := newHookAdapter(t, sink, nil, time.Second)
 				tc.fields["verifyToken"] = testVerify
 				tc.fields["message"] = textMsg("routed")
@@ -103,7 +105,7 @@ func TestWebhookRouting(t *testing.T) {
 					t.Fatalf("status %d, want 200 (counted %v)", code, counted)
 				}
 				for _, c := range []string{convA, convB} {
-					n := len(sink.deliveries(c))
+					n := len(sink.Deliveries(c))
 					if want := map[bool]int{true: 1, false: 0}[c == tc.want]; n != want {
 						t.Errorf("conversation %s got %d bodies, want %d (counted %v)", c[:4], n, want, counted)
 					}
@@ -114,7 +116,7 @@ func TestWebhookRouting(t *testing.T) {
 }
 
 func TestWebhookDuplicateStoredOnce(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, time.Second)
 	counted := callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("once"), "messageCounter": 1})
 	plain := callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("no counter")})
@@ -125,11 +127,11 @@ func TestWebhookDuplicateStoredOnce(t *testing.T) {
 			}
 		}
 	}
-	got := sink.texts(convA)
+	got := sink.Texts(convA)
 	if len(got) != 2 || got[0] != "once" || got[1] != "no counter" {
 		t.Fatalf("stored %q, want each message once", got)
 	}
-	keys := []string{sink.deliveries(convA)[0].key, sink.deliveries(convA)[1].key}
+	keys := []string{sink.Deliveries(convA)[0].Key, sink.Deliveries(convA)[1].Key}
 	if keys[0] != "chatlayer/"+convA+"/1" {
 		t.Errorf("key of a counted callback = %q", keys[0])
 	}
@@ -139,7 +141,7 @@ func TestWebhookDuplicateStoredOnce(t *testing.T) {
 }
 
 func TestWebhookReorders(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, 2*time.Second)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -155,7 +157,7 @@ func TestWebhookReorders(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := strings.Join(sink.texts(convA), ""); got != "1234" {
+	if got := strings.Join(sink.Texts(convA), ""); got != "1234" {
 		t.Fatalf("delivered %q, want 1234", got)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -167,7 +169,7 @@ func TestWebhookReorders(t *testing.T) {
 }
 
 func TestWebhookGapIsSkippedAfterTheWait(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	wait := 150 * time.Millisecond
 	a := newHookAdapter(t, sink, nil, wait)
 	// 1 arrives; 2 is lost; 4 then 3 arrive: they wait for 2, then go in
@@ -187,11 +189,11 @@ func TestWebhookGapIsSkippedAfterTheWait(t *testing.T) {
 	if d := time.Since(start); d < wait {
 		t.Errorf("held callbacks went after %s, before the %s wait", d, wait)
 	}
-	if got := strings.Join(sink.texts(convA), ""); got != "134" {
+	if got := strings.Join(sink.Texts(convA), ""); got != "134" {
 		t.Fatalf("delivered %q, want 134", got)
 	}
 	post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("2"), "messageCounter": 2}))
-	if got := strings.Join(sink.texts(convA), ""); got != "1342" {
+	if got := strings.Join(sink.Texts(convA), ""); got != "1342" {
 		t.Fatalf("late callback: delivered %q, want 1342 (never lost)", got)
 	}
 	if v, _ := sink.Attr(t.Context(), convA, AttrCounter); v != "4" {
@@ -200,7 +202,7 @@ func TestWebhookGapIsSkippedAfterTheWait(t *testing.T) {
 }
 
 func TestWebhookCounterSurvivesRestart(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, 5*time.Second)
 	for n := 1; n <= 3; n++ {
 		post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("m"), "messageCounter": n}))
@@ -212,37 +214,37 @@ func TestWebhookCounterSurvivesRestart(t *testing.T) {
 	if code != http.StatusOK || time.Since(start) > time.Second {
 		t.Fatalf("counter 4 after a restart: %d after %s; want 200 at once (3 was stored)", code, time.Since(start))
 	}
-	if got := sink.texts(convA); len(got) != 4 || got[3] != "after restart" {
+	if got := sink.Texts(convA); len(got) != 4 || got[3] != "after restart" {
 		t.Fatalf("delivered %q", got)
 	}
 }
 
 func TestWebhookEventSkipped(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, 5*time.Second)
 	event := map[string]any{"type": "event", "name": "something", "data": map[string]any{"x": 1}}
 	code, _ := post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": event, "messageCounter": 1}))
 	if code != http.StatusOK {
 		t.Fatalf("event: %d, want 200", code)
 	}
-	if got := sink.deliveries(convA); len(got) != 0 {
+	if got := sink.Deliveries(convA); len(got) != 0 {
 		t.Fatalf("event stored %v", got)
 	}
 	// The event took its turn: counter 2 is not held waiting for it.
 	start := time.Now()
 	post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("after the event"), "messageCounter": 2}))
-	if time.Since(start) > time.Second || len(sink.deliveries(convA)) != 1 {
+	if time.Since(start) > time.Second || len(sink.Deliveries(convA)) != 1 {
 		t.Fatalf("the message after an event waited %s or was not stored", time.Since(start))
 	}
 	// An event without a counter is skipped too.
 	code, _ = post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": event}))
-	if code != http.StatusOK || len(sink.deliveries(convA)) != 1 {
-		t.Fatalf("uncounted event: %d, %d stored", code, len(sink.deliveries(convA)))
+	if code != http.StatusOK || len(sink.Deliveries(convA)) != 1 {
+		t.Fatalf("uncounted event: %d, %d stored", code, len(sink.Deliveries(convA)))
 	}
 }
 
 func TestWebhookNothingToShowStillTakesItsTurn(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, 5*time.Second)
 	bad := map[string]any{"attachment": map[string]any{"type": "image", "payload": map[string]any{"url": "javascript:alert(1)"}}}
 	if code, _ := post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": bad, "messageCounter": 1})); code != http.StatusOK {
@@ -250,15 +252,14 @@ func TestWebhookNothingToShowStillTakesItsTurn(t *testing.T) {
 	}
 	start := time.Now()
 	post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("next"), "messageCounter": 2}))
-	if time.Since(start) > time.Second || len(sink.deliveries(convA)) != 1 {
+	if time.Since(start) > time.Second || len(sink.Deliveries(convA)) != 1 {
 		t.Fatalf("the message after an undisplayable one waited %s or was lost", time.Since(start))
 	}
 }
 
 func TestWebhookStoreFailureAnswers500ThenRetrySucceeds(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, time.Second)
-	sink.failNext = 1
 	for _, counted := range []bool{true, false} {
 		fields := map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("retry me")}
 		if counted {
@@ -266,22 +267,22 @@ func TestWebhookStoreFailureAnswers500ThenRetrySucceeds(t *testing.T) {
 		} else {
 			fields["message"] = textMsg("retry me too")
 		}
-		sink.failNext = 1
+		sink.FailDeliver(1)
 		b := callback(t, fields)
-		if code, body := post(a, b); code != http.StatusInternalServerError || strings.Contains(body, "disk full") {
+		if code, body := post(a, b); code != http.StatusInternalServerError || strings.Contains(body, providertest.ErrInjected.Error()) {
 			t.Fatalf("failed store: %d %q, want 500 without internals", code, body)
 		}
 		if code, _ := post(a, b); code != http.StatusOK {
 			t.Fatalf("retry: %d, want 200", code)
 		}
 	}
-	if got := sink.texts(convA); len(got) != 2 {
+	if got := sink.Texts(convA); len(got) != 2 {
 		t.Fatalf("stored %q, want both once", got)
 	}
 }
 
 func TestWebhookCloseReleasesHeldCallbacks(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, 10*time.Second)
 	done := make(chan int)
 	go func() {
@@ -304,7 +305,7 @@ func TestWebhookCloseReleasesHeldCallbacks(t *testing.T) {
 }
 
 func TestWebhookClientGoneWhileHeld(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, 10*time.Second)
 	req := httptest.NewRequest(http.MethodPost, "/hooks/chatlayer/acme", bytes.NewReader(callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("held"), "messageCounter": 3})))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -312,13 +313,13 @@ func TestWebhookClientGoneWhileHeld(t *testing.T) {
 	rec := httptest.NewRecorder()
 	go func() { time.Sleep(30 * time.Millisecond); cancel() }()
 	a.ServeWebhook(rec, req)
-	if rec.Code != http.StatusServiceUnavailable || len(sink.deliveries(convA)) != 0 {
-		t.Fatalf("abandoned held callback: %d, %d stored; want 503 and nothing (Chatlayer retries)", rec.Code, len(sink.deliveries(convA)))
+	if rec.Code != http.StatusServiceUnavailable || len(sink.Deliveries(convA)) != 0 {
+		t.Fatalf("abandoned held callback: %d, %d stored; want 503 and nothing (Chatlayer retries)", rec.Code, len(sink.Deliveries(convA)))
 	}
 	// The lane is free again: 1 goes through at once.
 	start := time.Now()
 	post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("one"), "messageCounter": 1}))
-	if time.Since(start) > time.Second || len(sink.deliveries(convA)) != 1 {
+	if time.Since(start) > time.Second || len(sink.Deliveries(convA)) != 1 {
 		t.Fatal("a callback after an abandoned one was held or lost")
 	}
 }
@@ -326,9 +327,9 @@ func TestWebhookClientGoneWhileHeld(t *testing.T) {
 // TestWebhookHeldCallbackNotStuckBehindAFailure: once the wait is over,
 // a held callback goes even when the one before it fails to be stored.
 func TestWebhookHeldCallbackNotStuckBehindAFailure(t *testing.T) {
-	sink := newSink(convA)
+	sink := providertest.NewSink(t, convA)
 	a := newHookAdapter(t, sink, nil, 100*time.Millisecond)
-	sink.failNext = 1
+	sink.FailDeliver(1)
 	codes := make(chan int, 2)
 	go func() {
 		code, _ := post(a, callback(t, map[string]any{"senderId": convA, "verifyToken": testVerify, "message": textMsg("3"), "messageCounter": 3}))
@@ -351,7 +352,7 @@ func TestWebhookHeldCallbackNotStuckBehindAFailure(t *testing.T) {
 	if got[500] != 1 || got[200] != 1 {
 		t.Fatalf("answers %v, want one 500 (the failed store) and one 200", got)
 	}
-	if texts := sink.texts(convA); len(texts) != 1 || texts[0] != "3" {
+	if texts := sink.Texts(convA); len(texts) != 1 || texts[0] != "3" {
 		t.Fatalf("stored %q", texts)
 	}
 }

@@ -1,7 +1,6 @@
 package chatlayertest_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/porthole-chat/porthole/server/chatlayer"
 	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
-	"github.com/porthole-chat/porthole/widget"
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 )
 
 const user = "0123456789abcdef0123456789abcdef"
@@ -190,20 +188,11 @@ func (p *proxy) messages() []map[string]json.RawMessage {
 	return append([]map[string]json.RawMessage(nil), p.got...)
 }
 
-func idle(t *testing.T, emu *chatlayertest.Server) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := emu.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestEmulatorCallbacks(t *testing.T) {
 	p := &proxy{}
 	hook := httptest.NewServer(p)
 	defer hook.Close()
-	emu := chatlayertest.NewServer(chatlayertest.Options{Callback: hook.URL, RetryBackoff: time.Millisecond})
+	emu := chatlayertest.NewServer(chatlayertest.Options{Callback: hook.URL, RetryDelay: time.Millisecond})
 	defer emu.Close()
 	url := emu.URL + "/v1/channels/webhook/" + chatlayertest.DefaultChannelID + "/messages"
 	h := jsonHeader(chatlayertest.DefaultToken)
@@ -212,7 +201,7 @@ func TestEmulatorCallbacks(t *testing.T) {
 		if status, body, _ := call(t, url, h, `{"user":{"id":"`+user+`"},"message":`+msg+`}`); status != 200 {
 			t.Fatalf("send %s: %d %s", msg, status, body)
 		}
-		idle(t, emu)
+		providertest.Idle(t, emu)
 	}
 
 	send(`{"introMessage":{}}`)
@@ -221,7 +210,7 @@ func TestEmulatorCallbacks(t *testing.T) {
 	if status, _, _ := call(t, url, h, `{"user":{"id":"`+user+`"},"message":{"textMessage":{"text":"hey"}},"sessionData":{"plan":"pro"}}`); status != 200 {
 		t.Fatal("session send refused")
 	}
-	idle(t, emu)
+	providertest.Idle(t, emu)
 
 	got := p.messages()
 	var texts []string
@@ -239,14 +228,8 @@ func TestEmulatorCallbacks(t *testing.T) {
 			t.Errorf("callback %d: senderId %q, verify token right: %v", i, sender, vt == chatlayertest.DefaultVerifyToken)
 		}
 		kinds[kindOf(cb["message"])] = true
-		bodies, err := chatlayer.Normalize(cb["message"])
-		if err != nil {
-			t.Errorf("callback %d does not normalize: %v: %s", i, err, cb["message"])
-		}
-		for _, b := range bodies {
-			if b.Kind == widget.KindText {
-				texts = append(texts, b.Text)
-			}
+		if text := textOf(cb["message"]); text != "" {
+			texts = append(texts, text)
 		}
 	}
 	for _, k := range []string{"text", "quick_replies", "template:button", "template:generic", "template:list", "image", "video", "audio", "file", "event"} {
@@ -275,6 +258,14 @@ func TestEmulatorCallbacks(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+}
+
+// textOf returns the text of a Messenger-style text message (with or
+// without quick replies), "" for another kind.
+func textOf(raw json.RawMessage) string {
+	var m struct{ Text string }
+	json.Unmarshal(raw, &m)
+	return m.Text
 }
 
 // kindOf names the kind of a Messenger-style message.
@@ -308,11 +299,11 @@ func TestEmulatorCallbackRetries(t *testing.T) {
 	p := &proxy{fails: 2}
 	hook := httptest.NewServer(p)
 	defer hook.Close()
-	emu := chatlayertest.NewServer(chatlayertest.Options{Callback: hook.URL, RetryBackoff: time.Millisecond})
+	emu := chatlayertest.NewServer(chatlayertest.Options{Callback: hook.URL, RetryDelay: time.Millisecond})
 	defer emu.Close()
 	url := emu.URL + "/v1/channels/webhook/" + chatlayertest.DefaultChannelID + "/messages"
 	call(t, url, jsonHeader(chatlayertest.DefaultToken), `{"user":{"id":"`+user+`"},"message":{"textMessage":{"text":"text"}}}`)
-	idle(t, emu)
+	providertest.Idle(t, emu)
 	if n := len(p.messages()); n != 1 {
 		t.Fatalf("delivered %d after two failures, want 1", n)
 	}
@@ -327,7 +318,7 @@ func TestEmulatorCallbackRetries(t *testing.T) {
 	defer hook2.Close()
 	emu.SetCallback(hook2.URL)
 	call(t, url, jsonHeader(chatlayertest.DefaultToken), `{"user":{"id":"`+user+`"},"message":{"textMessage":{"text":"text"}}}`)
-	idle(t, emu)
+	providertest.Idle(t, emu)
 	if got := len(emu.Callbacks()) - len(cbs); got != 1+chatlayertest.MaxRetries {
 		t.Fatalf("%d attempts against a failing proxy, want %d", got, 1+chatlayertest.MaxRetries)
 	}
@@ -345,7 +336,7 @@ func TestEmulatorCallbackFaults(t *testing.T) {
 	emu.DropCallbacks(1)
 	emu.DuplicateCallbacks(1)
 	call(t, url, jsonHeader(chatlayertest.DefaultToken), media)
-	idle(t, emu)
+	providertest.Idle(t, emu)
 	var counters []string
 	for _, cb := range p.messages() {
 		counters = append(counters, string(cb["messageCounter"]))
@@ -363,9 +354,9 @@ func TestEmulatorCallbackFaults(t *testing.T) {
 	p.mu.Lock()
 	p.got = nil
 	p.mu.Unlock()
-	emu.ReverseBatches(1)
+	emu.ReorderCallbacks(1)
 	call(t, url, jsonHeader(chatlayertest.DefaultToken), media)
-	idle(t, emu)
+	providertest.Idle(t, emu)
 	counters = nil
 	for _, cb := range p.messages() {
 		counters = append(counters, string(cb["messageCounter"]))
@@ -386,7 +377,7 @@ func TestEmulatorHandlerWithoutListener(t *testing.T) {
 	if rec.Code != 200 || rec.Body.String() != "EVENT_RECEIVED" {
 		t.Fatalf("%d %q", rec.Code, rec.Body.String())
 	}
-	idle(t, emu) // no callback URL: the callback is recorded as failed, and retried
+	providertest.Idle(t, emu) // no callback URL: the callback is recorded as failed, and retried
 	cbs := emu.Callbacks()
 	if len(cbs) != 1+chatlayertest.MaxRetries || cbs[0].Err == "" {
 		t.Fatalf("callbacks without a URL: %+v", cbs)
@@ -401,14 +392,18 @@ func TestEmulatorMediaBase(t *testing.T) {
 	defer emu.Close()
 	call(t, emu.URL+"/v1/channels/webhook/"+chatlayertest.DefaultChannelID+"/messages", jsonHeader(chatlayertest.DefaultToken),
 		`{"user":{"id":"`+user+`"},"message":{"textMessage":{"text":"media"}}}`)
-	idle(t, emu)
+	providertest.Idle(t, emu)
 	var urls []string
 	for _, cb := range p.messages() {
-		bodies, err := chatlayer.Normalize(cb["message"])
-		if err != nil || len(bodies) != 1 {
-			t.Fatalf("%s: %v", cb["message"], err)
+		var m struct {
+			Attachment struct {
+				Payload struct{ URL string }
+			}
 		}
-		urls = append(urls, bodies[0].URL)
+		if err := json.Unmarshal(cb["message"], &m); err != nil || m.Attachment.Payload.URL == "" {
+			t.Fatalf("%s: not a media message (%v)", cb["message"], err)
+		}
+		urls = append(urls, m.Attachment.Payload.URL)
 	}
 	want := "http://127.0.0.1:8080/static/demo/harbour.svg http://127.0.0.1:8080/static/demo/waves.webm http://127.0.0.1:8080/static/demo/bell.wav http://127.0.0.1:8080/static/demo/porthole-demo.pdf"
 	if strings.Join(urls, " ") != want {
