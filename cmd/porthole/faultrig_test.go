@@ -146,7 +146,7 @@ func (p aiPlatform) bot(base string) string {
 
 func (p aiPlatform) setHook(proxy string) { p.SetCallback(proxy+"/hooks/chataibot/shop", faultSecret) }
 
-func (p aiPlatform) idle(ctx context.Context) error { return p.Wait(ctx) }
+func (p aiPlatform) idle(ctx context.Context) error { return p.WaitIdle(ctx) }
 
 func (p aiPlatform) accepted() map[string]int {
 	n := map[string]int{}

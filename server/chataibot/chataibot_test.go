@@ -17,6 +17,7 @@ import (
 	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
 	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 )
 
 // quiet drops the logs of tests that do not look at them.
@@ -93,7 +94,7 @@ webhook_header: X-Hook
 			t.Errorf("printing the config shows a secret: %s", s)
 		}
 	}
-	if _, err := chataibot.New(chataibot.Config{}, "shop", newSink(), nil, nil); err == nil || !strings.Contains(err.Error(), "chataibot.token") {
+	if _, err := chataibot.New(chataibot.Config{}, "shop", providertest.NewSink(t), nil, nil); err == nil || !strings.Contains(err.Error(), "chataibot.token") {
 		t.Errorf("New with an empty config: %v", err)
 	}
 }
@@ -120,7 +121,7 @@ func TestStartThenSend(t *testing.T) {
 	if len(reqs) != 3 {
 		t.Fatalf("%d calls, want 3", len(reqs))
 	}
-	ref := r.sink.ref(convA)
+	ref := r.ref(convA)
 	if ref == "" {
 		t.Fatal("the conversation id was not stored")
 	}
@@ -164,8 +165,8 @@ func TestStartThenSend(t *testing.T) {
 	r.mustSend(other)
 	var start2 map[string]any
 	json.Unmarshal(r.emu.Requests()[3].Body, &start2)
-	if _, ok := start2["variables"]; ok || r.sink.ref(convB) == ref || r.sink.ref(convB) == "" {
-		t.Errorf("second start: %v, ref %q", start2, r.sink.ref(convB))
+	if _, ok := start2["variables"]; ok || r.ref(convB) == ref || r.ref(convB) == "" {
+		t.Errorf("second start: %v, ref %q", start2, r.ref(convB))
 	}
 	// The page's referrer stands in when there is no page URL; a session
 	// that is not an object is not sent.
@@ -194,7 +195,7 @@ func TestSendRejectsWhatCannotGo(t *testing.T) {
 	}
 	// A postback without a title sends its payload.
 	r.mustSend(provider.Message{Conversation: convA, ClientID: "p", Kind: provider.Postback, Payload: "yes", Visitor: visitor})
-	if c, _ := r.emu.Conversation(r.sink.ref(convA)); !reflect.DeepEqual(c.Messages, []string{"yes"}) {
+	if c, _ := r.emu.Conversation(r.ref(convA)); !reflect.DeepEqual(c.Messages, []string{"yes"}) {
 		t.Errorf("messages %q", c.Messages)
 	}
 }
@@ -220,7 +221,7 @@ func TestUpstreamFailures(t *testing.T) {
 	check("429 reset ms", r.send(text(convA, "c1", "Hello")), provider.ReasonRateLimited, true, 10*time.Minute)
 	r.emu.FailNext(1, 503, nil)
 	check("503", r.send(text(convA, "c1", "Hello")), provider.ReasonUnavailable, true, 0)
-	if r.sink.ref(convA) != "" || len(r.emu.Conversations()) != 0 {
+	if r.ref(convA) != "" || len(r.emu.Conversations()) != 0 {
 		t.Fatal("a failed start left a conversation")
 	}
 	r.mustSend(text(convA, "c1", "Hello"))
@@ -248,25 +249,25 @@ func TestUpstreamFailures(t *testing.T) {
 
 func TestStartIsNotRepeatedWhenStoringItsIDFails(t *testing.T) {
 	r := newRig(t, rigOptions{})
-	r.sink.failSetAttr = 1
+	r.sink.FailSetAttr(1)
 	first := text(convA, "c1", "Hello")
 	if err := r.send(first); err == nil {
 		t.Fatal("Send succeeded although the conversation id could not be stored")
 	} else if _, temporary, _ := provider.Classify(err); !temporary {
 		t.Fatalf("store failure is not temporary: %v", err)
 	}
-	if r.sink.ref(convA) != "" {
+	if r.ref(convA) != "" {
 		t.Fatal("id stored although SetAttr failed")
 	}
 	// The service retries the same message: stored, nothing sent.
 	r.mustSend(first)
-	if len(r.emu.Requests()) != 1 || len(r.emu.Conversations()) != 1 || r.sink.ref(convA) == "" {
+	if len(r.emu.Requests()) != 1 || len(r.emu.Conversations()) != 1 || r.ref(convA) == "" {
 		t.Fatalf("retry made %d calls, %d conversations", len(r.emu.Requests()), len(r.emu.Conversations()))
 	}
 
 	// The retry fails again and a later message goes first (the first was
 	// shown as failed): it is stored and sent to the same conversation.
-	r.sink.failSetAttr = 2
+	r.sink.FailSetAttr(2)
 	if err := r.send(text(convB, "d1", "one")); err == nil {
 		t.Fatal("want an error")
 	}
@@ -274,7 +275,7 @@ func TestStartIsNotRepeatedWhenStoringItsIDFails(t *testing.T) {
 		t.Fatal("want an error")
 	}
 	r.mustSend(text(convB, "d2", "two"))
-	ref := r.sink.ref(convB)
+	ref := r.ref(convB)
 	c, _ := r.emu.Conversation(ref)
 	if len(r.emu.Conversations()) != 2 || !reflect.DeepEqual(c.Messages, []string{"one", "two"}) {
 		t.Errorf("upstream: %d conversations, %q", len(r.emu.Conversations()), c.Messages)
@@ -291,7 +292,7 @@ func TestLostUpstreamConversationStartsANewOne(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	r.sink.SetAttr(t.Context(), convA, chataibot.AttrConversation, "expired-id")
 	r.mustSend(text(convA, "c5", "still there?"))
-	ref := r.sink.ref(convA)
+	ref := r.ref(convA)
 	c, ok := r.emu.Conversation(ref)
 	if !ok || ref == "expired-id" || !reflect.DeepEqual(c.Messages, []string{"still there?"}) {
 		t.Errorf("ref %q, conversation %+v", ref, c)
@@ -302,15 +303,15 @@ func TestRepliesInAPIAnswersAreDelivered(t *testing.T) {
 	r := newRig(t, rigOptions{emu: chataibottest.Options{RepliesInResponse: true}})
 	r.mustSend(text(convA, "c1", "Hello"))
 	r.mustSend(text(convA, "c2", "buttons"))
-	got := r.sink.all()
+	got := r.sink.All()
 	if len(got) != 3 {
 		t.Fatalf("stored %d bodies, want 3: %+v", len(got), got)
 	}
-	ref := r.sink.ref(convA)
-	if got[0].key != "chataibot/"+ref+"/start" || !strings.HasPrefix(got[0].body.Text, "Welcome!") {
+	ref := r.ref(convA)
+	if got[0].Key != "chataibot/"+ref+"/start" || !strings.HasPrefix(got[0].Body.Text, "Welcome!") {
 		t.Errorf("first = %+v", got[0])
 	}
-	if got[2].body.Kind != "buttons" || !strings.HasPrefix(got[2].key, "chataibot/"+ref+"/reply/") {
+	if got[2].Body.Kind != "buttons" || !strings.HasPrefix(got[2].Key, "chataibot/"+ref+"/reply/") {
 		t.Errorf("third = %+v", got[2])
 	}
 }
@@ -326,7 +327,7 @@ func TestReplyFormsInAPIAnswers(t *testing.T) {
 		{`"messages":42`, nil},
 		{`"messages":null`, nil},
 	} {
-		sink := newSink()
+		sink := providertest.NewSink(t)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/api/v1/conversations" {
 				fmt.Fprint(w, `{"ok":true,"conversation":{"id":"X"},`+tt.extra+`}`)
@@ -345,8 +346,8 @@ func TestReplyFormsInAPIAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		for _, d := range sink.all() {
-			got = append(got, d.body.Text)
+		for _, d := range sink.All() {
+			got = append(got, d.Body.Text)
 		}
 		want := append(append([]string(nil), tt.want...), tt.want...)
 		if len(want) == 0 {
@@ -363,7 +364,7 @@ func TestUnreadableAnswers(t *testing.T) {
 	body := "<html>maintenance</html>"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) }))
 	defer srv.Close()
-	sink := newSink()
+	sink := providertest.NewSink(t)
 	ad, _ := chataibot.New(chataibot.Config{BaseURL: srv.URL, Token: "test-token-1", BotKey: "k", WebhookSecret: hookSecret}, "shop", sink, nil, quiet)
 	// A start answer must be read: temporary failure.
 	if reason, temporary, _ := provider.Classify(ad.Send(t.Context(), text(convA, "c1", "Hello"))); reason != provider.ReasonUnavailable || !temporary {

@@ -1,11 +1,8 @@
 package chataibot_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,8 +13,8 @@ import (
 	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
 	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 	"github.com/porthole-chat/porthole/server/store"
-	"github.com/porthole-chat/porthole/widget"
 )
 
 const (
@@ -25,102 +22,6 @@ const (
 	convA      = "0123456789abcdef0123456789abcdef"
 	convB      = "fedcba9876543210fedcba9876543210"
 )
-
-// fakeSink stores deliveries deduplicated per conversation and key, like
-// the conversation service, and keeps attributes in memory. Failures can
-// be injected.
-type fakeSink struct {
-	mu             sync.Mutex
-	attrs          map[string]string
-	seen           map[string]bool
-	stored         []delivery
-	calls          int // Deliver calls
-	failSetAttr    int // next SetAttr calls that fail
-	failDeliver    int // next Deliver calls that fail
-	delivered      chan struct{}
-	typing         int
-	setAttrHistory []string
-}
-
-type delivery struct {
-	conv, key string
-	body      widget.Body
-}
-
-func newSink() *fakeSink {
-	return &fakeSink{attrs: map[string]string{}, seen: map[string]bool{}, delivered: make(chan struct{}, 1000)}
-}
-
-func (f *fakeSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.failDeliver > 0 {
-		f.failDeliver--
-		return errors.New("store unavailable")
-	}
-	if key != "" && f.seen[conv+"\x00"+key] {
-		return nil
-	}
-	f.seen[conv+"\x00"+key] = true
-	for _, b := range bodies {
-		if err := b.Validate(); err != nil {
-			panic("invalid body delivered: " + err.Error())
-		}
-		f.stored = append(f.stored, delivery{conv, key, b})
-		f.delivered <- struct{}{}
-	}
-	return nil
-}
-
-func (f *fakeSink) Typing(string, bool) {
-	f.mu.Lock()
-	f.typing++
-	f.mu.Unlock()
-}
-
-func (f *fakeSink) Attr(_ context.Context, conv, key string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.attrs[conv+"/"+key], nil
-}
-
-func (f *fakeSink) SetAttr(_ context.Context, conv, key, value string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failSetAttr > 0 {
-		f.failSetAttr--
-		return errors.New("store unavailable")
-	}
-	f.attrs[conv+"/"+key] = value
-	f.setAttrHistory = append(f.setAttrHistory, key+"="+value)
-	return nil
-}
-
-func (f *fakeSink) all() []delivery {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]delivery(nil), f.stored...)
-}
-
-// await waits until n bodies have been stored in all.
-func (f *fakeSink) await(t *testing.T, n int) []delivery {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for len(f.all()) < n {
-		select {
-		case <-f.delivered:
-		case <-deadline:
-			t.Fatalf("stored %d bodies, want %d", len(f.all()), n)
-		}
-	}
-	return f.all()
-}
-
-func (f *fakeSink) ref(conv string) string {
-	v, _ := f.Attr(context.Background(), conv, chataibot.AttrConversation)
-	return v
-}
 
 // fakeLinker is the store's Link/Resolve for one bot.
 type fakeLinker struct {
@@ -147,36 +48,14 @@ func (l *fakeLinker) Resolve(_ context.Context, ref string) (string, error) {
 	return "", store.ErrNotFound
 }
 
-// logBuffer collects every log line of a test, for the secret scan.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // rig is an adapter in front of an emulator, with its webhook served.
 type rig struct {
 	t    *testing.T
 	emu  *chataibottest.Server
 	ad   *chataibot.Adapter
-	sink *fakeSink
+	sink *providertest.Sink
 	hook *httptest.Server
-	logs *logBuffer
+	logs *providertest.LogBuffer
 	cfg  chataibot.Config
 }
 
@@ -192,7 +71,7 @@ type rigOptions struct {
 
 func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{t: t, sink: newSink(), logs: &logBuffer{}}
+	r := &rig{t: t, sink: providertest.NewSink(t), logs: &providertest.LogBuffer{}}
 	r.emu = chataibottest.NewServer(o.emu)
 	t.Cleanup(r.emu.Close)
 	base := r.emu.URL
@@ -212,7 +91,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.linker != nil {
 		links = append(links, o.linker)
 	}
-	ad, err := chataibot.New(r.cfg, "shop", r.sink, &provider.Upstream{Client: &http.Client{Timeout: 5 * time.Second}}, r.logs.logger(), links...)
+	ad, err := chataibot.New(r.cfg, "shop", r.sink, &provider.Upstream{Client: &http.Client{Timeout: 5 * time.Second}}, r.logs.Logger(), links...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,11 +150,14 @@ func bearer(secret string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + secret}, "Content-Type": {"application/json"}}
 }
 
-func (r *rig) wait() {
+// idle waits for the emulator's callbacks to be done.
+func (r *rig) idle() {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.emu.Wait(ctx); err != nil {
-		r.t.Fatal(err)
-	}
+	providertest.Idle(r.t, r.emu)
+}
+
+// ref returns the ChatAIBot conversation id the adapter keeps for conv.
+func (r *rig) ref(conv string) string {
+	v, _ := r.sink.Attr(context.Background(), conv, chataibot.AttrConversation)
+	return v
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
 	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/provider/providertest"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -87,8 +88,8 @@ func TestNormalizeGolden(t *testing.T) {
 				t.Fatalf("webhook answered %d", status)
 			}
 			var got []widget.Body
-			for _, d := range r.sink.all() {
-				got = append(got, d.body)
+			for _, d := range r.sink.All() {
+				got = append(got, d.Body)
 			}
 			if !reflect.DeepEqual(got, bodies) {
 				t.Errorf("webhook delivered %+v, want %+v", got, bodies)
@@ -102,10 +103,10 @@ func TestNormalizeGolden(t *testing.T) {
 func TestEmulatorMessagesNormalize(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	r.mustSend(text(convA, "c0", "all"))
-	r.wait()
+	r.idle()
 	var all []widget.Body
-	for _, d := range r.sink.all() {
-		all = append(all, d.body)
+	for _, d := range r.sink.All() {
+		all = append(all, d.Body)
 	}
 	golden(t, "emulator-all.golden", normalized(all, 0))
 	var kinds []string
@@ -194,7 +195,7 @@ func TestWebhookAuth(t *testing.T) {
 			if status != tt.want {
 				t.Fatalf("got %d %s, want %d", status, answer, tt.want)
 			}
-			stored := len(r.sink.all())
+			stored := len(r.sink.All())
 			if tt.want == 401 && (stored != 0 || answer != `{"error":"unauthorized","ok":false}`) {
 				t.Errorf("refused callback: %d stored, answer %s", stored, answer)
 			}
@@ -219,21 +220,21 @@ func TestWebhookAnswers(t *testing.T) {
 			t.Fatalf("got %d %s", status, answer)
 		}
 	}
-	if got := r.sink.all(); len(got) != 1 || got[0].key != "chataibot/CONV1/M1" || got[0].conv != convA {
+	if got := r.sink.All(); len(got) != 1 || got[0].Key != "chataibot/CONV1/M1" || got[0].Conv != convA {
 		t.Fatalf("stored %+v", got)
 	}
 	// Without message_id, the body's hash is the key.
 	noID := `{"conversation_id":"CONV1","messages":[{"type":"text","data":{"body":"no id"}}]}`
 	r.post(noID, h)
 	r.post(noID, h)
-	if got := r.sink.all(); len(got) != 2 || !strings.HasPrefix(got[1].key, "chataibot/CONV1/sha256-") {
+	if got := r.sink.All(); len(got) != 2 || !strings.HasPrefix(got[1].Key, "chataibot/CONV1/sha256-") {
 		t.Fatalf("stored %+v", got)
 	}
 	// Unknown conversation: 200, nothing stored, logged.
 	if status, _ := r.post(`{"conversation_id":"NOPE","message_id":"M9","messages":[{"type":"text","data":{"body":"x"}}]}`, h); status != 200 {
 		t.Errorf("unknown conversation: %d", status)
 	}
-	if len(r.sink.all()) != 2 || !strings.Contains(r.logs.String(), "unknown conversation") {
+	if len(r.sink.All()) != 2 || !strings.Contains(r.logs.String(), "unknown conversation") {
 		t.Errorf("unknown conversation stored or not logged:\n%s", r.logs)
 	}
 	// Nothing to show: 200.
@@ -252,13 +253,13 @@ func TestWebhookAnswers(t *testing.T) {
 		t.Errorf("2 MB body: %d", status)
 	}
 	// A store failure: 500, so that ChatAIBot retries; the retry stores.
-	r.sink.failDeliver = 1
+	r.sink.FailDeliver(1)
 	two := `{"conversation_id":"CONV1","message_id":"M3","messages":[{"type":"text","data":{"body":"again"}}]}`
 	if status, _ := r.post(two, h); status != 500 {
 		t.Errorf("store failure: %d", status)
 	}
-	if status, _ := r.post(two, h); status != 200 || len(r.sink.all()) != 3 {
-		t.Errorf("retry: %d, %d stored", status, len(r.sink.all()))
+	if status, _ := r.post(two, h); status != 200 || len(r.sink.All()) != 3 {
+		t.Errorf("retry: %d, %d stored", status, len(r.sink.All()))
 	}
 }
 
@@ -283,8 +284,8 @@ func TestWebhookRouting(t *testing.T) {
 	links := &fakeLinker{}
 	r = newRig(t, rigOptions{linker: links})
 	r.mustSend(text(convA, "c1", "Hello"))
-	r.wait()
-	ref := r.sink.ref(convA)
+	r.idle()
+	ref := r.ref(convA)
 	if links.links[ref] != convA {
 		t.Fatalf("not linked: %v", links.links)
 	}
@@ -293,17 +294,17 @@ func TestWebhookRouting(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/hooks/chataibot/shop", strings.NewReader(cb(ref)))
 	req.Header = bearer(hookSecret)
 	restarted.ServeWebhook(rec, req)
-	if rec.Code != 200 || len(r.sink.all()) != 3 {
-		t.Errorf("after restart: %d, %d stored", rec.Code, len(r.sink.all()))
+	if rec.Code != 200 || len(r.sink.All()) != 3 {
+		t.Errorf("after restart: %d, %d stored", rec.Code, len(r.sink.All()))
 	}
 
 	// Without one, a restarted adapter knows the conversation again from
 	// the visitor's next message.
 	r = newRig(t, rigOptions{})
 	r.mustSend(text(convA, "c1", "Hello"))
-	r.wait()
-	ref = r.sink.ref(convA)
-	restarted, _ = chataibot.New(r.cfg, "shop", r.sink, nil, r.logs.logger())
+	r.idle()
+	ref = r.ref(convA)
+	restarted, _ = chataibot.New(r.cfg, "shop", r.sink, nil, r.logs.Logger())
 	post := func() int {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/hooks/chataibot/shop", strings.NewReader(cb(ref)))
@@ -311,16 +312,16 @@ func TestWebhookRouting(t *testing.T) {
 		restarted.ServeWebhook(rec, req)
 		return rec.Code
 	}
-	if post(); len(r.sink.all()) != 2 {
-		t.Errorf("routed without a Linker after restart: %d stored", len(r.sink.all()))
+	if post(); len(r.sink.All()) != 2 {
+		t.Errorf("routed without a Linker after restart: %d stored", len(r.sink.All()))
 	}
 	if err := restarted.Send(t.Context(), text(convA, "c2", "back")); err != nil {
 		t.Fatal(err)
 	}
-	r.wait() // its reply goes to the first adapter's webhook
-	before := len(r.sink.all())
-	if post(); len(r.sink.all()) != before+1 {
-		t.Errorf("not routed after the next message: %d stored, want %d", len(r.sink.all()), before+1)
+	r.idle() // its reply goes to the first adapter's webhook
+	before := len(r.sink.All())
+	if post(); len(r.sink.All()) != before+1 {
+		t.Errorf("not routed after the next message: %d stored, want %d", len(r.sink.All()), before+1)
 	}
 }
 
@@ -355,11 +356,11 @@ func TestReplyOvertakesStartAnswer(t *testing.T) {
 		})
 	}})
 	r.mustSend(text(convA, "c1", "Hello"))
-	got := r.sink.await(t, 2)
-	if got[0].conv != convA || !strings.HasPrefix(got[0].body.Text, "Welcome!") {
+	got := r.sink.Await(t, 2)
+	if got[0].Conv != convA || !strings.HasPrefix(got[0].Body.Text, "Welcome!") {
 		t.Errorf("stored %+v", got)
 	}
-	r.wait()
+	r.idle()
 	if st := r.emu.Stats(); st.CallbackAttempts != 1 {
 		t.Errorf("%d callback attempts, want the first to succeed", st.CallbackAttempts)
 	}
@@ -372,9 +373,9 @@ func TestFullLoop(t *testing.T) {
 	hello := text(convA, "c1", "Hello")
 	hello.Session = []byte(`{"plan":"pro"}`)
 	r.mustSend(hello)
-	got := r.sink.await(t, 2)
-	if got[0].body.Text != "Welcome! Your first message was: Hello. Your plan: pro" || got[1].body.Text != "You said: Hello (message 1)" {
-		t.Errorf("greeting %q, %q", got[0].body.Text, got[1].body.Text)
+	got := r.sink.Await(t, 2)
+	if got[0].Body.Text != "Welcome! Your first message was: Hello. Your plan: pro" || got[1].Body.Text != "You said: Hello (message 1)" {
+		t.Errorf("greeting %q, %q", got[0].Body.Text, got[1].Body.Text)
 	}
 
 	seq := uint64(1)
@@ -385,38 +386,38 @@ func TestFullLoop(t *testing.T) {
 		r.mustSend(m)
 	}
 	say("carousel")
-	r.sink.await(t, 3)
+	r.sink.Await(t, 3)
 
 	// A duplicated callback is stored once.
 	r.emu.DuplicateCallbacks(1)
 	say("buttons")
-	r.wait()
+	r.idle()
 	// A webhook failing twice: ChatAIBot's retries get it through, once.
-	r.sink.failDeliver = 2
+	r.sink.FailDeliver(2)
 	say("image")
-	r.wait()
+	r.idle()
 	// Reordered callbacks both arrive.
 	r.emu.ReorderCallbacks(1)
 	say("video")
 	say("audio")
-	r.wait()
+	r.idle()
 	// A dropped one never does, and nothing breaks.
 	r.emu.DropCallbacks(1)
 	say("file")
 	say("count")
-	r.wait()
+	r.idle()
 
 	var kinds []string
-	for _, d := range r.sink.all() {
-		if d.conv != convA {
-			t.Errorf("delivered to %s", d.conv)
+	for _, d := range r.sink.All() {
+		if d.Conv != convA {
+			t.Errorf("delivered to %s", d.Conv)
 		}
-		k := d.body.Kind
+		k := d.Body.Kind
 		if k == widget.KindMedia {
-			k = d.body.Media
+			k = d.Body.Media
 		}
 		if k == widget.KindText {
-			k = d.body.Text
+			k = d.Body.Text
 		}
 		kinds = append(kinds, k)
 	}
@@ -431,8 +432,8 @@ func TestFullLoop(t *testing.T) {
 	if st.Started != 1 || st.Messages != 8 || st.CallbacksDuplicated != 1 || st.CallbacksDropped != 1 || st.CallbacksFailed != 0 {
 		t.Errorf("emulator stats %+v", st)
 	}
-	if r.sink.calls < 9 {
-		t.Errorf("%d Deliver calls: duplicate and retries not seen", r.sink.calls)
+	if r.sink.Calls() < 9 {
+		t.Errorf("%d Deliver calls: duplicate and retries not seen", r.sink.Calls())
 	}
 }
 
@@ -455,14 +456,14 @@ func TestNoSecretLeaks(t *testing.T) {
 	r.emu.FailNext(1, 500, nil)
 	keep(r.send(text(convA, "c1", "Hello")))
 	r.mustSend(text(convA, "c1", "Hello"))
-	r.wait()
+	r.idle()
 
 	bad := newRig(t, rigOptions{cfg: func(c *chataibot.Config) { c.Token = token }}) // the emulator expects another token
 	bad.ad = mustNew(t, bad.cfg, bad.sink, r.logs)
 	keep(bad.send(text(convA, "c1", "Hello")))
 
 	for _, h := range []http.Header{{}, bearer("wrong-secret-0123456789abcd"), bearer(hookSecret)} {
-		for _, body := range []string{`{`, `{"conversation_id":"NOPE","messages":[]}`, `{"conversation_id":"` + r.sink.ref(convA) + `","messages":[{"type":"text","data":{"body":"x"}}]}`} {
+		for _, body := range []string{`{`, `{"conversation_id":"NOPE","messages":[]}`, `{"conversation_id":"` + r.ref(convA) + `","messages":[{"type":"text","data":{"body":"x"}}]}`} {
 			_, answer := r.post(body, h)
 			seen = append(seen, answer)
 		}
@@ -480,9 +481,9 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 }
 
-func mustNew(t *testing.T, cfg chataibot.Config, sink provider.Sink, logs *logBuffer) *chataibot.Adapter {
+func mustNew(t *testing.T, cfg chataibot.Config, sink provider.Sink, logs *providertest.LogBuffer) *chataibot.Adapter {
 	t.Helper()
-	ad, err := chataibot.New(cfg, "shop", sink, nil, logs.logger())
+	ad, err := chataibot.New(cfg, "shop", sink, nil, logs.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

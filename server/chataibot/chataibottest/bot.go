@@ -3,8 +3,6 @@ package chataibottest
 import (
 	"strconv"
 	"strings"
-
-	"github.com/porthole-chat/porthole/server/chataibot"
 )
 
 // The scripted bot. Each visitor message gets one reply batch. The first
@@ -14,15 +12,19 @@ import (
 // of message; "all" gets one of every kind; "plan", "first" and "count"
 // report the conversation's state; anything else is echoed with the
 // conversation's message counter.
+//
+// The messages are built as literal JSON of the assumed reply shape the
+// README documents ({"type", "data"}), not from the adapter's types: an
+// adapter that stops reading that shape must fail its tests.
 
 // Kinds are the keywords that each get one kind of bot message, in the
 // order "all" answers them.
 var Kinds = []string{"text", "quick", "buttons", "carousel", "image", "video", "audio", "file"}
 
 // answer returns the bot's reply batch to text. s.mu must be held.
-func (s *Server) answer(c *conversation, text string) []chataibot.BotMessage {
+func (s *Server) answer(c *conversation, text string) []obj {
 	c.Counter++
-	var out []chataibot.BotMessage
+	var out []obj
 	if c.Counter == 1 {
 		greet := "Welcome! Your first message was: " + c.Messages[0]
 		if c.plan != "" {
@@ -55,53 +57,57 @@ func (s *Server) answer(c *conversation, text string) []chataibot.BotMessage {
 	return out
 }
 
-func say(text string) chataibot.BotMessage {
-	return chataibot.BotMessage{Type: "text", Data: chataibot.BotData{Body: text}}
-}
+// obj is a JSON object, as the bot's messages and callbacks are written.
+type obj = map[string]any
 
-func (s *Server) kind(k string) chataibot.BotMessage {
+// message is a bot message of type typ with data.
+func message(typ string, data obj) obj { return obj{"type": typ, "data": data} }
+
+func say(text string) obj { return message("text", obj{"body": text}) }
+
+func (s *Server) kind(k string) obj {
 	m, _ := s.kindOK(k)
 	return m
 }
 
 // kindOK returns the sample message of kind k.
-func (s *Server) kindOK(k string) (chataibot.BotMessage, bool) {
+func (s *Server) kindOK(k string) (obj, bool) {
 	media := s.opts.MediaBase
-	postback := func(title, payload string) chataibot.BotButton {
-		return chataibot.BotButton{Type: "postback", Title: title, Payload: payload}
+	postback := func(title, payload string) obj {
+		return obj{"type": "postback", "title": title, "payload": payload}
 	}
 	switch k {
 	case "text":
 		return say("This is a text message.\nIt has two lines and a link: https://chataibot.io"), true
 	case "quick":
-		return chataibot.BotMessage{Type: "text", Data: chataibot.BotData{
-			Body:         "Pick a quick reply:",
-			QuickReplies: []chataibot.Choice{{Title: "Yes", Payload: "yes"}, {Title: "No", Payload: "no"}, {Title: "Maybe"}},
-		}}, true
+		return message("text", obj{
+			"body":          "Pick a quick reply:",
+			"quick_replies": []obj{{"title": "Yes", "payload": "yes"}, {"title": "No", "payload": "no"}, {"title": "Maybe"}},
+		}), true
 	case "buttons":
-		return chataibot.BotMessage{Type: "buttons", Data: chataibot.BotData{
-			Body: "Buttons of every type:",
-			Buttons: []chataibot.BotButton{
+		return message("buttons", obj{
+			"body": "Buttons of every type:",
+			"buttons": []obj{
 				postback("Plans", "plans"),
-				{Type: "url", Title: "Website", URL: "https://chataibot.io"},
-				{Type: "phone", Title: "Call us", Phone: "+32 477 99 00 22"},
+				{"type": "url", "title": "Website", "url": "https://chataibot.io"},
+				{"type": "phone", "title": "Call us", "phone": "+32 477 99 00 22"},
 			},
-		}}, true
+		}), true
 	case "carousel":
-		return chataibot.BotMessage{Type: "carousel", Data: chataibot.BotData{Cards: []chataibot.BotCard{
-			{Title: "Basic", Subtitle: "For one site", ImageURL: media + "/basic.png", URL: "https://chataibot.io/basic",
-				Buttons: []chataibot.BotButton{postback("Choose Basic", "basic")}},
-			{Title: "Pro", Subtitle: "For many sites", ImageURL: media + "/pro.png",
-				Buttons: []chataibot.BotButton{postback("Choose Pro", "pro"), {Type: "url", Title: "Details", URL: "https://chataibot.io/pro"}}},
-		}}}, true
+		return message("carousel", obj{"cards": []obj{
+			{"title": "Basic", "subtitle": "For one site", "image_url": media + "/basic.png", "url": "https://chataibot.io/basic",
+				"buttons": []obj{postback("Choose Basic", "basic")}},
+			{"title": "Pro", "subtitle": "For many sites", "image_url": media + "/pro.png",
+				"buttons": []obj{postback("Choose Pro", "pro"), {"type": "url", "title": "Details", "url": "https://chataibot.io/pro"}}},
+		}}), true
 	case "image":
-		return chataibot.BotMessage{Type: "image", Data: chataibot.BotData{URL: media + "/diagram.png", Caption: "A diagram"}}, true
+		return message("image", obj{"url": media + "/diagram.png", "caption": "A diagram"}), true
 	case "video":
-		return chataibot.BotMessage{Type: "video", Data: chataibot.BotData{URL: media + "/intro.mp4", Caption: "Intro video"}}, true
+		return message("video", obj{"url": media + "/intro.mp4", "caption": "Intro video"}), true
 	case "audio":
-		return chataibot.BotMessage{Type: "audio", Data: chataibot.BotData{URL: media + "/hello.mp3"}}, true
+		return message("audio", obj{"url": media + "/hello.mp3"}), true
 	case "file":
-		return chataibot.BotMessage{Type: "file", Data: chataibot.BotData{URL: media + "/price-list.pdf", Name: "price-list.pdf"}}, true
+		return message("file", obj{"url": media + "/price-list.pdf", "name": "price-list.pdf"}), true
 	}
-	return chataibot.BotMessage{}, false
+	return nil, false
 }
