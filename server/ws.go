@@ -243,7 +243,8 @@ func (so *socket) start() bool {
 	if !ok {
 		return false
 	}
-	if err := so.open(ctx, hello); err != nil {
+	refused, err := so.open(ctx, hello)
+	if err != nil {
 		so.srv.log.Error("cannot look up conversation", "bot", so.bot.Config.ID, "error", err)
 		so.conn.Close(websocket.StatusInternalError, "store unavailable, retry later")
 		return false
@@ -262,6 +263,9 @@ func (so *socket) start() bool {
 	so.wakeLocked()
 	so.mu.Unlock()
 	so.startHeartbeat()
+	if refused != nil { // after the welcome: the visitor goes on unsigned
+		so.reply(ctx, errorFrame(refused, ""))
+	}
 	return true
 }
 
@@ -327,19 +331,25 @@ func (so *socket) awaitHello(ctx context.Context) (*widget.Hello, bool) {
 
 // open resolves the visitor from the token (a bad one starts a fresh
 // visitor: the token still minted for it is what its conversation will
-// be keyed to) and looks its conversation up. It creates nothing.
-func (so *socket) open(ctx context.Context, h *widget.Hello) error {
+// be keyed to) and looks its conversation up, or, when the hello carries
+// a verified login, the user's (helloLogin). It creates nothing. refused
+// is a hello login that did not verify, for an error frame after the
+// welcome.
+func (so *socket) open(ctx context.Context, h *widget.Hello) (refused, err error) {
 	visitor, ok := so.srv.keys.Visitor(so.bot.Config.ID, h.Visitor)
 	if !ok {
 		visitor = NewVisitorID()
 	}
 	so.visitor, so.key = visitor, visitor
 	so.info = visitorInfo(visitor, h)
+	if h.Login != nil {
+		return so.helloLogin(ctx, h.Login)
+	}
 	conv, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.key, so.info)
 	if found {
 		so.conv = conv
 	}
-	return err
+	return nil, err
 }
 
 // visitorInfo is what hello h says about visitor, for the providers.
@@ -887,7 +897,7 @@ func (so *socket) hold(ctx context.Context, id string, f widget.Frame) {
 		}
 		h.sessionIDs = append(h.sessionIDs, id)
 	case *widget.Login:
-		if h.login != nil {
+		if h.login != nil && h.login.ID != "" { // "": a hello's, which nobody waits for
 			h.replaced = append(h.replaced, h.login.ID)
 		}
 		h.login = f
@@ -920,7 +930,9 @@ func (so *socket) applyHeld(ctx context.Context, conv string) []widget.Frame {
 		}
 	}
 	if h.login != nil {
-		answer(svc.Login(ctx, conv, so.bot.Config.IdentitySecret.Reveal(), h.login), h.login.ID)
+		if err := svc.Login(ctx, conv, so.bot.Config.IdentitySecret.Reveal(), h.login); err != nil || h.login.ID != "" {
+			answer(err, h.login.ID)
+		}
 		for _, id := range h.replaced {
 			answer(nil, id)
 		}

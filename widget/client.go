@@ -279,6 +279,7 @@ type Client struct {
 	welcomed bool   // a welcome arrived on this page
 	conv     string // "" while the visitor has no conversation
 	logout   string // KeyLogout as this tab last knew it
+	login    *Login // the page's latest login, sent with every hello; nil: none or logged out
 	// A start frame creates the conversation once the visitor shows
 	// intent: the panel is open or a message waits. It goes once per
 	// socket (startGen is the generation it went on), or again at
@@ -457,7 +458,7 @@ func (c *Client) hello() *Hello {
 	p.Title = clip(p.Title, MaxTitle)
 	c.helloAfter = c.contigSeq()
 	c.gapAsked = c.helloAfter
-	return &Hello{Bot: c.bot, Visitor: visitor, After: c.helloAfter, Locale: locale, TZ: tz, Page: p, Caps: DefaultCaps}
+	return &Hello{Bot: c.bot, Visitor: visitor, After: c.helloAfter, Locale: locale, TZ: tz, Page: p, Caps: DefaultCaps, Login: c.login}
 }
 
 // clip cuts s to at most max characters, on a character boundary.
@@ -833,6 +834,13 @@ func (c *Client) onStatus(st *Status, u *Update) {
 
 func (c *Client) onError(f *ErrorFrame, u *Update) {
 	u.Notice = &Notice{Code: f.Code, Message: f.Message, ID: f.ID}
+	if f.Code == CodeUnauthorized {
+		// The login, sent with a hello (no id) or on its own, was
+		// refused: hellos stop carrying it.
+		if it := c.findItem(f.ID); f.ID == "" || it != nil && it.frame.Type() == TypeLogin {
+			c.login = nil
+		}
+	}
 	if f.ID == "" {
 		return
 	}
@@ -957,6 +965,14 @@ func (c *Client) SetSession(data RawJSON) Update {
 // forged one with an error (a Notice), not a retry loop.
 func (c *Client) Login(f Login) Update {
 	f.ID = c.newID()
+	if f.Validate() == nil { // else queueSetting says why
+		c.login = nil
+		if f.User != "" {
+			l := f
+			l.ID = ""
+			c.login = &l
+		}
+	}
 	return c.queueSetting(f.ID, &f, false)
 }
 

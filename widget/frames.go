@@ -48,6 +48,11 @@ type Hello struct {
 	TZ      string   `json:"tz,omitempty"`
 	Page    Page     `json:"page"`
 	Caps    []string `json:"caps,omitempty"`
+	// Login is the page's latest Porthole.login (its ID empty), sent
+	// with every hello: a signed-in user's conversation is found by the
+	// user, never by the visitor token alone, so a widget that
+	// reconnects shows it at once without a second round trip.
+	Login *Login `json:"login,omitempty"`
 }
 
 // Page describes the host page the widget runs on.
@@ -232,6 +237,12 @@ func (f *Hello) AppendJSON(b []byte) []byte {
 	w.str("title", f.Page.Title, true)
 	w.close()
 	w.strings("caps", f.Caps)
+	if l := f.Login; l != nil {
+		w.key("login")
+		w.open()
+		l.appendFields(&w)
+		w.close()
+	}
 	w.close()
 	return w.b
 }
@@ -269,13 +280,18 @@ func (f *Session) AppendJSON(b []byte) []byte {
 func (f *Login) AppendJSON(b []byte) []byte {
 	w := frameStart(b, TypeLogin)
 	w.str("id", f.ID, false)
+	f.appendFields(&w)
+	w.close()
+	return w.b
+}
+
+// appendFields writes what a login says, for the frame and for a hello.
+func (f *Login) appendFields(w *jsonWriter) {
 	w.str("user", f.User, false)
 	w.str("signature", f.Signature, true)
 	w.str("name", f.Name, true)
 	w.str("email", f.Email, true)
 	w.str("phone", f.Phone, true)
-	w.close()
-	return w.b
 }
 
 func (f *Start) AppendJSON(b []byte) []byte {
@@ -674,6 +690,14 @@ func (f *Hello) read(r *reader) {
 		r.err = p.err
 	}
 	f.Caps = r.strings("caps")
+	if _, ok := r.v.Get("login"); ok {
+		l := r.object("login")
+		f.Login = new(Login)
+		f.Login.read(&l)
+		if l.err != nil && r.err == nil {
+			r.err = l.err
+		}
+	}
 }
 
 func (f *Send) read(r *reader) {
@@ -789,6 +813,19 @@ func (f *Hello) Validate() error {
 	}
 	if len(f.Caps) > 16 {
 		return invalid("caps", "has more than 16 entries")
+	}
+	if f.Login != nil {
+		if f.Login.User == "" {
+			return invalid("login.user", "is empty; leave login out for a visitor who is not signed in")
+		}
+		l := *f.Login
+		l.ID = "hello"
+		if err := l.Validate(); err != nil {
+			if we, ok := err.(*Error); ok {
+				we.Field = "login." + we.Field
+			}
+			return err
+		}
 	}
 	return nil
 }
