@@ -62,7 +62,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConv, bucketVisitor, bucketMsg, bucketClient, bucketOutbox, bucketAttr, bucketLink, bucketLinkBy} {
+		for _, name := range [][]byte{bucketConv, bucketVisitor, bucketMsg, bucketClient, bucketOutbox, bucketAttr, bucketLink, bucketLinkBy, bucketClaim} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -333,6 +333,31 @@ func (s *Bolt) Attr(_ context.Context, conversation, key string) (string, error)
 	return value, err
 }
 
+// CompareAndSetAttr implements Store.
+func (s *Bolt) CompareAndSetAttr(_ context.Context, conversation, key, old, value string) (bool, error) {
+	id, ok := parseID(conversation)
+	if !ok {
+		return false, errNoConversation(conversation)
+	}
+	var set bool
+	err := s.batch(func(tx *bolt.Tx) error {
+		set = false
+		if tx.Bucket(bucketConv).Get(id) == nil {
+			return errNoConversation(conversation)
+		}
+		attrs, k := tx.Bucket(bucketAttr), under(id, key)
+		if string(attrs.Get(k)) != old {
+			return nil
+		}
+		set = true
+		if value == "" {
+			return attrs.Delete(k)
+		}
+		return attrs.Put(k, []byte(value))
+	})
+	return set, err
+}
+
 // Link implements Store.
 func (s *Bolt) Link(_ context.Context, bot, ref, conversation string) error {
 	id, ok := parseID(conversation)
@@ -426,7 +451,7 @@ func deleteConv(tx *bolt.Tx, id []byte, c Conversation) error {
 			return err
 		}
 	}
-	for _, b := range [][]byte{bucketMsg, bucketClient, bucketAttr, bucketLinkBy} {
+	for _, b := range [][]byte{bucketMsg, bucketClient, bucketAttr, bucketLinkBy, bucketClaim} {
 		if err := deletePrefix(tx.Bucket(b), id); err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ var (
 	bucketAttr    = []byte("attr")    // id16 key -> value
 	bucketLink    = []byte("link")    // pair(bot, ref) -> id16
 	bucketLinkBy  = []byte("linkby")  // id16 pair(bot, ref) -> empty, for Prune
+	bucketClaim   = []byte("claim")   // id16 -> claim record (owner, until)
 )
 
 // recordVersion leads every record so that a later format can be told apart.
@@ -152,6 +153,36 @@ func decodeMessage(conversation string, seq uint64, v []byte) (Message, error) {
 		m.Body = nil
 	}
 	return m, nil
+}
+
+// claim is who dispatches a conversation's outbox, and until when.
+type claim struct {
+	owner string
+	until time.Time
+}
+
+// putClaim stores c as the claim of conversation id.
+func putClaim(tx *bolt.Tx, id []byte, c claim) error {
+	v := []byte{recordVersion}
+	v = appendBytes(v, c.owner)
+	v = binary.AppendVarint(v, c.until.UnixMilli())
+	return tx.Bucket(bucketClaim).Put(id, v)
+}
+
+// getClaim returns the claim of conversation id, with ok false when there
+// is none.
+func getClaim(tx *bolt.Tx, id []byte) (c claim, ok bool, err error) {
+	v := tx.Bucket(bucketClaim).Get(id)
+	if v == nil {
+		return claim{}, false, nil
+	}
+	r := reader{b: v}
+	r.version()
+	c = claim{owner: string(r.bytes()), until: r.time()}
+	if r.bad {
+		return claim{}, false, fmt.Errorf("claim of conversation %x: corrupt record", id)
+	}
+	return c, true, nil
 }
 
 // intern returns the constant among known that b spells, saving an
