@@ -41,6 +41,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Prune", testPrune},
 		{"Close", testClose},
 		{"AppendRace", testAppendRace},
+		{"Claim", testClaim},
+		{"ClaimExpiry", testClaimExpiry},
+		{"ClaimRace", testClaimRace},
+		{"Unclaimed", testUnclaimed},
+		{"PruneClaims", testPruneClaims},
+		{"CompareAndSetAttr", testCompareAndSetAttr},
+		{"CompareAndSetAttrRace", testCompareAndSetAttrRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -543,6 +550,13 @@ func testClose(t *testing.T, s store.Store) {
 	closed("SetAttr", s.SetAttr(ctx, c.ID, "k", "v"))
 	_, err = s.Attr(ctx, c.ID, "k")
 	closed("Attr", err)
+	_, err = s.CompareAndSetAttr(ctx, c.ID, "k", "", "v")
+	closed("CompareAndSetAttr", err)
+	_, err = s.Claim(ctx, c.ID, "owner", time.Now().Add(time.Hour))
+	closed("Claim", err)
+	closed("Unclaim", s.Unclaim(ctx, c.ID, "owner"))
+	_, err = s.Unclaimed(ctx, time.Now(), 10)
+	closed("Unclaimed", err)
 	closed("Link", s.Link(ctx, "bot", "r", c.ID))
 	_, err = s.Resolve(ctx, "bot", "r")
 	closed("Resolve", err)
