@@ -23,6 +23,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gorilla/sessions"
 
+	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/chataibot"
 	"github.com/porthole-chat/porthole/server/chatlayer"
 	"github.com/porthole-chat/porthole/server/demo"
@@ -40,6 +41,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Store overrides the configured store (tests).
 	Store store.Store
+	// Bus carries events to the sockets of every process; nil is the
+	// in-process bus (one process).
+	Bus bus.Bus
 	// Retry overrides DefaultRetry (tests use short waits).
 	Retry *RetryPolicy
 	// HelloTimeout overrides the 10 s a socket has to say hello.
@@ -76,7 +80,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	store   store.Store
-	bus     Bus
+	bus     bus.Bus
 	service *Service
 	keys    *Keyring
 	// pageSessions keeps the chat pages' session cookie.
@@ -105,7 +109,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, opts: opts, log: log, bus: NewLocalBus(), bots: map[string]*Bot{}, perIP: map[string]int{}}
+	s := &Server{cfg: cfg, opts: opts, log: log, bus: opts.Bus, bots: map[string]*Bot{}, perIP: map[string]int{}}
+	if s.bus == nil {
+		s.bus = bus.NewLocal()
+	}
 	s.proxies.nets, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate reported bad entries
 	s.proxies.header = cfg.ForwardedHeader
 	if opts.HelloTimeout == 0 {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
@@ -85,7 +86,7 @@ const (
 // go through it. It implements provider.Sink for the providers' replies.
 type Service struct {
 	store     store.Store
-	bus       Bus
+	bus       bus.Bus
 	log       *slog.Logger
 	retry     RetryPolicy
 	providers map[string]provider.Provider // by bot id
@@ -110,10 +111,10 @@ var readFlush = 2 * time.Second
 
 // NewService returns a service over st and bus. Providers are added with
 // SetProvider before Recover and before traffic.
-func NewService(st store.Store, bus Bus, log *slog.Logger, retry RetryPolicy) *Service {
+func NewService(st store.Store, events bus.Bus, log *slog.Logger, retry RetryPolicy) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		store: st, bus: bus, log: log, retry: retry,
+		store: st, bus: events, log: log, retry: retry,
 		providers: map[string]provider.Provider{},
 		sem:       make(chan struct{}, 256),
 		ctx:       ctx, cancel: cancel,
@@ -153,6 +154,11 @@ func (s *Service) Open(ctx context.Context, bot, key string, v provider.Visitor)
 		}
 	}
 	return c, true, nil
+}
+
+// Get returns the conversation with the given id, as stored now.
+func (s *Service) Get(ctx context.Context, conv string) (store.Conversation, error) {
+	return s.store.Get(ctx, conv)
 }
 
 // Start returns the conversation with bot that key finds, creating it
@@ -212,7 +218,7 @@ func (s *Service) Post(ctx context.Context, conv string, in Inbound) (store.Mess
 		return m, err
 	}
 	if !dup {
-		s.bus.Publish(Event{Conversation: conv, Seq: m.Seq})
+		s.publish(ctx, bus.Event{Conversation: conv, Seq: m.Seq})
 		s.enqueue(conv, m.Seq, false)
 		return m, nil
 	}
@@ -436,7 +442,7 @@ func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widge
 			return err
 		}
 		if !dup {
-			s.bus.Publish(Event{Conversation: conv, Seq: stored.Seq})
+			s.publish(ctx, bus.Event{Conversation: conv, Seq: stored.Seq})
 		}
 	}
 	return nil
@@ -459,7 +465,11 @@ func (s *Service) Typing(conv string, on bool) {
 		delete(s.typing, conv)
 	}
 	s.mu.Unlock()
-	s.bus.Publish(Event{Conversation: conv, Typing: &on})
+	ev := bus.Event{Conversation: conv, Typing: bus.TypingOff}
+	if on {
+		ev.Typing = bus.TypingOn
+	}
+	s.publish(context.Background(), ev)
 }
 
 // typingFor bounds how long a typing indicator counts as a reply on its
@@ -818,5 +828,14 @@ func (s *Service) publishStatus(conv, clientID, state, reason string) {
 	if clientID == "" {
 		return
 	}
-	s.bus.Publish(Event{Conversation: conv, Status: &StatusEvent{ClientID: clientID, State: state, Reason: reason}})
+	s.publish(context.Background(), bus.Event{Conversation: conv, Status: bus.Status{ClientID: clientID, State: state, Reason: reason}})
+}
+
+// publish tells the conversation's sockets, wherever they are. A failure
+// costs them latency only: what changed is stored, and each socket
+// checks the store on its heartbeat.
+func (s *Service) publish(ctx context.Context, ev bus.Event) {
+	if err := s.bus.Publish(context.WithoutCancel(ctx), ev); err != nil {
+		s.log.Warn("cannot publish an event; sockets catch up on their heartbeat", "conversation", ev.Conversation, "error", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
@@ -391,7 +392,7 @@ func TestStartThatFindsAConversationIsNotCounted(t *testing.T) {
 func TestServiceStartConcurrent(t *testing.T) {
 	st := store.NewMemory()
 	fp := &fakeProvider{}
-	svc := NewService(st, NewLocalBus(), slog.New(slog.DiscardHandler), testRetry)
+	svc := NewService(st, bus.NewLocal(), slog.New(slog.DiscardHandler), testRetry)
 	defer svc.Close(context.Background())
 	fp.sink = svc
 	svc.SetProvider("acme", fp)

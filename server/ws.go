@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
@@ -216,15 +217,16 @@ type socket struct {
 	greetAfter uint64
 	// fetch says the transcript advanced: read the store.
 	fetch bool
-	// typing is the latest typing state not yet written (0 none, 1 on,
-	// 2 off). Typing is a state, not a stream, so a burst of changes
+	// typing is the latest typing state not yet written (a bus.Typing
+	// state). Typing is a state, not a stream, so a burst of changes
 	// costs one frame, never queue space.
-	typing int32
+	typing uint8
 	// statuses holds delivery states not yet written, one per message
 	// (a newer state replaces an older one).
 	statuses []*widget.Status
-	// sent is the last seq written; only the writer uses it.
-	sent uint64
+	// sent is the last seq written. The writer sets it; the heartbeat
+	// reads it to notice a lost notification (catchUp).
+	sent atomic.Uint64
 
 	// ctx ends with the socket; cancel ends it.
 	ctx         context.Context
@@ -372,24 +374,20 @@ func (so *socket) welcome(ctx context.Context, visitor string, c store.Conversat
 	return &widget.Welcome{Visitor: token, Conversation: c.ID, Last: c.Last, Widget: so.bot.Config.Widget.Look()}, nil
 }
 
-// onEvent runs on the publisher's goroutine: it never blocks.
-func (so *socket) onEvent(ev Event) {
+// onEvent runs on the bus's goroutine: it never blocks.
+func (so *socket) onEvent(ev bus.Event) {
 	switch {
 	case ev.Seq > 0:
 		so.mu.Lock()
 		so.fetch = true
 		so.wakeLocked()
 		so.mu.Unlock()
-	case ev.Typing != nil:
-		state := int32(2)
-		if *ev.Typing {
-			state = 1
-		}
+	case ev.Typing != bus.TypingNone:
 		so.mu.Lock()
-		so.typing = state
+		so.typing = ev.Typing
 		so.wakeLocked()
 		so.mu.Unlock()
-	case ev.Status != nil:
+	case ev.Status.ClientID != "":
 		so.addStatus(&widget.Status{ID: ev.Status.ClientID, State: ev.Status.State, Error: ev.Status.Reason})
 	}
 }
@@ -478,7 +476,7 @@ type work struct {
 	first    *widget.Welcome
 	reply    widget.Frame
 	fetch    bool
-	typing   int32
+	typing   uint8
 	statuses []*widget.Status
 }
 
@@ -547,10 +545,11 @@ func (so *socket) do(ctx context.Context, w work) error {
 		if err := so.writeFrame(ctx, welcome); err != nil {
 			return err
 		}
-		if so.sent = w.after; so.sent > welcome.Last {
-			so.sent = 0 // the client knows a different transcript: send it all
+		so.sent.Store(w.after)
+		if w.after > welcome.Last {
+			so.sent.Store(0) // the client knows a different transcript: send it all
 		}
-		if err := so.states(ctx, conv, so.sent); err != nil {
+		if err := so.states(ctx, conv, so.sent.Load()); err != nil {
 			return err
 		}
 		if err := so.flush(ctx, conv); err != nil {
@@ -568,7 +567,7 @@ func (so *socket) do(ctx context.Context, w work) error {
 		}
 	}
 	if w.typing != 0 {
-		if err := so.writeFrame(ctx, &widget.Typing{On: w.typing == 1}); err != nil {
+		if err := so.writeFrame(ctx, &widget.Typing{On: w.typing == bus.TypingOn}); err != nil {
 			return err
 		}
 	}
@@ -632,7 +631,7 @@ func (so *socket) flush(ctx context.Context, conv string) error {
 		return nil
 	}
 	for {
-		ms, err := so.srv.store.Read(ctx, conv, so.sent, replayBatch)
+		ms, err := so.srv.store.Read(ctx, conv, so.sent.Load(), replayBatch)
 		if err != nil {
 			so.srv.log.Error("replay read failed", "conversation", conv, "error", err)
 			return err
@@ -655,7 +654,7 @@ func (so *socket) flush(ctx context.Context, conv string) error {
 					return err
 				}
 			}
-			so.sent = m.Seq
+			so.sent.Store(m.Seq)
 		}
 		if len(ms) < replayBatch {
 			return nil
@@ -691,6 +690,7 @@ func (so *socket) startHeartbeat() {
 			so.cancel()
 			return
 		}
+		so.catchUp()
 		so.mu.Lock()
 		if so.live { // else end has stopped the timer for good
 			so.pinger.Reset(interval)
@@ -698,6 +698,27 @@ func (so *socket) startHeartbeat() {
 		so.mu.Unlock()
 	})
 	so.pinger.Reset(interval)
+}
+
+// catchUp runs on each heartbeat: when the store holds messages of the
+// socket's conversation that were not written, an event was lost (a bus
+// between processes dropped it, say), and the writer fetches them now.
+// A lost notification so costs at most one heartbeat of latency.
+func (so *socket) catchUp() {
+	so.mu.Lock()
+	conv := so.conv.ID
+	so.mu.Unlock()
+	if conv == "" {
+		return
+	}
+	c, err := so.srv.service.Get(so.ctx, conv)
+	if err != nil || c.Last <= so.sent.Load() {
+		return
+	}
+	so.mu.Lock()
+	so.fetch = true
+	so.wakeLocked()
+	so.mu.Unlock()
 }
 
 // read handles client frames until the socket closes. A malformed or
