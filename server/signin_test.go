@@ -225,6 +225,7 @@ func TestHelloLoginFindsTheUsersConversation(t *testing.T) {
 	c.send(&widget.Send{ID: "f1", Text: "fay's first"})
 	c.ack("f1")
 	w := c.welcomeOf(h.findConv(t, UserKey("fay")))
+	c.textsUntil("echo: fay's first")
 
 	fay := &widget.Login{User: "fay", Signature: signUser("fay")}
 	again := h.connect("acme")
