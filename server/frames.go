@@ -10,7 +10,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/porthole-chat/porthole/server/provider"
-	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -248,7 +247,7 @@ func (so *socket) save(ctx context.Context, id string, in Inbound) {
 		return
 	}
 	so.reply(ctx, &widget.Ack{ID: id, Seq: m.Seq})
-	if m.State == store.Delivered {
+	if m.State == widget.StateDelivered {
 		so.reply(ctx, &widget.Status{ID: id, State: widget.StateDelivered})
 	}
 }

@@ -295,13 +295,13 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "no such bot for this provider")
 		return
 	}
-	hook, ok := s.service.providers[bot.Config.ID].(provider.Webhook)
-	if !ok {
+	hook := s.service.Hook(bot.Config.ID)
+	if hook == nil {
 		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "this bot's provider takes no callbacks")
 		return
 	}
 	s.bodyDeadline(w, r)
-	hook.ServeWebhook(w, r)
+	hook.ServeHTTP(w, r)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -450,28 +450,30 @@ func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
 }
 
 // startConversation returns the conversation with bot that key finds (a
-// visitor id or a user key), creating it (and with it the platform's greeting) when there is none.
-// Creating one is metered, so that scripted sockets cannot run up the
-// bot owner's bill: it takes a start from the bucket of the address ip
-// (limits.starts_per_minute, start_burst) and from the bot's
-// (limits.bot_starts_per_minute). Finding an existing conversation takes
-// nothing, and a start that finds one after all (another tab created it
-// meanwhile) is given back. A refused start creates nothing and returns
-// how long to wait. setup runs as in Service.Start.
-func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string, v provider.Visitor, setup func(store.Conversation)) (store.Conversation, time.Duration, error) {
+// visitor id or a user key), creating it (and with it the platform's
+// greeting) when there is none. Creating one is metered, so that
+// scripted sockets cannot run up the bot owner's bill: it takes a start
+// from the bucket of the address ip (limits.starts_per_minute,
+// start_burst) and from the bot's (limits.bot_starts_per_minute).
+// Finding an existing conversation takes nothing, and a start that finds
+// one after all (another tab created it meanwhile) is given back. A
+// refused start creates nothing and returns how long to wait. setup runs
+// as Opening.Setup.
+func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string, v provider.Visitor, setup func(Conv)) (Conv, time.Duration, error) {
 	id := bot.Config.ID
-	if _, err := s.store.Find(ctx, id, key); err == nil {
-		c, _, err := s.service.Start(ctx, id, key, v, setup)
+	o := Opening{Bot: id, Key: key, Visitor: v, Create: true, Setup: setup}
+	if _, found, err := s.service.Find(ctx, id, key); err != nil {
+		return Conv{}, 0, err
+	} else if found {
+		c, _, _, err := s.service.Open(ctx, o)
 		return c, 0, err
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return store.Conversation{}, 0, err
 	}
 	ok, wait, refund := s.limits.reserveStart(ip, id)
 	if !ok {
 		s.log.Warn("conversation start refused: too many new conversations", "bot", id, "retry_ms", wait.Milliseconds())
-		return store.Conversation{}, wait, nil
+		return Conv{}, wait, nil
 	}
-	c, created, err := s.service.Start(ctx, id, key, v, setup)
+	c, _, created, err := s.service.Open(ctx, o)
 	if err != nil || !created {
 		refund()
 	}

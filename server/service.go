@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -78,71 +79,89 @@ func NewService(st store.Store, events bus.Bus, log *slog.Logger, retry RetryPol
 // SetProvider makes p answer bot.
 func (s *Service) SetProvider(bot string, p provider.Provider) { s.providers[bot] = p }
 
-// Open looks up the conversation with bot that key finds (a visitor id,
-// or a signed-in user's UserKey) for a hello or a login. It creates
-// nothing and queues nothing for the bot, so that a page view costs the
-// bot platform nothing: found is false while there is no conversation
-// (Start makes it). For one that exists it records what the hello says
-// about the visitor v (locale, time zone, page) when that changed, for
-// the provider's next call.
-func (s *Service) Open(ctx context.Context, bot, key string, v provider.Visitor) (c store.Conversation, found bool, err error) {
-	c, err = s.store.Find(ctx, bot, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Conversation{}, false, nil
+// Hook returns the handler of bot's platform callbacks, or nil when its
+// provider takes none.
+func (s *Service) Hook(bot string) http.Handler {
+	if h, ok := s.providers[bot].(provider.Webhook); ok {
+		return http.HandlerFunc(h.ServeWebhook)
 	}
-	if err != nil {
-		return c, false, err
-	}
-	info, _ := json.Marshal(v)
-	if old, err := s.store.Attr(ctx, c.ID, attrVisitor); err != nil {
-		return c, false, err
-	} else if old != string(info) {
-		if err := s.store.SetAttr(ctx, c.ID, attrVisitor, string(info)); err != nil {
-			return c, false, err
+	return nil
+}
+
+// Opening says which conversation Open finds or makes.
+type Opening struct {
+	Bot string
+	// Key finds the conversation: a visitor id, or a signed-in user's
+	// UserKey.
+	Key string
+	// Visitor is what the hello or the form says about the visitor, for
+	// the provider's calls. It is recorded for a new conversation, and
+	// for one a lookup (not Create) finds when it changed: a hello knows
+	// more about the visitor than a form post of the chat pages, so a
+	// form's Create does not overwrite it.
+	Visitor provider.Visitor
+	// Create makes the conversation when there is none, and with it the
+	// platform's greeting. Without it, Open creates nothing and queues
+	// nothing for the bot, so that a page view costs the bot platform
+	// nothing.
+	Create bool
+	// Setup, with Create, runs on the conversation, new or found, before
+	// the greeting is queued: the socket applies the session data and
+	// login it held, so that the platform's first call already carries
+	// them. Its outcome is its own business: the conversation exists
+	// either way.
+	Setup func(Conv)
+}
+
+// Open finds the conversation o names or, with o.Create, makes it;
+// found is false when there is none (and o.Create was not set), created
+// says whether this call made it. The store's Conversation is
+// get-or-create, so two tabs that start at once share one conversation,
+// and only the one that created it queues the bot's greeting (the seq-0
+// item): a visitor is greeted once.
+func (s *Service) Open(ctx context.Context, o Opening) (c Conv, found, created bool, err error) {
+	var sc store.Conversation
+	if o.Create {
+		sc, created, err = s.store.Conversation(ctx, o.Bot, o.Key)
+	} else {
+		sc, err = s.store.Find(ctx, o.Bot, o.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			return Conv{}, false, false, nil
 		}
 	}
-	return c, true, nil
-}
-
-// Get returns the conversation with the given id, as stored now.
-func (s *Service) Get(ctx context.Context, conv string) (store.Conversation, error) {
-	return s.store.Get(ctx, conv)
-}
-
-// Start returns the conversation with bot that key finds, creating it
-// when there is none; created says whether this call made it. The store's
-// Conversation is get-or-create, so two tabs that start at once share
-// one conversation, and only the one that created it queues the bot's
-// greeting (the seq-0 item): a visitor is greeted once.
-//
-// setup, when not nil, runs on the conversation before the greeting is
-// queued: the socket applies the session data and login it held, so
-// that the platform's first call already carries them. Its outcome is
-// setup's own business; the conversation exists either way.
-//
-// v is recorded for a new conversation only: an existing one keeps what
-// its last hello said, which knows more about the visitor than a form
-// post of the chat pages.
-func (s *Service) Start(ctx context.Context, bot, key string, v provider.Visitor, setup func(store.Conversation)) (c store.Conversation, created bool, err error) {
-	c, created, err = s.store.Conversation(ctx, bot, key)
 	if err != nil {
-		return c, false, err
+		return Conv{}, false, false, err
 	}
-	if created {
-		info, _ := json.Marshal(v)
-		if err := s.store.SetAttr(ctx, c.ID, attrVisitor, string(info)); err != nil {
+	c = convOf(sc)
+	if created || !o.Create {
+		if err := s.recordVisitor(ctx, c.ID, o.Visitor, created); err != nil {
+			if !created {
+				return c, false, false, err
+			}
 			// It exists now and must get its greeting all the same; the
 			// provider then knows the visitor by id alone.
-			s.log.Warn("cannot record the visitor of a new conversation", "bot", bot, "conversation", c.ID, "error", err)
+			s.log.Warn("cannot record the visitor of a new conversation", "bot", o.Bot, "conversation", c.ID, "error", err)
 		}
 	}
-	if setup != nil {
-		setup(c)
+	if o.Create && o.Setup != nil {
+		o.Setup(c)
 	}
 	if created {
 		s.enqueue(c.ID, 0, false)
 	}
-	return c, created, nil
+	return c, true, created, nil
+}
+
+// recordVisitor stores what v says about the visitor of conv, for the
+// provider's next call; unless fresh, only when it changed.
+func (s *Service) recordVisitor(ctx context.Context, conv string, v provider.Visitor, fresh bool) error {
+	info, _ := json.Marshal(v)
+	if !fresh {
+		if old, err := s.store.Attr(ctx, conv, attrVisitor); err != nil || old == string(info) {
+			return err
+		}
+	}
+	return s.store.SetAttr(ctx, conv, attrVisitor, string(info))
 }
 
 // Inbound is a visitor message entering the service.
@@ -153,33 +172,33 @@ type Inbound struct {
 }
 
 // Post stores a visitor message, notifies the visitor's sockets and queues
-// it for the bot. The returned message is durable: its Seq goes in the
+// it for the bot. The returned entry is durable: its Seq goes in the
 // ack. A repeated ClientID returns the stored message and sends nothing
 // upstream again, except that a failed message is retried.
-func (s *Service) Post(ctx context.Context, conv string, in Inbound) (store.Message, error) {
+func (s *Service) Post(ctx context.Context, conv string, in Inbound) (Entry, error) {
 	body := widget.Text(in.Text).AppendJSON(nil)
 	m, dup, err := s.store.Append(ctx, store.Message{
 		Conversation: conv, ClientID: in.ClientID, From: store.FromUser,
 		Body: body, Payload: in.Payload, State: store.Pending,
 	})
 	if err != nil {
-		return m, err
+		return Entry{}, err
 	}
 	if !dup {
 		s.publish(ctx, bus.Event{Conversation: conv, Seq: m.Seq})
 		s.enqueue(conv, m.Seq, false)
-		return m, nil
+		return entryOf(m), nil
 	}
 	switch m.State {
 	case store.Failed: // the visitor pressed retry
 		if m, err = s.store.SetState(ctx, conv, m.Seq, store.Pending, ""); err != nil {
-			return m, err
+			return Entry{}, err
 		}
 		s.enqueue(conv, m.Seq, true)
 	case store.Pending:
 		s.enqueue(conv, m.Seq, false) // no-op when already queued
 	}
-	return m, nil
+	return entryOf(m), nil
 }
 
 // offerScan bounds how many of a conversation's newest messages Offered
@@ -314,8 +333,9 @@ func (s *Service) Login(ctx context.Context, conv, secret string, f *widget.Logi
 // Rebind makes key the one that finds conversation conv (store.Rebind):
 // a visitor's conversation becomes a signed-in user's, or, with key "",
 // nobody's.
-func (s *Service) Rebind(ctx context.Context, conv, key string) (c store.Conversation, moved bool, err error) {
-	return s.store.Rebind(ctx, conv, key)
+func (s *Service) Rebind(ctx context.Context, conv, key string) (c Conv, moved bool, err error) {
+	sc, moved, err := s.store.Rebind(ctx, conv, key)
+	return convOf(sc), moved, err
 }
 
 // Close stops the upstream workers, waiting up to the context's deadline

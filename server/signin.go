@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 
-	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -59,19 +57,19 @@ func (so *socket) login(ctx context.Context, f *widget.Login) {
 func (so *socket) helloLogin(ctx context.Context, l *widget.Login) (refused, err error) {
 	svc, bot, secret := so.srv.service, so.bot.Config.ID, so.bot.Config.IdentitySecret.Reveal()
 	if err := VerifyLogin(secret, l); err != nil {
-		c, found, err2 := svc.Open(ctx, bot, so.key, so.info)
+		c, found, err2 := so.find(ctx, so.key)
 		if found {
 			so.conv = c
 		}
 		return err, err2
 	}
 	key := UserKey(l.User)
-	c, found, err := svc.Open(ctx, bot, key, so.info)
+	c, found, err := so.find(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		own, mine, err := svc.Open(ctx, bot, so.key, so.info)
+		own, mine, err := so.find(ctx, so.key)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +100,7 @@ func (so *socket) helloLogin(ctx context.Context, l *widget.Login) (refused, err
 // another user's never does: a second user signing in on the same
 // browser starts with nothing of the first one's.
 func (so *socket) switchUser(ctx context.Context, key string) error {
-	c, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, key, so.info)
+	c, found, err := so.find(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -145,11 +143,9 @@ func (so *socket) switchUser(ctx context.Context, key string) error {
 // transcript it shows.
 func (so *socket) logout(ctx context.Context, id string) {
 	svc := so.srv.service
-	old, err := so.srv.store.Find(ctx, so.bot.Config.ID, so.visitor)
-	if err == nil {
+	old, found, err := svc.Find(ctx, so.bot.Config.ID, so.visitor)
+	if found {
 		_, _, err = svc.Rebind(ctx, old.ID, "")
-	} else if errors.Is(err, store.ErrNotFound) {
-		err = nil
 	}
 	if err != nil {
 		so.srv.log.Error("cannot end the visitor's conversation", "bot", so.bot.Config.ID, "error", err)
@@ -199,7 +195,7 @@ func (so *socket) detach() {
 		so.unsubscribe = nil
 	}
 	so.mu.Lock()
-	so.conv = store.Conversation{}
+	so.conv = Conv{}
 	so.mu.Unlock()
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/provider"
-	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -42,7 +41,7 @@ type socket struct {
 	// since a hello never creates one (a start, or the first message,
 	// does). The reader sets it, under mu once the writer runs; the
 	// writer takes it with its work.
-	conv store.Conversation
+	conv Conv
 	// held are session and login frames waiting for the conversation;
 	// only the reader uses it.
 	held *held
@@ -200,11 +199,18 @@ func (so *socket) open(ctx context.Context, h *widget.Hello) (refused, err error
 	if h.Login != nil {
 		return so.helloLogin(ctx, h.Login)
 	}
-	conv, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.key, so.info)
+	conv, found, err := so.find(ctx, so.key)
 	if found {
 		so.conv = conv
 	}
 	return nil, err
+}
+
+// find looks up the conversation key finds (Service.Open without
+// Create), recording what the hello said about the visitor.
+func (so *socket) find(ctx context.Context, key string) (Conv, bool, error) {
+	c, found, _, err := so.srv.service.Open(ctx, Opening{Bot: so.bot.Config.ID, Key: key, Visitor: so.info})
+	return c, found, err
 }
 
 // visitorInfo is what hello h says about visitor, for the providers.
@@ -214,13 +220,13 @@ func visitorInfo(visitor string, h *widget.Hello) provider.Visitor {
 
 // welcome makes the welcome for conversation c with a fresh token for
 // visitor: conversation "" and last 0 when there is none yet.
-func (so *socket) welcome(ctx context.Context, visitor string, c store.Conversation) (*widget.Welcome, error) {
+func (so *socket) welcome(ctx context.Context, visitor string, c Conv) (*widget.Welcome, error) {
 	token, err := so.srv.keys.MintVisitor(so.bot.Config.ID, visitor)
 	if err != nil {
 		return nil, err
 	}
 	if c.ID != "" {
-		if now, err := so.srv.store.Get(ctx, c.ID); err == nil {
+		if now, err := so.srv.service.Get(ctx, c.ID); err == nil {
 			c = now
 		}
 	}
@@ -297,7 +303,7 @@ func (so *socket) catchUp() {
 // started it meanwhile. It reports whether it did.
 func (so *socket) lookup(ctx context.Context, h *widget.Hello) bool {
 	so.info = visitorInfo(so.visitor, h)
-	c, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, so.key, so.info)
+	c, found, err := so.find(ctx, so.key)
 	if err != nil {
 		so.srv.log.Warn("cannot look up conversation", "bot", so.bot.Config.ID, "error", err)
 	}
@@ -318,7 +324,7 @@ func (so *socket) lookup(ctx context.Context, h *widget.Hello) bool {
 // wait on either way. It reports whether the socket has a conversation.
 func (so *socket) begin(ctx context.Context, id string) bool {
 	var answers []widget.Frame
-	c, wait, err := so.srv.startConversation(ctx, so.bot, so.ip, so.key, so.info, func(c store.Conversation) {
+	c, wait, err := so.srv.startConversation(ctx, so.bot, so.ip, so.key, so.info, func(c Conv) {
 		answers = so.applyHeld(ctx, c.ID)
 	})
 	switch {
@@ -339,7 +345,7 @@ func (so *socket) begin(ctx context.Context, id string) bool {
 
 // attach makes c the socket's conversation: it subscribes to its events,
 // then asks the writer for a new welcome and the replay after after.
-func (so *socket) attach(c store.Conversation, after uint64) {
+func (so *socket) attach(c Conv, after uint64) {
 	so.unsubscribe = so.srv.bus.Subscribe(c.ID, so.onEvent)
 	so.mu.Lock()
 	so.conv = c

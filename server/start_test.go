@@ -402,11 +402,11 @@ func TestServiceStartConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			c, made, err := svc.Start(context.Background(), "acme", "v1", provider.Visitor{ID: "v1"}, func(store.Conversation) {
+			c, _, made, err := svc.Open(context.Background(), Opening{Bot: "acme", Key: "v1", Visitor: provider.Visitor{ID: "v1"}, Create: true, Setup: func(Conv) {
 				mu.Lock()
 				setups++
 				mu.Unlock()
-			})
+			}})
 			if err != nil {
 				t.Error(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/porthole-chat/porthole/server/bus"
-	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -88,8 +87,8 @@ func (so *socket) drop() {
 
 // work is what a writer takes from the socket in one round.
 type work struct {
-	conv     store.Conversation // as it was when the work was taken
-	visitor  string             // likewise, for the welcome's token
+	conv     Conv   // as it was when the work was taken
+	visitor  string // likewise, for the welcome's token
 	greet    bool
 	after    uint64
 	first    *widget.Welcome
@@ -211,27 +210,27 @@ func (so *socket) states(ctx context.Context, conv string, upTo uint64) error {
 		return nil
 	}
 	from := upTo - min(upTo, recentStates)
-	ms, err := so.srv.store.Read(ctx, conv, from, int(upTo-from))
+	es, err := so.srv.service.Transcript(ctx, conv, from, int(upTo-from))
 	if err != nil {
 		so.srv.log.Error("replay read failed", "conversation", conv, "error", err)
 		return err
 	}
 	newest := -1
-	for i, m := range ms {
-		if m.From == store.FromUser && m.ClientID != "" {
+	for i, e := range es {
+		if e.Mine && e.ClientID != "" {
 			newest = i
 		}
 	}
-	for i, m := range ms {
-		if m.From != store.FromUser || m.ClientID == "" {
+	for i, e := range es {
+		if !e.Mine || e.ClientID == "" {
 			continue
 		}
 		var st *widget.Status
 		switch {
-		case m.State == store.Failed:
-			st = &widget.Status{ID: m.ClientID, State: widget.StateFailed, Error: m.Reason}
-		case m.State == store.Delivered && i == newest:
-			st = &widget.Status{ID: m.ClientID, State: widget.StateDelivered}
+		case e.State == widget.StateFailed:
+			st = &widget.Status{ID: e.ClientID, State: widget.StateFailed, Error: e.Reason}
+		case e.State == widget.StateDelivered && i == newest:
+			st = &widget.Status{ID: e.ClientID, State: widget.StateDelivered}
 		}
 		if st != nil {
 			if err := so.writeFrame(ctx, st); err != nil {
@@ -250,32 +249,30 @@ func (so *socket) flush(ctx context.Context, conv string) error {
 		return nil
 	}
 	for {
-		ms, err := so.srv.store.Read(ctx, conv, so.sent.Load(), replayBatch)
+		es, err := so.srv.service.Transcript(ctx, conv, so.sent.Load(), replayBatch)
 		if err != nil {
 			so.srv.log.Error("replay read failed", "conversation", conv, "error", err)
 			return err
 		}
-		for _, m := range ms {
-			body, err := widget.DecodeBody(m.Body)
-			if err != nil {
-				so.srv.log.Error("stored body does not decode", "conversation", conv, "seq", m.Seq, "error", err)
-				body = widget.Text("[this message could not be shown]")
+		for _, e := range es {
+			if e.bad {
+				so.srv.log.Error("stored body does not decode", "conversation", conv, "seq", e.Seq)
 			}
-			f := &widget.Msg{Seq: m.Seq, ID: m.ID, From: string(m.From), At: m.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Body: body}
-			if m.From == store.FromUser {
-				f.ClientID = m.ClientID
+			f := &widget.Msg{Seq: e.Seq, ID: e.ID, From: "bot", ClientID: e.ClientID, At: e.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Body: e.Body}
+			if e.Mine {
+				f.From = "user"
 			}
 			if err := so.writeFrame(ctx, f); err != nil {
 				return err
 			}
-			if m.State == store.Failed {
-				if err := so.writeFrame(ctx, &widget.Status{ID: m.ClientID, State: widget.StateFailed, Error: m.Reason}); err != nil {
+			if e.State == widget.StateFailed {
+				if err := so.writeFrame(ctx, &widget.Status{ID: e.ClientID, State: widget.StateFailed, Error: e.Reason}); err != nil {
 					return err
 				}
 			}
-			so.sent.Store(m.Seq)
+			so.sent.Store(e.Seq)
 		}
-		if len(ms) < replayBatch {
+		if len(es) < replayBatch {
 			return nil
 		}
 	}
