@@ -238,26 +238,27 @@ func (s *Service) attempt(conv string, it *item) bool {
 	if it.taken {
 		return s.recordTaken(conv, it)
 	}
-	c, err := s.store.Get(ctx, conv)
+	l, err := s.store.Load(ctx, conv, seq, attrVisitor, attrSession, attrContact)
 	if err != nil {
 		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, "dispatching", err)
 	}
+	c := l.Conversation
 	p := s.providers[c.Bot]
 	if p == nil {
 		s.log.Error("no provider for bot", "bot", c.Bot, "conversation", conv)
 		return true
 	}
 	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: seq, Kind: provider.Start}
-	if raw, err := s.store.Attr(ctx, conv, attrVisitor); err == nil && raw != "" {
+	if raw := l.Attrs[attrVisitor]; raw != "" {
 		_ = json.Unmarshal([]byte(raw), &pm.Visitor)
 	}
 	if pm.Visitor.ID == "" {
 		pm.Visitor.ID = c.Visitor
 	}
-	if raw, err := s.store.Attr(ctx, conv, attrSession); err == nil && raw != "" {
+	if raw := l.Attrs[attrSession]; raw != "" {
 		pm.Session = []byte(raw)
 	}
-	if raw, err := s.store.Attr(ctx, conv, attrContact); err == nil && raw != "" {
+	if raw := l.Attrs[attrContact]; raw != "" {
 		var c provider.Contact
 		if json.Unmarshal([]byte(raw), &c) == nil {
 			pm.Contact = &c
@@ -265,14 +266,10 @@ func (s *Service) attempt(conv string, it *item) bool {
 	}
 	var msg store.Message
 	if seq > 0 {
-		ms, err := s.store.Read(ctx, conv, seq-1, 1)
-		if err != nil {
-			return s.storeTrouble(conv, it, "dispatching", err)
-		}
-		if len(ms) == 0 || ms[0].Seq != seq || ms[0].State == store.Delivered {
+		if !l.HasMessage || l.Message.State == store.Delivered {
 			return true
 		}
-		msg = ms[0]
+		msg = l.Message
 		body, err := widget.DecodeBody(msg.Body)
 		if err != nil {
 			s.log.Error("stored message does not decode", "conversation", conv, "seq", seq, "error", err)

@@ -316,6 +316,34 @@ func (s *Bolt) SetAttr(_ context.Context, conversation, key, value string) error
 	})
 }
 
+// Load implements Store.
+func (s *Bolt) Load(_ context.Context, conversation string, seq uint64, keys ...string) (Loaded, error) {
+	id, ok := parseID(conversation)
+	if !ok {
+		return Loaded{}, errNoConversation(conversation)
+	}
+	var l Loaded
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		if l.Conversation, err = getConv(tx, id); err != nil {
+			return err
+		}
+		if seq > 0 && seq <= l.Conversation.Last {
+			if l.Message, err = getMessage(tx, id, conversation, seq); err != nil {
+				return err
+			}
+			l.HasMessage = true
+		}
+		l.Attrs = map[string]string{}
+		for _, k := range keys {
+			if v := tx.Bucket(bucketAttr).Get(under(id, k)); v != nil {
+				l.Attrs[k] = string(v)
+			}
+		}
+		return nil
+	})
+	return l, err
+}
+
 // Attr implements Store.
 func (s *Bolt) Attr(_ context.Context, conversation, key string) (string, error) {
 	id, ok := parseID(conversation)

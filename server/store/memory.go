@@ -328,6 +328,28 @@ func (s *Memory) SetAttr(_ context.Context, conversation, key, value string) err
 	return nil
 }
 
+// Load implements Store.
+func (s *Memory) Load(_ context.Context, conversation string, seq uint64, keys ...string) (Loaded, error) {
+	if err := s.lock(); err != nil {
+		return Loaded{}, err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(conversation)
+	if err != nil {
+		return Loaded{}, err
+	}
+	l := Loaded{Conversation: c.Conversation, Attrs: map[string]string{}}
+	if seq > 0 && seq <= c.Last {
+		l.Message, l.HasMessage = clone(c.msgs[seq-1]), true
+	}
+	for _, k := range keys {
+		if v, ok := c.attrs[k]; ok {
+			l.Attrs[k] = v
+		}
+	}
+	return l, nil
+}
+
 // Attr implements Store.
 func (s *Memory) Attr(_ context.Context, conversation, key string) (string, error) {
 	if err := s.lock(); err != nil {

@@ -88,6 +88,17 @@ type Message struct {
 	Reason string
 }
 
+// Loaded is what Load read.
+type Loaded struct {
+	Conversation Conversation
+	// Message is the message at the seq asked for; HasMessage is false
+	// when there is none (seq 0, or beyond the transcript).
+	Message    Message
+	HasMessage bool
+	// Attrs holds the attributes asked for that have a value.
+	Attrs map[string]string
+}
+
 // Store is the durable state behind the conversation service.
 // All methods are safe for concurrent use.
 type Store interface {
@@ -160,6 +171,12 @@ type Store interface {
 	// SetAttr stores a small per-conversation value (an upstream id, the
 	// session data, the scripted bot's state). An empty value deletes it.
 	SetAttr(ctx context.Context, conversation, key, value string) error
+
+	// Load reads in one go (one transaction, one round trip) what an
+	// upstream call needs: the conversation, the message at seq (when
+	// seq is not 0 and it exists) and the attributes named by keys. It
+	// returns ErrNotFound for an unknown conversation.
+	Load(ctx context.Context, conversation string, seq uint64, keys ...string) (Loaded, error)
 
 	// Attr returns a value stored by SetAttr, or "" when there is none.
 	Attr(ctx context.Context, conversation, key string) (string, error)

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"StateOutbox", testStateOutbox},
 		{"OutboxOrder", testOutboxOrder},
 		{"Attr", testAttr},
+		{"Load", testLoad},
 		{"Link", testLink},
 		{"Prune", testPrune},
 		{"Close", testClose},
@@ -557,6 +558,8 @@ func testClose(t *testing.T, s store.Store) {
 	closed("Unclaim", s.Unclaim(ctx, c.ID, "owner"))
 	_, err = s.Unclaimed(ctx, time.Now(), 10)
 	closed("Unclaimed", err)
+	_, err = s.Load(ctx, c.ID, 1, "k")
+	closed("Load", err)
 	closed("Link", s.Link(ctx, "bot", "r", c.ID))
 	_, err = s.Resolve(ctx, "bot", "r")
 	closed("Resolve", err)
@@ -744,4 +747,37 @@ func testRebindPrune(t *testing.T, s store.Store) {
 	if c, created, err := s.Conversation(ctx, "bot", "w"); err != nil || !created || c.ID == moved.ID {
 		t.Fatalf("Conversation(w) = %+v, %v, %v; want a new one", c, created, err)
 	}
+}
+
+// testLoad: Load reads the conversation, one message and the attributes
+// asked for, as the separate reads would.
+func testLoad(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := conv(t, s, "bot", "v")
+	m := add(t, s, store.Message{Conversation: c.ID, ClientID: "c1", From: store.FromUser, Body: text("hi"), Payload: "p", State: store.Pending})
+	add(t, s, store.Message{Conversation: c.ID, From: store.FromBot, Body: text("hello")})
+	for k, v := range map[string]string{"a": "1", "b": "2"} {
+		if err := s.SetAttr(ctx, c.ID, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.Load(ctx, c.ID, 1, "a", "missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Conversation.ID != c.ID || l.Conversation.Last != 2 || !l.HasMessage {
+		t.Fatalf("Load = %+v", l)
+	}
+	sameMessage(t, l.Message, m)
+	if len(l.Attrs) != 1 || l.Attrs["a"] != "1" {
+		t.Fatalf("Load attrs = %v, want only a", l.Attrs)
+	}
+	for _, seq := range []uint64{0, 3} {
+		l, err := s.Load(ctx, c.ID, seq)
+		if err != nil || l.HasMessage || l.Conversation.ID != c.ID {
+			t.Fatalf("Load(seq %d) = %+v, %v; want the conversation without a message", seq, l, err)
+		}
+	}
+	_, err = s.Load(ctx, noID, 1)
+	isNotFound(t, "Load of an unknown conversation", err)
 }
