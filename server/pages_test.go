@@ -291,7 +291,7 @@ func TestChatPagePostbacks(t *testing.T) {
 	b.open("demo")
 	b.send("start")
 	conv := h.conversationOf(t, "demo")
-	err := h.srv.Service().Deliver(t.Context(), conv, "k1",
+	err := h.srv.service.Deliver(t.Context(), conv, "k1",
 		widget.Body{Kind: widget.KindCarousel, Cards: []widget.Card{
 			{Title: "A", Buttons: []widget.Button{{Type: widget.ButtonPostback, Title: "Pick A", Payload: "card-a"}}},
 			{Title: "B", Buttons: []widget.Button{{Type: widget.ButtonURL, Title: "Site", URL: "https://example.com"}, {Type: widget.ButtonPostback, Title: "Pick B", Payload: "card-b"}}},
@@ -669,7 +669,7 @@ func TestChatPageWaitsForReplies(t *testing.T) {
 	}
 	// The reply arrives: after the quiet time the page stops refreshing.
 	conv := h.conversationOf(t, "demo")
-	if err := h.srv.Service().Deliver(context.Background(), conv, "r", widget.Text("here")); err != nil {
+	if err := h.srv.service.Deliver(context.Background(), conv, "r", widget.Text("here")); err != nil {
 		t.Fatal(err)
 	}
 	b.open("demo")
@@ -707,7 +707,7 @@ func TestAwaitingReply(t *testing.T) {
 			t.Errorf("%s: AwaitingReply = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	h.srv.Service().Typing("typing-conv", true)
+	h.srv.service.Typing("typing-conv", true)
 	if !h.srv.service.AwaitingReply(Conv{ID: "typing-conv", Created: now.Add(-time.Hour)}, nil) {
 		t.Error("not waiting while the bot types")
 	}

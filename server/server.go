@@ -483,9 +483,6 @@ func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string
 	return c, 0, err
 }
 
-// Service returns the conversation service (for webhooks and pages).
-func (s *Server) Service() *Service { return s.service }
-
 // originAllowed says whether a browser page at origin may use bot. A
 // request without Origin comes from a program, not a browser page: the
 // origin rule protects visitors' browsers, and a program could send any

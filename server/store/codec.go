@@ -139,7 +139,7 @@ func decodeMessage(conversation string, seq uint64, v []byte) (Message, error) {
 		Seq:          seq,
 		ID:           string(r.bytes()),
 		ClientID:     string(r.bytes()),
-		From:         intern(r.bytes(), FromUser, FromBot, FromSystem),
+		From:         intern(r.bytes(), FromUser, FromBot),
 		At:           r.time(),
 		Body:         bytes.Clone(r.bytes()),
 		Payload:      string(r.bytes()),

@@ -25,12 +25,11 @@ type From string
 
 // The authors of transcript messages.
 const (
-	FromUser   From = "user"
-	FromBot    From = "bot"
-	FromSystem From = "system"
+	FromUser From = "user"
+	FromBot  From = "bot"
 )
 
-// State is the upstream delivery state of a user message. Bot and system
+// State is the upstream delivery state of a user message. Bot
 // messages have no state (the empty string).
 type State string
 
