@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/porthole-chat/porthole/server/chataibot"
-	"github.com/porthole-chat/porthole/server/chatlayer"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -177,7 +173,8 @@ type Limits struct {
 type BotConfig struct {
 	// ID names the bot in the embed snippet (data-bot) and URLs.
 	ID string `yaml:"id"`
-	// Provider is "demo", "chatlayer" or "chataibot".
+	// Provider names the platform that answers the bot: one registered
+	// with provider.Register ("demo", "chatlayer", "chataibot").
 	Provider string `yaml:"provider"`
 	// IdentitySecret lets the host site sign in its users
 	// (Porthole.login): its backend signs the user id with
@@ -188,25 +185,16 @@ type BotConfig struct {
 	// server's own origin, "loopback" any http(s) origin on localhost,
 	// 127.0.0.0/8 or [::1], for development.
 	Origins []string `yaml:"origins"`
-	// Demo configures the built-in scripted bot (provider: demo).
-	Demo DemoConfig `yaml:"demo"`
-	// Chatlayer configures a Chatlayer bot through its Webhook channel
-	// (provider: chatlayer); see the README for where each value comes from.
-	Chatlayer chatlayer.Config `yaml:"chatlayer"`
-	// ChatAIBot configures a ChatAIBot "API as a channel" bot
-	// (provider: chataibot); see the README for where each value comes from.
-	ChatAIBot chataibot.Config `yaml:"chataibot"`
 	// Widget is the look the widget gets in its welcome frame.
 	Widget WidgetConfig `yaml:"widget"`
-}
-
-// DemoConfig configures the built-in scripted bot.
-type DemoConfig struct {
-	// Script is a YAML script file; empty means the built-in script.
-	Script string `yaml:"script"`
-	// TypingDelay is how long the typing indicator shows before each
-	// reply. Default 600ms.
-	TypingDelay Duration `yaml:"typing_delay"`
+	// Blocks holds the keys of the bot's block that are not settings of
+	// its own: the platforms' blocks (`chatlayer:`), each decoded into
+	// its platform's settings by decodeBlocks, and any misspelt key,
+	// which is reported.
+	Blocks map[string]yaml.Node `yaml:",inline"`
+	// Settings is the block of the bot's platform, decoded, with its
+	// defaults (an empty block when the configuration has none).
+	Settings provider.Settings `yaml:"-"`
 }
 
 // WidgetConfig is a bot's widget appearance and texts.
@@ -276,8 +264,9 @@ func (w WidgetConfig) Look() widget.Look {
 // provider.Secret, where the adapters can use it too.
 type Secret = provider.Secret
 
-// Duration is a time.Duration in YAML that also accepts days ("30d").
-type Duration time.Duration
+// Duration is a configuration duration (provider.Duration): Go's
+// syntax, or whole and fractional days ("30d").
+type Duration = provider.Duration
 
 // DefaultHeaderTimeout and DefaultBodyTimeout are the read deadlines of
 // a request's headers and of its body (limits.header_timeout and
@@ -287,41 +276,6 @@ const (
 	DefaultHeaderTimeout = 10 * time.Second
 	DefaultBodyTimeout   = 30 * time.Second
 )
-
-// UnmarshalText parses "90s", "12h" or "30d".
-func (d *Duration) UnmarshalText(b []byte) error {
-	s := string(b)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%q is not a duration; write it like 30d, 12h or 90s", s)
-		}
-		*d = Duration(n * float64(24*time.Hour))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration; write it like 30d, 12h or 90s", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// UnmarshalYAML parses a duration as UnmarshalText does, but reports a
-// bad value as a type error, so that it is listed with the other problems
-// of the file and with its field, instead of ending the decoding.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into a duration; write it like 30d, 12h or 90s", n.Line, n.ShortTag())}}
-	}
-	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
-	}
-	return nil
-}
-
-// MarshalText writes the duration the way Go prints it.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // Defaults of the configuration.
 const (
@@ -401,11 +355,13 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, erro
 		}
 		// yaml.v3 decodes what it can around a type error or an unknown
 		// key, so the rest is still validated: every problem at once.
+		blockErrs := c.decodeBlocks(root.Content[0])
 		c.applyDefaults()
-		return nil, joinFlat(decodeError(err, expanded, root.Content[0]), c.Validate())
+		return nil, joinFlat(append([]error{decodeError(err, expanded, root.Content[0])}, append(blockErrs, c.Validate())...)...)
 	}
+	blockErrs := c.decodeBlocks(root.Content[0])
 	c.applyDefaults()
-	if err := c.Validate(); err != nil {
+	if err := joinFlat(append(blockErrs, c.Validate())...); err != nil {
 		return nil, err
 	}
 	return &c, nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -80,8 +81,11 @@ func (c *Config) applyDefaults() {
 		if b.Widget.Position == "" {
 			b.Widget.Position = "right"
 		}
-		if b.Provider == "demo" && b.Demo.TypingDelay == 0 {
-			b.Demo.TypingDelay = Duration(600 * time.Millisecond)
+		if p, ok := provider.Lookup(b.Provider); ok && b.Settings == nil {
+			b.Settings = p.Settings() // no block: the platform's defaults
+		}
+		if d, ok := b.Settings.(provider.SettingsDefaults); ok {
+			d.ApplyDefaults()
 		}
 	}
 }
@@ -173,16 +177,14 @@ func (c *Config) Validate() error {
 			bad(p+".id", "%q is used by another bot too; give each bot its own id", b.ID)
 		}
 		seen[b.ID] = true
-		switch b.Provider {
-		case "demo":
-		case "chataibot":
-			errs = append(errs, b.ChatAIBot.Validate(p+".chataibot")...)
-		case "chatlayer":
-			errs = append(errs, b.Chatlayer.Validate(p+".chatlayer")...)
-		case "":
-			bad(p+".provider", "is missing; set it to demo, chatlayer or chataibot")
-		default:
-			bad(p+".provider", "%q is not a provider; use demo, chatlayer or chataibot", b.Provider)
+		names := strings.Join(provider.Names(), ", ")
+		switch _, known := provider.Lookup(b.Provider); {
+		case b.Provider == "":
+			bad(p+".provider", "is missing; set it to one of %s", names)
+		case !known:
+			bad(p+".provider", "%q is not a provider; use one of %s", b.Provider, names)
+		case b.Settings != nil:
+			errs = append(errs, b.Settings.Validate(p+"."+b.Provider)...)
 		}
 		if s := b.IdentitySecret.Reveal(); s != "" && len(s) < 16 {
 			bad(p+".identity_secret", "is %d characters; use at least 16 random characters, e.g. from `openssl rand -hex 32`", len(s))
@@ -227,9 +229,6 @@ func (c *Config) Validate() error {
 			if !strings.HasPrefix(path, "/") {
 				bad(fmt.Sprintf("%s.widget.teaser.paths[%d]", p, j), "%q is not a path; write it like /pricing", path)
 			}
-		}
-		if b.Provider == "demo" && b.Demo.TypingDelay < 0 {
-			bad(p+".demo.typing_delay", "must not be negative; e.g. 600ms")
 		}
 	}
 	return errors.Join(errs...)

@@ -1,12 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/porthole-chat/porthole/server/provider"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -127,6 +132,13 @@ var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 // those of the re-marshaled document, to name the field and its line in
 // the user's file, and to say what to do.
 func decodeError(err error, expanded []byte, orig *yaml.Node) error {
+	return decodeErrorAt(err, expanded, orig, "")
+}
+
+// decodeErrorAt is decodeError for a part of the document: expanded is
+// the part re-marshaled on its own, orig its node in the user's tree and
+// path its field path.
+func decodeErrorAt(err error, expanded []byte, orig *yaml.Node, path string) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return fmt.Errorf("not valid YAML: %w", err)
@@ -134,7 +146,7 @@ func decodeError(err error, expanded []byte, orig *yaml.Node) error {
 	idx := map[int][]nodeRef{}
 	var exp yaml.Node
 	if yaml.Unmarshal(expanded, &exp) == nil && len(exp.Content) > 0 {
-		indexLines(exp.Content[0], orig, "", idx)
+		indexLines(exp.Content[0], orig, path, idx)
 	}
 	find := func(line int, kind yaml.Kind, key bool) (nodeRef, bool) {
 		refs := idx[line]
@@ -185,4 +197,96 @@ func decodeError(err error, expanded []byte, orig *yaml.Node) error {
 		}
 	}
 	return errors.Join(out...)
+}
+
+// decodeBlocks decodes each bot's platform blocks, strictly, into their
+// platforms' settings (provider.Platform), and reports a key that names
+// no platform as an unknown setting, as the strict decoder reports the
+// others. orig is the user's document. A bot whose platform has no block
+// gets its platform's empty settings from applyDefaults; unknown
+// providers are Validate's.
+func (c *Config) decodeBlocks(orig *yaml.Node) []error {
+	var errs []error
+	for i := range c.Bots {
+		b := &c.Bots[i]
+		path := fmt.Sprintf("bots[%d]", i)
+		bot := valueOf(child(valueOf(orig, "bots"), i), "")
+		for _, key := range slices.Sorted(maps.Keys(b.Blocks)) {
+			node := b.Blocks[key]
+			p, ok := provider.Lookup(key)
+			if !ok {
+				line := node.Line
+				if k := keyOf(bot, key); k != nil {
+					line = k.Line
+				}
+				errs = append(errs, fmt.Errorf("%s.%s (line %d): %q is not a known setting; check the spelling against the README", path, key, line, key))
+				continue
+			}
+			settings := p.Settings()
+			if err := decodeStrict(&node, settings, valueOf(bot, key), path+"."+key); err != nil {
+				errs = append(errs, err)
+			}
+			if key == b.Provider {
+				b.Settings = settings
+			}
+		}
+		b.Blocks = nil // decoded: the nodes are not needed any more
+	}
+	return errs
+}
+
+// decodeStrict decodes node into v, a misspelt key being an error, and
+// reports errors at their lines in orig, the node's original.
+func decodeStrict(node *yaml.Node, v any, orig *yaml.Node, path string) error {
+	data, err := yaml.Marshal(node)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		if orig == nil {
+			orig = node
+		}
+		return decodeErrorAt(err, data, orig, path)
+	}
+	return nil
+}
+
+// keyOf returns the key node named key of mapping m, or nil.
+func keyOf(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i]
+		}
+	}
+	return nil
+}
+
+// valueOf returns the value node of key in mapping m ("" returns m), or
+// nil.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	if key == "" {
+		return m
+	}
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// child returns item i of sequence s, or nil.
+func child(s *yaml.Node, i int) *yaml.Node {
+	if s == nil || s.Kind != yaml.SequenceNode || i >= len(s.Content) {
+		return nil
+	}
+	return s.Content[i]
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -24,9 +25,6 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/porthole-chat/porthole/server/bus"
-	"github.com/porthole-chat/porthole/server/chataibot"
-	"github.com/porthole-chat/porthole/server/chatlayer"
-	"github.com/porthole-chat/porthole/server/demo"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
@@ -194,29 +192,31 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// newProvider makes the provider of bot bc from its platform
+// (provider.Lookup), with a closer when it holds resources.
 func (s *Server) newProvider(bc BotConfig) (provider.Provider, func() error, error) {
-	switch bc.Provider {
-	case "demo":
-		script := demo.Default()
-		if bc.Demo.Script != "" {
-			var err error
-			if script, err = demo.Load(bc.Demo.Script); err != nil {
-				return nil, nil, fmt.Errorf("demo.script: %w", err)
-			}
-		}
-		bot := demo.New(script, s.botSink(bc.ID), demo.Options{TypingDelay: time.Duration(bc.Demo.TypingDelay), BaseURL: s.baseURL(), Log: s.log})
-		return bot, bot.Close, nil
-	case "chatlayer":
-		a, err := chatlayer.New(bc.Chatlayer, bc.ID, s.botSink(bc.ID), s.upstream, s.log)
-		if err != nil {
-			return nil, nil, err
-		}
-		return a, a.Close, nil
-	case "chataibot":
-		a, err := chataibot.New(bc.ChatAIBot, bc.ID, s.botSink(bc.ID), s.upstream, s.log, storeLinker{s.store, bc.ID})
-		return a, nil, err
+	pl, ok := provider.Lookup(bc.Provider)
+	if !ok {
+		return nil, nil, fmt.Errorf("provider %q is not available", bc.Provider)
 	}
-	return nil, nil, fmt.Errorf("provider %q is not available", bc.Provider)
+	settings := bc.Settings
+	if settings == nil {
+		settings = pl.Settings()
+		if d, ok := settings.(provider.SettingsDefaults); ok {
+			d.ApplyDefaults()
+		}
+	}
+	p, err := pl.New(settings, provider.Env{
+		Bot: bc.ID, Sink: s.botSink(bc.ID), Upstream: s.upstream, Log: s.log,
+		BaseURL: s.baseURL(), Links: storeLinker{s.store, bc.ID},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, ok := p.(io.Closer); ok {
+		return p, c.Close, nil
+	}
+	return p, nil, nil
 }
 
 // baseURL is PublicURL, or the local address for a server without one,
@@ -383,70 +383,6 @@ func (s *Server) StartPruning(ctx context.Context) {
 			}
 		}
 	}()
-}
-
-// botSink is the provider.Sink of one bot: the service, refusing with
-// provider.ErrOtherBot every conversation that is not the bot's. A
-// provider's callbacks are authenticated per bot (a verify token, a
-// secret), but name a conversation the caller chose; this keeps a
-// caller with one bot's secret out of every other bot's conversations,
-// whatever the adapter routes on.
-type botSink struct {
-	*Service
-	bot string
-}
-
-func (s *Server) botSink(bot string) botSink { return botSink{s.service, bot} }
-
-// owned checks that conversation conv is the bot's.
-func (b botSink) owned(ctx context.Context, conv string) error {
-	c, err := b.store.Get(ctx, conv)
-	if err != nil {
-		return err
-	}
-	if c.Bot != b.bot {
-		return provider.ErrOtherBot
-	}
-	return nil
-}
-
-// Deliver stores bot replies in one of the bot's conversations.
-func (b botSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
-	if err := b.owned(ctx, conv); err != nil {
-		return err
-	}
-	return b.Service.Deliver(ctx, conv, key, bodies...)
-}
-
-// Attr returns provider state of one of the bot's conversations.
-func (b botSink) Attr(ctx context.Context, conv, key string) (string, error) {
-	if err := b.owned(ctx, conv); err != nil {
-		return "", err
-	}
-	return b.Service.Attr(ctx, conv, key)
-}
-
-// SetAttr stores provider state of one of the bot's conversations.
-func (b botSink) SetAttr(ctx context.Context, conv, key, value string) error {
-	if err := b.owned(ctx, conv); err != nil {
-		return err
-	}
-	return b.Service.SetAttr(ctx, conv, key, value)
-}
-
-// storeLinker maps a platform's conversation ids to ours in the store,
-// for adapters whose callbacks name only the platform's id.
-type storeLinker struct {
-	st  store.Store
-	bot string
-}
-
-func (l storeLinker) Link(ctx context.Context, ref, conv string) error {
-	return l.st.Link(ctx, l.bot, ref, conv)
-}
-
-func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
-	return l.st.Resolve(ctx, l.bot, ref)
 }
 
 // startConversation returns the conversation with bot that key finds (a

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server/bus"
+	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -148,4 +149,75 @@ func (s *Service) publish(ctx context.Context, ev bus.Event) {
 	if err := s.bus.Publish(context.WithoutCancel(ctx), ev); err != nil {
 		s.log.Warn("cannot publish an event; sockets catch up on their heartbeat", "conversation", ev.Conversation, "error", err)
 	}
+}
+
+// botSink is the provider.Sink of one bot: the service, refusing with
+// provider.ErrOtherBot every conversation that is not the bot's. A
+// provider's callbacks are authenticated per bot (a verify token, a
+// secret), but name a conversation the caller chose; this keeps a
+// caller with one bot's secret out of every other bot's conversations,
+// whatever the adapter routes on.
+type botSink struct {
+	*Service
+	bot string
+}
+
+func (s *Server) botSink(bot string) botSink { return botSink{s.service, bot} }
+
+// owned checks that conversation conv is the bot's.
+func (b botSink) owned(ctx context.Context, conv string) error {
+	c, err := b.store.Get(ctx, conv)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %w", provider.ErrUnknownConversation, err)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Bot != b.bot {
+		return provider.ErrOtherBot
+	}
+	return nil
+}
+
+// Deliver stores bot replies in one of the bot's conversations.
+func (b botSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
+	if err := b.owned(ctx, conv); err != nil {
+		return err
+	}
+	return b.Service.Deliver(ctx, conv, key, bodies...)
+}
+
+// Attr returns provider state of one of the bot's conversations.
+func (b botSink) Attr(ctx context.Context, conv, key string) (string, error) {
+	if err := b.owned(ctx, conv); err != nil {
+		return "", err
+	}
+	return b.Service.Attr(ctx, conv, key)
+}
+
+// SetAttr stores provider state of one of the bot's conversations.
+func (b botSink) SetAttr(ctx context.Context, conv, key, value string) error {
+	if err := b.owned(ctx, conv); err != nil {
+		return err
+	}
+	return b.Service.SetAttr(ctx, conv, key, value)
+}
+
+// storeLinker maps a platform's conversation ids to ours in the store,
+// for adapters whose callbacks name only the platform's id.
+type storeLinker struct {
+	st  store.Store
+	bot string
+}
+
+func (l storeLinker) Link(ctx context.Context, ref, conv string) error {
+	return l.st.Link(ctx, l.bot, ref, conv)
+}
+
+func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
+	conv, err := l.st.Resolve(ctx, l.bot, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("%w: %w", provider.ErrUnknownConversation, err)
+	}
+	return conv, err
 }

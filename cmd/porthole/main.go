@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server"
+	"github.com/porthole-chat/porthole/server/platforms"
 	"github.com/porthole-chat/porthole/web"
 )
 
@@ -38,6 +39,7 @@ Run 'porthole serve -h' for the flags.
 var version = "dev"
 
 func main() {
+	platforms.Register()
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
