@@ -37,10 +37,11 @@ type Options struct {
 	DataDir string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// Store overrides the configured store (tests).
+	// Store is the store (cmd/porthole opens it with OpenStore); nil
+	// opens the configured one. The server closes it.
 	Store store.Store
-	// Bus carries events to the sockets of every process; nil is the
-	// in-process bus (one process).
+	// Bus carries events to the sockets of every process (cmd/porthole
+	// makes it); nil is the in-process bus.
 	Bus bus.Bus
 	// Retry overrides DefaultRetry (tests use short waits).
 	Retry *RetryPolicy
@@ -142,17 +143,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 
 	s.store = opts.Store
 	if s.store == nil {
-		switch cfg.Store.Driver {
-		case "memory":
-			s.store = store.NewMemory()
-		default:
-			path := cfg.Store.Path
-			if path == "" {
-				path = opts.DataDir + "/porthole.db"
-			}
-			if s.store, err = store.OpenBolt(path, store.BoltOptions{}); err != nil {
-				return nil, dataDirError(filepath.Dir(path), err)
-			}
+		if s.store, err = OpenStore(cfg.Store, opts.DataDir); err != nil {
+			return nil, err
 		}
 	}
 	s.closers = append(s.closers, s.store.Close)
@@ -561,6 +553,24 @@ func isLoopbackOrigin(origin string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// OpenStore opens the store the configuration names: the bolt file
+// (store.path, or porthole.db in dataDir) or, for tests and demos,
+// memory.
+func OpenStore(cfg StoreConfig, dataDir string) (store.Store, error) {
+	if cfg.Driver == "memory" {
+		return store.NewMemory(), nil
+	}
+	path := cfg.Path
+	if path == "" {
+		path = filepath.Join(dataDir, "porthole.db")
+	}
+	st, err := store.OpenBolt(path, store.BoltOptions{})
+	if err != nil {
+		return nil, dataDirError(filepath.Dir(path), err)
+	}
+	return st, nil
 }
 
 // dataDirError adds the fix to a failure to write the data directory:
