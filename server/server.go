@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +26,6 @@ import (
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
-	"github.com/porthole-chat/porthole/widget"
 )
 
 // Options are the parts of a server that do not come from the config file.
@@ -227,101 +224,6 @@ func (s *Server) baseURL() string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-func (s *Server) routes() {
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET /v1/ws", s.handleWS)
-	s.mux.HandleFunc("POST /hooks/{provider}/{bot}", s.handleHook)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
-	s.mux.HandleFunc("GET /chat/{bot}", s.handleChatPage)
-	s.mux.HandleFunc("POST /chat/{bot}", s.handleChatPost)
-	if s.opts.Static != nil {
-		s.mux.Handle("GET /static/", s.opts.Static)
-	}
-	if s.opts.Loader != nil {
-		s.mux.Handle("GET /widget.js", s.opts.Loader)
-	}
-	if s.opts.Styles != nil {
-		s.mux.HandleFunc("GET /widget.css", s.handleStyle)
-	}
-	if s.opts.Index != nil {
-		s.mux.Handle("GET /{$}", s.opts.Index)
-	}
-}
-
-// ServeHTTP logs each request (method, path, status, time; never the
-// query, which may carry secrets on webhook URLs) and routes it.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	s.mux.ServeHTTP(rec, r)
-	level := slog.LevelDebug
-	if rec.status >= 500 {
-		level = slog.LevelWarn
-	}
-	s.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds())
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets the WebSocket upgrade reach the underlying Hijacker.
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// handleHook hands a platform's callback to the provider of the bot it
-// names, when that provider takes callbacks.
-func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
-	bot := s.bots[r.PathValue("bot")]
-	if bot == nil || bot.Config.Provider != r.PathValue("provider") {
-		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "no such bot for this provider")
-		return
-	}
-	hook := s.service.Hook(bot.Config.ID)
-	if hook == nil {
-		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "this bot's provider takes no callbacks")
-		return
-	}
-	s.bodyDeadline(w, r)
-	hook.ServeHTTP(w, r)
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	_, err := s.store.Get(ctx, "readyz-probe")
-	status, body := http.StatusOK, "ready\n"
-	switch {
-	case draining:
-		status, body = http.StatusServiceUnavailable, "draining\n"
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		status, body = http.StatusServiceUnavailable, "store unavailable\n"
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write([]byte(body))
-}
-
-// httpError answers a plain HTTP error as JSON with a protocol error code.
-func httpError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": code, "message": msg})
-}
-
 // Shutdown stops accepting work and closes every socket with 1012
 // (service restart) so widgets reconnect and replay what they missed.
 // Then it stops the upstream workers and closes the store.
@@ -409,150 +311,6 @@ func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string
 		s.log.Debug("conversation started", "bot", id, "conversation", c.ID)
 	}
 	return c, 0, err
-}
-
-// originAllowed says whether a browser page at origin may use bot. A
-// request without Origin comes from a program, not a browser page: the
-// origin rule protects visitors' browsers, and a program could send any
-// Origin it likes, so there is nothing to check.
-func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	o, err := parseOrigin(origin)
-	if err != nil {
-		return false
-	}
-	return s.originListed(b, o, r)
-}
-
-// originListed says whether the normalised origin o is one of bot b's
-// origins ("self" as isSelf decides).
-func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
-	for _, p := range b.origins {
-		switch p {
-		case "self":
-			if s.isSelf(o, r) {
-				return true
-			}
-		case "loopback":
-			if isLoopbackOrigin(o) {
-				return true
-			}
-		default:
-			if matchOrigin(p, o) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// isSelf says whether the normalised origin o is this server's own. With
-// public_url, that is public_url and nothing else. Without it, it is a
-// loopback origin (localhost, *.localhost, 127.0.0.0/8, [::1]) on the
-// port the request arrived at, with the request's scheme. Why not the
-// request's Host, as before: the Host is written by whoever sends the
-// request, and a DNS-rebinding page at http://evil.example:8080, its
-// name pointed at this server, sends Host and Origin alike and passed.
-// Why not refuse to start without public_url on a non-loopback address
-// instead: `make run` listens on :8080 with no config, and a developer
-// opening http://localhost:8080 must keep getting the demo. A loopback
-// origin cannot be forged by a remote page (a browser only sends it from
-// a page on this machine), so "self" keeps working locally and for
-// nothing else; a server reached by a public name sets public_url.
-func (s *Server) isSelf(o string, r *http.Request) bool {
-	if s.cfg.PublicURL != "" {
-		p, _ := parseOrigin(s.cfg.PublicURL)
-		return o == p
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	oScheme, hostport, _ := strings.Cut(o, "://")
-	if oScheme != scheme || !isLoopbackOrigin(o) {
-		return false
-	}
-	_, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		port = "80" // parseOrigin drops the default port
-		if scheme == "https" {
-			port = "443"
-		}
-	}
-	return port == s.localPort(r)
-}
-
-// warnSelfWithoutPublicURL logs, at start, that a bot listing "self"
-// on a server reachable beyond loopback has no public_url: isSelf then
-// matches loopback pages only, and visitors at the public name would be
-// refused with no other hint. The demo bot is left out, so that `make
-// run` (":8080", no config) starts quietly.
-func (s *Server) warnSelfWithoutPublicURL() {
-	if s.cfg.PublicURL != "" {
-		return
-	}
-	host, port, _ := net.SplitHostPort(s.cfg.Listen)
-	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-		return
-	}
-	for _, b := range s.cfg.Bots {
-		if b.Provider != "demo" && slices.Contains(b.Origins, "self") {
-			s.log.Warn(`public_url is not set, so "self" matches only loopback pages on port `+port+`; set public_url to the origin visitors reach this server at, like https://chat.example.com`, "bot", b.ID)
-			return
-		}
-	}
-}
-
-// localPort is the port the request reached this server at: that of the
-// connection's local address, or the configured listen port for a
-// request that did not come over a connection (tests).
-func (s *Server) localPort(r *http.Request) string {
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if _, port, err := net.SplitHostPort(a.String()); err == nil {
-			return port
-		}
-	}
-	_, port, _ := net.SplitHostPort(s.cfg.Listen)
-	return port
-}
-
-// matchOrigin compares a configured pattern with a normalised origin;
-// "https://*.acme.com" matches any subdomain of acme.com at any depth,
-// but not acme.com itself.
-func matchOrigin(pattern, origin string) bool {
-	scheme, host, ok := strings.Cut(pattern, "://*.")
-	if !ok {
-		p, err := parseOrigin(pattern)
-		return err == nil && p == origin
-	}
-	oScheme, oHost, _ := strings.Cut(origin, "://")
-	if oScheme != strings.ToLower(scheme) {
-		return false
-	}
-	suffix := "." + strings.ToLower(host)
-	if scheme == "https" {
-		suffix = strings.TrimSuffix(suffix, ":443")
-	} else {
-		suffix = strings.TrimSuffix(suffix, ":80")
-	}
-	return strings.HasSuffix(oHost, suffix) && len(oHost) > len(suffix)
-}
-
-func isLoopbackOrigin(origin string) bool {
-	_, hostport, _ := strings.Cut(origin, "://")
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // OpenStore opens the store the configuration names: the bolt file
