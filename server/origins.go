@@ -26,7 +26,7 @@ func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
 // originListed says whether the normalised origin o is one of bot b's
 // origins ("self" as isSelf decides).
 func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
-	for _, p := range b.origins {
+	for _, p := range b.Config.Origins {
 		switch p {
 		case "self":
 			if s.isSelf(o, r) {

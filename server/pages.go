@@ -447,7 +447,7 @@ func (s *Server) hostOrigin(r *http.Request, bot *Bot, host string) (string, boo
 // only the sites that may embed the bot may frame its chat page.
 func (s *Server) frameAncestors(b *Bot) string {
 	var srcs []string
-	for _, o := range b.origins {
+	for _, o := range b.Config.Origins {
 		switch o {
 		case "self":
 			srcs = append(srcs, "'self'")

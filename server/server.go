@@ -64,10 +64,9 @@ type Options struct {
 	Providers map[string]provider.Provider
 }
 
-// Bot is a configured bot with its origin rules.
+// Bot is a configured bot.
 type Bot struct {
-	Config  BotConfig
-	origins []string
+	Config BotConfig
 }
 
 // Server is the running proxy.
@@ -165,7 +164,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		if closer != nil {
 			s.closers = append([]func() error{closer}, s.closers...)
 		}
-		s.bots[bc.ID] = &Bot{Config: bc, origins: bc.Origins}
+		s.bots[bc.ID] = &Bot{Config: bc}
 	}
 	s.limits = newLimiter(cfg.Limits)
 
