@@ -33,9 +33,10 @@ $(DIST)/manifest.json: $(WASM_INPUTS)
 size:
 	$(GO) run ./web/build -size -go $(GO)
 
-## generate: regenerate templ components (*_templ.go, committed)
+## generate: regenerate templ components (*_templ.go) and the chat pages' minified stylesheet (web/chat.min.css), both committed
 generate:
 	$(GO) tool templ generate
+	$(GO) run ./web/build -chatcss
 
 ## check: formatting, templ output up to date, go vet (native and wasm)
 check: generate

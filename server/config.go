@@ -4,18 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/porthole-chat/porthole/server/chataibot"
-	"github.com/porthole-chat/porthole/server/chatlayer"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -180,7 +173,8 @@ type Limits struct {
 type BotConfig struct {
 	// ID names the bot in the embed snippet (data-bot) and URLs.
 	ID string `yaml:"id"`
-	// Provider is "demo", "chatlayer" or "chataibot".
+	// Provider names the platform that answers the bot: one registered
+	// with provider.Register ("demo", "chatlayer", "chataibot").
 	Provider string `yaml:"provider"`
 	// IdentitySecret lets the host site sign in its users
 	// (Porthole.login): its backend signs the user id with
@@ -191,25 +185,16 @@ type BotConfig struct {
 	// server's own origin, "loopback" any http(s) origin on localhost,
 	// 127.0.0.0/8 or [::1], for development.
 	Origins []string `yaml:"origins"`
-	// Demo configures the built-in scripted bot (provider: demo).
-	Demo DemoConfig `yaml:"demo"`
-	// Chatlayer configures a Chatlayer bot through its Webhook channel
-	// (provider: chatlayer); see the README for where each value comes from.
-	Chatlayer chatlayer.Config `yaml:"chatlayer"`
-	// ChatAIBot configures a ChatAIBot "API as a channel" bot
-	// (provider: chataibot); see the README for where each value comes from.
-	ChatAIBot chataibot.Config `yaml:"chataibot"`
 	// Widget is the look the widget gets in its welcome frame.
 	Widget WidgetConfig `yaml:"widget"`
-}
-
-// DemoConfig configures the built-in scripted bot.
-type DemoConfig struct {
-	// Script is a YAML script file; empty means the built-in script.
-	Script string `yaml:"script"`
-	// TypingDelay is how long the typing indicator shows before each
-	// reply. Default 600ms.
-	TypingDelay Duration `yaml:"typing_delay"`
+	// Blocks holds the keys of the bot's block that are not settings of
+	// its own: the platforms' blocks (`chatlayer:`), each decoded into
+	// its platform's settings by decodeBlocks, and any misspelt key,
+	// which is reported.
+	Blocks map[string]yaml.Node `yaml:",inline"`
+	// Settings is the block of the bot's platform, decoded, with its
+	// defaults (an empty block when the configuration has none).
+	Settings provider.Settings `yaml:"-"`
 }
 
 // WidgetConfig is a bot's widget appearance and texts.
@@ -279,8 +264,9 @@ func (w WidgetConfig) Look() widget.Look {
 // provider.Secret, where the adapters can use it too.
 type Secret = provider.Secret
 
-// Duration is a time.Duration in YAML that also accepts days ("30d").
-type Duration time.Duration
+// Duration is a configuration duration (provider.Duration): Go's
+// syntax, or whole and fractional days ("30d").
+type Duration = provider.Duration
 
 // DefaultHeaderTimeout and DefaultBodyTimeout are the read deadlines of
 // a request's headers and of its body (limits.header_timeout and
@@ -290,41 +276,6 @@ const (
 	DefaultHeaderTimeout = 10 * time.Second
 	DefaultBodyTimeout   = 30 * time.Second
 )
-
-// UnmarshalText parses "90s", "12h" or "30d".
-func (d *Duration) UnmarshalText(b []byte) error {
-	s := string(b)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%q is not a duration; write it like 30d, 12h or 90s", s)
-		}
-		*d = Duration(n * float64(24*time.Hour))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration; write it like 30d, 12h or 90s", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// UnmarshalYAML parses a duration as UnmarshalText does, but reports a
-// bad value as a type error, so that it is listed with the other problems
-// of the file and with its field, instead of ending the decoding.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into a duration; write it like 30d, 12h or 90s", n.Line, n.ShortTag())}}
-	}
-	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
-	}
-	return nil
-}
-
-// MarshalText writes the duration the way Go prints it.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // Defaults of the configuration.
 const (
@@ -404,455 +355,14 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (*Config, erro
 		}
 		// yaml.v3 decodes what it can around a type error or an unknown
 		// key, so the rest is still validated: every problem at once.
+		blockErrs := c.decodeBlocks(root.Content[0])
 		c.applyDefaults()
-		return nil, joinFlat(decodeError(err, expanded, root.Content[0]), c.Validate())
+		return nil, joinFlat(append([]error{decodeError(err, expanded, root.Content[0])}, append(blockErrs, c.Validate())...)...)
 	}
+	blockErrs := c.decodeBlocks(root.Content[0])
 	c.applyDefaults()
-	if err := c.Validate(); err != nil {
+	if err := joinFlat(append(blockErrs, c.Validate())...); err != nil {
 		return nil, err
 	}
 	return &c, nil
-}
-
-// joinFlat joins errors like errors.Join, unpacking joined ones, so each
-// problem stays one entry (and one line) of the result.
-func joinFlat(errs ...error) error {
-	var flat []error
-	for _, err := range errs {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			flat = append(flat, j.Unwrap()...)
-		} else if err != nil {
-			flat = append(flat, err)
-		}
-	}
-	return errors.Join(flat...)
-}
-
-var envRef = regexp.MustCompile(`\$\$|\$\{([^}]*)\}`)
-
-// expandNode replaces ${VAR} in every scalar value and records unset or
-// malformed references with the path of the field that holds them.
-func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), problems *[]error) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		// Block style puts every node of the re-marshaled document on a
-		// line of its own, so that decodeError can tell which it means.
-		n.Style &^= yaml.FlowStyle
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i].Value
-			p := key
-			if path != "" {
-				p = path + "." + key
-			}
-			expandNode(n.Content[i+1], p, lookup, problems)
-		}
-	case yaml.SequenceNode:
-		n.Style &^= yaml.FlowStyle
-		for i, item := range n.Content {
-			expandNode(item, path+"["+strconv.Itoa(i)+"]", lookup, problems)
-		}
-	case yaml.ScalarNode:
-		if !strings.Contains(n.Value, "$") {
-			return
-		}
-		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
-			if m == "$$" {
-				return "$"
-			}
-			name := m[2 : len(m)-1]
-			if !validEnvName(name) {
-				*problems = append(*problems, fmt.Errorf("%s: %q is not a valid environment reference; write ${NAME} with letters, digits and _, or $$ for a literal $", path, m))
-				return m
-			}
-			v, ok := lookup(name)
-			if !ok {
-				*problems = append(*problems, fmt.Errorf("%s: environment variable %s is not set; export it or put the value in the file", path, name))
-				return ""
-			}
-			return v
-		})
-		// An expanded value is a string, whatever it looks like.
-		n.Tag = "!!str"
-		n.Style = yaml.DoubleQuotedStyle
-	}
-}
-
-func validEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, c := range s {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// yamlError reports a file that is not YAML at all.
-func yamlError(err error) error {
-	return fmt.Errorf("not valid YAML: %w", err)
-}
-
-// nodeRef is a node of the re-marshaled document: its field path, and
-// its line in the user's file.
-type nodeRef struct {
-	kind yaml.Kind
-	key  bool
-	path string
-	line int
-}
-
-// indexLines maps each line of the re-marshaled document to the nodes
-// that start on it, walking it alongside the user's tree (same shape).
-func indexLines(exp, orig *yaml.Node, path string, idx map[int][]nodeRef) {
-	idx[exp.Line] = append(idx[exp.Line], nodeRef{exp.Kind, false, path, orig.Line})
-	switch exp.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(exp.Content) && i+1 < len(orig.Content); i += 2 {
-			k := exp.Content[i]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			idx[k.Line] = append(idx[k.Line], nodeRef{k.Kind, true, p, orig.Content[i].Line})
-			indexLines(exp.Content[i+1], orig.Content[i+1], p, idx)
-		}
-	case yaml.SequenceNode:
-		for i := 0; i < len(exp.Content) && i < len(orig.Content); i++ {
-			indexLines(exp.Content[i], orig.Content[i], path+"["+strconv.Itoa(i)+"]", idx)
-		}
-	}
-}
-
-var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
-
-// decodeError rewrites yaml.v3's decoding errors, whose line numbers are
-// those of the re-marshaled document, to name the field and its line in
-// the user's file, and to say what to do.
-func decodeError(err error, expanded []byte, orig *yaml.Node) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return fmt.Errorf("not valid YAML: %w", err)
-	}
-	idx := map[int][]nodeRef{}
-	var exp yaml.Node
-	if yaml.Unmarshal(expanded, &exp) == nil && len(exp.Content) > 0 {
-		indexLines(exp.Content[0], orig, "", idx)
-	}
-	find := func(line int, kind yaml.Kind, key bool) (nodeRef, bool) {
-		refs := idx[line]
-		for i := len(refs) - 1; i >= 0; i-- { // innermost first
-			if refs[i].kind == kind && refs[i].key == key {
-				return refs[i], true
-			}
-		}
-		return nodeRef{}, false
-	}
-	var out []error
-	for _, e := range te.Errors {
-		m := yamlLine.FindStringSubmatch(e)
-		if m == nil {
-			out = append(out, errors.New(e))
-			continue
-		}
-		line, _ := strconv.Atoi(m[1])
-		msg := m[2]
-		kind, key := yaml.ScalarNode, false
-		switch {
-		case strings.HasPrefix(msg, "field "):
-			key = true
-			name, _, _ := strings.Cut(strings.TrimPrefix(msg, "field "), " not found in type ")
-			msg = fmt.Sprintf("%q is not a known setting; check the spelling against the README", name)
-		case strings.HasPrefix(msg, "mapping key "):
-			key = true
-			msg = "is set twice; keep one"
-			if at := strings.LastIndex(m[2], " at line "); at >= 0 {
-				first, _ := strconv.Atoi(m[2][at+len(" at line "):])
-				if r, ok := find(first, yaml.ScalarNode, true); ok {
-					msg = fmt.Sprintf("is set twice (first at line %d); keep one", r.line)
-				}
-			}
-		case strings.HasPrefix(msg, "cannot unmarshal !!seq"):
-			kind = yaml.SequenceNode
-		case strings.HasPrefix(msg, "cannot unmarshal !!map"):
-			kind = yaml.MappingNode
-		}
-		r, ok := find(line, kind, key)
-		switch {
-		case ok && r.path != "":
-			out = append(out, fmt.Errorf("%s (line %d): %s", r.path, r.line, msg))
-		case ok:
-			out = append(out, fmt.Errorf("line %d: %s", r.line, msg))
-		default:
-			out = append(out, errors.New(msg))
-		}
-	}
-	return errors.Join(out...)
-}
-
-func (c *Config) applyDefaults() {
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	if c.Store.Driver == "" {
-		c.Store.Driver = "bolt"
-	}
-	if c.Retention == 0 {
-		c.Retention = Duration(DefaultRetention)
-	}
-	l := &c.Limits
-	if l.MessagesPerMinute == 0 {
-		l.MessagesPerMinute = 30
-	}
-	if l.Burst == 0 {
-		l.Burst = 10
-	}
-	if l.IPMessagesPerMinute == 0 {
-		l.IPMessagesPerMinute = 300
-	}
-	if l.ConnectionsPerIP == 0 {
-		l.ConnectionsPerIP = 64
-	}
-	if l.MaxConnections == 0 {
-		l.MaxConnections = DefaultMaxConnections
-	}
-	if l.TCPConnectionsPerIP == 0 {
-		l.TCPConnectionsPerIP = l.ConnectionsPerIP + 64
-	}
-	if l.MaxTCPConnections == 0 {
-		l.MaxTCPConnections = l.MaxConnections + 1000
-	}
-	if l.HeaderTimeout == 0 {
-		l.HeaderTimeout = Duration(DefaultHeaderTimeout)
-	}
-	if l.BodyTimeout == 0 {
-		l.BodyTimeout = Duration(DefaultBodyTimeout)
-	}
-	switch {
-	case c.ForwardedHeader == "", strings.EqualFold(c.ForwardedHeader, HeaderXForwardedFor):
-		c.ForwardedHeader = HeaderXForwardedFor
-	case strings.EqualFold(c.ForwardedHeader, HeaderForwarded):
-		c.ForwardedHeader = HeaderForwarded
-	}
-	if l.StartsPerMinute == 0 {
-		l.StartsPerMinute = DefaultStartsPerMinute
-	}
-	if l.StartBurst == 0 {
-		l.StartBurst = DefaultStartBurst
-	}
-	if l.BotStartsPerMinute == 0 {
-		l.BotStartsPerMinute = DefaultBotStartsPerMinute
-	}
-	u := &c.Upstream
-	if u.Timeout == 0 {
-		u.Timeout = Duration(DefaultRetry.Timeout)
-	}
-	if u.MaxBackoff == 0 {
-		u.MaxBackoff = Duration(DefaultRetry.Max)
-	}
-	if u.RetryFor == 0 {
-		u.RetryFor = Duration(DefaultRetry.GiveUp)
-	}
-	for i := range c.Bots {
-		b := &c.Bots[i]
-		if b.Widget.Position == "" {
-			b.Widget.Position = "right"
-		}
-		if b.Provider == "demo" && b.Demo.TypingDelay == 0 {
-			b.Demo.TypingDelay = Duration(600 * time.Millisecond)
-		}
-	}
-}
-
-// Validate checks the whole configuration and reports every problem,
-// each naming its field and how to fix it.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "%q is not a listen address; write it like :8080 or 127.0.0.1:8080", c.Listen)
-	}
-	if c.PublicURL != "" {
-		if o, err := parseOrigin(c.PublicURL); err != nil || o != strings.TrimSuffix(c.PublicURL, "/") {
-			bad("public_url", "%q is not an origin; write it like https://chat.example.com (scheme and host, no path)", c.PublicURL)
-		}
-	}
-	for i, k := range c.SessionKeys {
-		if len(k) < 32 {
-			bad(fmt.Sprintf("session_keys[%d]", i), "is %d characters; use at least 32 random characters, e.g. from `openssl rand -hex 32`", len(k))
-		}
-	}
-	switch c.Store.Driver {
-	case "bolt", "memory":
-	default:
-		bad("store.driver", "%q is not a store; use bolt (default) or memory", c.Store.Driver)
-	}
-	if c.Retention < Duration(time.Hour) {
-		bad("retention", "%s is too short; keep conversations at least 1h, e.g. 30d", time.Duration(c.Retention))
-	}
-	l := c.Limits
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.burst", l.Burst}, {"limits.ip_messages_per_minute", l.IPMessagesPerMinute}, {"limits.connections_per_ip", l.ConnectionsPerIP}, {"limits.max_connections", l.MaxConnections},
-		{"limits.tcp_connections_per_ip", l.TCPConnectionsPerIP}, {"limits.max_tcp_connections", l.MaxTCPConnections},
-		{"limits.starts_per_minute", l.StartsPerMinute}, {"limits.start_burst", l.StartBurst}, {"limits.bot_starts_per_minute", l.BotStartsPerMinute}} {
-		if f.v < 0 {
-			bad(f.name, "is %d; use a positive number, or leave it out for the default", f.v)
-		}
-	}
-	if l.TCPConnectionsPerIP > 0 && l.TCPConnectionsPerIP < l.ConnectionsPerIP {
-		bad("limits.tcp_connections_per_ip", "is %d, below limits.connections_per_ip (%d), whose sockets are TCP connections too; raise it to at least %d, or leave it out for connections_per_ip + 64", l.TCPConnectionsPerIP, l.ConnectionsPerIP, l.ConnectionsPerIP)
-	}
-	if l.MaxTCPConnections > 0 && l.MaxTCPConnections < l.MaxConnections {
-		bad("limits.max_tcp_connections", "is %d, below limits.max_connections (%d), whose sockets are TCP connections too; raise it to at least %d plus room for pages and callbacks, or leave it out for max_connections + 1000", l.MaxTCPConnections, l.MaxConnections, l.MaxConnections)
-	}
-	for _, f := range []struct {
-		name string
-		v    Duration
-	}{{"limits.header_timeout", l.HeaderTimeout}, {"limits.body_timeout", l.BodyTimeout}} {
-		if f.v != 0 && (f.v < Duration(100*time.Millisecond) || f.v > Duration(10*time.Minute)) {
-			bad(f.name, "%s is out of range; use between 100ms and 10m, e.g. 10s for headers and 30s for a body", time.Duration(f.v))
-		}
-	}
-	if t := l.TrustForwardedFor; t != nil && *t {
-		bad("limits.trust_forwarded_for", "is no longer supported: it believed the leftmost X-Forwarded-For entry, which clients write themselves; remove it and list your reverse proxies instead, e.g. trusted_proxies: [\"10.0.0.5\"] (addresses or CIDRs; see the README, Behind a reverse proxy)")
-	} else if t != nil {
-		bad("limits.trust_forwarded_for", "is no longer supported; remove it (forwarded headers are ignored unless trusted_proxies lists your reverse proxies)")
-	}
-	_, badProxies := parseTrustedProxies(c.TrustedProxies)
-	for _, m := range badProxies {
-		errs = append(errs, errors.New(m))
-	}
-	if c.ForwardedHeader != HeaderXForwardedFor && c.ForwardedHeader != HeaderForwarded {
-		bad("forwarded_header", "%q is not a forwarded header; use X-Forwarded-For (default) or Forwarded, whichever your proxy appends the client to", c.ForwardedHeader)
-	}
-	u := c.Upstream
-	if u.Timeout < Duration(100*time.Millisecond) || u.Timeout > Duration(5*time.Minute) {
-		bad("upstream.timeout", "%s is out of range; use between 100ms and 5m, e.g. 15s", time.Duration(u.Timeout))
-	}
-	if u.MaxBackoff < Duration(100*time.Millisecond) || u.MaxBackoff > Duration(time.Hour) {
-		bad("upstream.max_backoff", "%s is out of range; use between 100ms and 1h, e.g. 30s", time.Duration(u.MaxBackoff))
-	}
-	if u.RetryFor < u.Timeout || u.RetryFor > Duration(7*24*time.Hour) {
-		bad("upstream.retry_for", "%s is out of range; use at least upstream.timeout (%s) and at most 7d, e.g. 10m", time.Duration(u.RetryFor), time.Duration(u.Timeout))
-	}
-	if len(c.Bots) == 0 {
-		bad("bots", "is empty; add at least one bot (see examples/)")
-	}
-	seen := map[string]bool{}
-	for i, b := range c.Bots {
-		p := fmt.Sprintf("bots[%d]", i)
-		if err := widget.CheckBotID("id", b.ID); err != nil {
-			bad(p+".id", "%q %s", b.ID, strings.TrimPrefix(err.Error(), "id "))
-		} else if seen[b.ID] {
-			bad(p+".id", "%q is used by another bot too; give each bot its own id", b.ID)
-		}
-		seen[b.ID] = true
-		switch b.Provider {
-		case "demo":
-		case "chataibot":
-			errs = append(errs, b.ChatAIBot.Validate(p+".chataibot")...)
-		case "chatlayer":
-			errs = append(errs, b.Chatlayer.Validate(p+".chatlayer")...)
-		case "":
-			bad(p+".provider", "is missing; set it to demo, chatlayer or chataibot")
-		default:
-			bad(p+".provider", "%q is not a provider; use demo, chatlayer or chataibot", b.Provider)
-		}
-		if s := b.IdentitySecret.Reveal(); s != "" && len(s) < 16 {
-			bad(p+".identity_secret", "is %d characters; use at least 16 random characters, e.g. from `openssl rand -hex 32`", len(s))
-		}
-		if len(b.Origins) == 0 {
-			bad(p+".origins", "is empty; list the sites that embed the bot, like https://www.example.com")
-		}
-		for j, o := range b.Origins {
-			if err := checkOriginPattern(o); err != nil {
-				bad(fmt.Sprintf("%s.origins[%d]", p, j), "%v", err)
-			}
-		}
-		w := b.Widget
-		if w.Position != "left" && w.Position != "right" {
-			bad(p+".widget.position", "%q must be left or right", w.Position)
-		}
-		if w.BrandColor != "" && !hexColor.MatchString(w.BrandColor) {
-			bad(p+".widget.brand_color", "%q is not a colour; write it like #007171", w.BrandColor)
-		}
-		if w.Icon != "" {
-			if err := widget.CheckURL("icon", w.Icon, false); err != nil {
-				bad(p+".widget.icon", "%q is not an image URL; use an absolute https URL", w.Icon)
-			}
-		}
-		switch w.Locale {
-		case "", "en", "nl", "fr", "de":
-		default:
-			bad(p+".widget.locale", "%q is not a built-in language; use en, nl, fr or de, or leave it out to follow the page", w.Locale)
-		}
-		switch w.Connect {
-		case "", "idle", "open":
-		default:
-			bad(p+".widget.connect", "%q must be idle or open", w.Connect)
-		}
-		if n := len([]rune(w.Teaser.Text)); n > maxTeaser {
-			bad(p+".widget.teaser.text", "is %d characters; a teaser is a short line, keep it within %d", n, maxTeaser)
-		}
-		if w.Teaser.Delay < 0 || time.Duration(w.Teaser.Delay) > time.Hour {
-			bad(p+".widget.teaser.delay", "must be between 0s and 1h, like 5s")
-		}
-		for j, path := range w.Teaser.Paths {
-			if !strings.HasPrefix(path, "/") {
-				bad(fmt.Sprintf("%s.widget.teaser.paths[%d]", p, j), "%q is not a path; write it like /pricing", path)
-			}
-		}
-		if b.Provider == "demo" && b.Demo.TypingDelay < 0 {
-			bad(p+".demo.typing_delay", "must not be negative; e.g. 600ms")
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// maxTeaser bounds a teaser's text, in characters.
-const maxTeaser = 140
-
-var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
-
-// checkOriginPattern accepts "self", "loopback", or scheme://host[:port]
-// where the host may start with "*." to allow every subdomain.
-func checkOriginPattern(p string) error {
-	if p == "self" || p == "loopback" {
-		return nil
-	}
-	if p == "*" {
-		return fmt.Errorf(`"*" would let any site embed the bot; list the sites, like https://www.example.com or https://*.example.com`)
-	}
-	o, err := parseOrigin(strings.Replace(p, "://*.", "://wildcard.", 1))
-	if err != nil || o != strings.Replace(p, "://*.", "://wildcard.", 1) {
-		return fmt.Errorf("%q is not an origin; write it as scheme://host[:port] with no path, like https://www.example.com or https://*.example.com", p)
-	}
-	return nil
-}
-
-// parseOrigin normalises a URL to its origin: lowercase scheme://host[:port]
-// with default ports dropped.
-func parseOrigin(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return "", errors.New("not an http(s) origin")
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", errors.New("an origin has no path")
-	}
-	host := strings.ToLower(u.Host)
-	if u.Scheme == "https" {
-		host = strings.TrimSuffix(host, ":443")
-	} else {
-		host = strings.TrimSuffix(host, ":80")
-	}
-	return u.Scheme + "://" + host, nil
 }

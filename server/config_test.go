@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/porthole-chat/porthole/server/demo"
 )
 
 const (
@@ -328,7 +330,7 @@ bots:
 			ID:       "support",
 			Provider: "demo",
 			Origins:  []string{"https://www.acme.com", "https://*.acme.com", "http://localhost:3000", "self", "loopback"},
-			Demo:     DemoConfig{Script: "support.yaml", TypingDelay: Duration(time.Second)},
+			Settings: &demo.Settings{Script: "support.yaml", TypingDelay: Duration(time.Second)},
 			Widget: WidgetConfig{
 				Title: "Acme support", Subtitle: "We answer in minutes", Icon: "https://cdn.acme.com/icon.png",
 				Position: "left", BrandColor: "#007171", Greeting: "Price is $5, literally", Locale: "nl",
@@ -338,7 +340,7 @@ bots:
 			ID:       "sales-2",
 			Provider: "demo",
 			Origins:  []string{"https://shop.acme.com:8443"},
-			Demo:     DemoConfig{TypingDelay: Duration(600 * time.Millisecond)},
+			Settings: &demo.Settings{TypingDelay: Duration(600 * time.Millisecond)},
 			Widget:   WidgetConfig{Position: "right", BrandColor: "#abc"},
 		}},
 	}
@@ -434,8 +436,8 @@ func TestParseConfigDefaults(t *testing.T) {
 	if b.Widget.Position != "right" {
 		t.Errorf("widget.position = %q, want right", b.Widget.Position)
 	}
-	if time.Duration(b.Demo.TypingDelay) != 600*time.Millisecond {
-		t.Errorf("demo.typing_delay = %v, want 600ms", time.Duration(b.Demo.TypingDelay))
+	if d := time.Duration(b.Settings.(*demo.Settings).TypingDelay); d != 600*time.Millisecond {
+		t.Errorf("demo.typing_delay = %v, want 600ms", d)
 	}
 
 	// An explicit null is the same as leaving a setting out.
@@ -505,7 +507,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("demo origins = %q", c.Bots[0].Origins)
 	}
 	if c.Listen != DefaultListen || c.Store.Driver != "bolt" || time.Duration(c.Retention) != DefaultRetention ||
-		c.Bots[0].Widget.Position != "right" || c.Bots[0].Demo.TypingDelay == 0 || c.Limits.Burst == 0 {
+		c.Bots[0].Widget.Position != "right" || c.Bots[0].Settings.(*demo.Settings).TypingDelay == 0 || c.Limits.Burst == 0 {
 		t.Errorf("DefaultConfig lacks defaults: %+v", c)
 	}
 	// Each call is a fresh copy.

@@ -168,7 +168,7 @@ func newHarness(t *testing.T, tweak func(*Config, *Options)) *harness {
 		t.Fatal(err)
 	}
 	fp.mu.Lock()
-	fp.sink = srv.Service()
+	fp.sink = srv.service
 	fp.mu.Unlock()
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {

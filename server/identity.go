@@ -30,7 +30,7 @@ const VisitorTokenMaxAge = 400 * 24 * time.Hour
 const VisitorTokenSkew = 5 * time.Minute
 
 // Keyring signs and encrypts what the server hands to browsers: visitor
-// tokens now, session cookies of the fallback pages later. The first key
+// tokens, the chat pages' session cookies and form tokens. The first key
 // encodes; every key decodes, so keys rotate by adding a new one in front.
 type Keyring struct {
 	codecs []securecookie.Codec

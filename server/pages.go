@@ -14,7 +14,6 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/porthole-chat/porthole/server/provider"
-	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -35,16 +34,9 @@ import (
 
 // Timings of the chat pages.
 const (
-	// pageRefresh is how often a page waiting for a reply reloads.
+	// pageRefresh is how often a page waiting for a reply reloads
+	// (Service.AwaitingReply says how long).
 	pageRefresh = 2 * time.Second
-	// replyWait is how long after the visitor's message a page keeps
-	// waiting for the bot's first reply.
-	replyWait = time.Minute
-	// replyQuiet is how long after a bot message the page still waits
-	// for the next one of the same turn.
-	replyQuiet = 3 * time.Second
-	// greetWait is how long a new conversation waits for its greeting.
-	greetWait = 20 * time.Second
 )
 
 const (
@@ -222,90 +214,39 @@ func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv p
 
 // fillTranscript adds the visitor's conversation, if any, to p.
 func (s *Server) fillTranscript(r *http.Request, p *web.ChatPage, bot *Bot, pv pageVisitor, refresh bool) error {
-	c, err := s.store.Find(r.Context(), bot.Config.ID, pv.id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	c, found, err := s.service.Find(r.Context(), bot.Config.ID, pv.id)
+	if err != nil || !found {
 		return err
 	}
 	after := uint64(0)
 	if c.Last > web.MaxEntries {
 		after, p.Earlier = c.Last-web.MaxEntries, true
 	}
-	ms, err := s.store.Read(r.Context(), c.ID, after, web.MaxEntries)
+	es, err := s.service.Transcript(r.Context(), c.ID, after, web.MaxEntries)
 	if err != nil {
 		return err
 	}
 	lastUser := -1
-	for i, m := range ms {
-		body, err := widget.DecodeBody(m.Body)
-		if err != nil {
-			body = widget.Text("[this message could not be shown]")
-		}
-		e := web.ChatEntry{Seq: m.Seq, Mine: m.From == store.FromUser, Body: body}
+	for i, m := range es {
+		e := web.ChatEntry{Seq: m.Seq, Mine: m.Mine, Body: m.Body}
 		if e.Mine {
 			lastUser = i
-			e.State, e.Reason = entryState(m)
-			e.ShowState = m.State != store.Delivered
+			e.State, e.Reason = m.State, m.Reason
+			e.ShowState = m.State != widget.StateDelivered
 		}
 		p.Entries = append(p.Entries, e)
 	}
 	if lastUser >= 0 {
 		p.Entries[lastUser].ShowState = true
 	}
-	p.Waiting = s.awaitingReply(c, ms)
+	p.Waiting = s.service.AwaitingReply(c, es)
 	p.Refreshing = p.Waiting && refresh
-	if len(ms) > 0 && ms[len(ms)-1].Seq > 0 {
-		if err := s.service.MarkRead(r.Context(), c.ID, ms[len(ms)-1].Seq); err != nil {
+	if len(es) > 0 && es[len(es)-1].Seq > 0 {
+		if err := s.service.MarkRead(r.Context(), c.ID, es[len(es)-1].Seq); err != nil {
 			s.log.Warn("cannot record read marker", "conversation", c.ID, "error", err)
 		}
 	}
 	return nil
-}
-
-func entryState(m store.Message) (state, reason string) {
-	switch m.State {
-	case store.Delivered:
-		return widget.StateDelivered, ""
-	case store.Failed:
-		return widget.StateFailed, m.Reason
-	}
-	return widget.StateSent, ""
-}
-
-// awaitingReply says whether the bot is expected to write soon: a
-// visitor's message is not yet with the platform, the bot is typing, the
-// visitor's latest message is recent and unanswered or answered only
-// moments ago (a turn often has several messages), or a new conversation
-// is waiting for its greeting.
-func (s *Server) awaitingReply(c store.Conversation, ms []store.Message) bool {
-	now := time.Now()
-	if s.service.IsTyping(c.ID) {
-		return true
-	}
-	if len(ms) == 0 {
-		return now.Sub(c.Created) < greetWait
-	}
-	var lastUser, lastBot *store.Message
-	for i := range ms {
-		m := &ms[i]
-		if m.From == store.FromUser {
-			if m.State == store.Pending {
-				return true
-			}
-			lastUser = m
-		} else {
-			lastBot = m
-		}
-	}
-	if lastUser == nil {
-		return lastBot != nil && now.Sub(lastBot.At) < replyQuiet && now.Sub(c.Created) < greetWait
-	}
-	if now.Sub(lastUser.At) > replyWait || lastUser.State == store.Failed {
-		return false
-	}
-	return lastBot == nil || lastBot.Seq < lastUser.Seq || now.Sub(lastBot.At) < replyQuiet
 }
 
 // handleChatPost serves POST /chat/{bot}: a typed message, a button or
@@ -428,16 +369,9 @@ func (s *Server) pageInbound(r *http.Request, bot *Bot, visitor, text string) (*
 		sum := sha256.Sum256([]byte(kind + "\x00" + content))
 		return "p-" + form + "-" + hex.EncodeToString(sum[:8])
 	}
-	message := func(seq uint64) (store.Message, bool) {
-		c, err := s.store.Find(ctx, bot.Config.ID, visitor)
-		if err != nil {
-			return store.Message{}, false
-		}
-		ms, err := s.store.Read(ctx, c.ID, seq-1, 1)
-		if err != nil || len(ms) == 0 || ms[0].Seq != seq {
-			return store.Message{}, false
-		}
-		return ms[0], true
+	conv := func() string {
+		c, _, _ := s.service.Find(ctx, bot.Config.ID, visitor)
+		return c.ID
 	}
 	switch {
 	case r.PostForm.Has("retry"):
@@ -445,29 +379,17 @@ func (s *Server) pageInbound(r *http.Request, bot *Bot, visitor, text string) (*
 		if err != nil || seq == 0 {
 			return nil, ""
 		}
-		m, ok := message(seq)
-		if !ok || m.From != store.FromUser || m.State != store.Failed {
+		in, ok := s.service.RetryOf(ctx, conv(), seq)
+		if !ok {
 			return nil, ""
 		}
-		body, err := widget.DecodeBody(m.Body)
-		if err != nil {
-			return nil, ""
-		}
-		return &Inbound{ClientID: m.ClientID, Text: body.Text, Payload: m.Payload}, ""
+		return &in, ""
 	case r.PostForm.Has("pb"):
 		ref, ok := web.ParseRef(r.PostFormValue("pb"))
 		if !ok {
 			return nil, ""
 		}
-		m, ok := message(ref.Seq)
-		if !ok || m.From != store.FromBot {
-			return nil, ""
-		}
-		body, err := widget.DecodeBody(m.Body)
-		if err != nil {
-			return nil, ""
-		}
-		title, payload, ok := ref.Postback(body)
+		title, payload, ok := s.service.ClickOf(ctx, conv(), ref)
 		if !ok {
 			return nil, ""
 		}
@@ -525,7 +447,7 @@ func (s *Server) hostOrigin(r *http.Request, bot *Bot, host string) (string, boo
 // only the sites that may embed the bot may frame its chat page.
 func (s *Server) frameAncestors(b *Bot) string {
 	var srcs []string
-	for _, o := range b.origins {
+	for _, o := range b.Config.Origins {
 		switch o {
 		case "self":
 			srcs = append(srcs, "'self'")

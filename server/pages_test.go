@@ -291,7 +291,7 @@ func TestChatPagePostbacks(t *testing.T) {
 	b.open("demo")
 	b.send("start")
 	conv := h.conversationOf(t, "demo")
-	err := h.srv.Service().Deliver(t.Context(), conv, "k1",
+	err := h.srv.service.Deliver(t.Context(), conv, "k1",
 		widget.Body{Kind: widget.KindCarousel, Cards: []widget.Card{
 			{Title: "A", Buttons: []widget.Button{{Type: widget.ButtonPostback, Title: "Pick A", Payload: "card-a"}}},
 			{Title: "B", Buttons: []widget.Button{{Type: widget.ButtonURL, Title: "Site", URL: "https://example.com"}, {Type: widget.ButtonPostback, Title: "Pick B", Payload: "card-b"}}},
@@ -669,7 +669,7 @@ func TestChatPageWaitsForReplies(t *testing.T) {
 	}
 	// The reply arrives: after the quiet time the page stops refreshing.
 	conv := h.conversationOf(t, "demo")
-	if err := h.srv.Service().Deliver(context.Background(), conv, "r", widget.Text("here")); err != nil {
+	if err := h.srv.service.Deliver(context.Background(), conv, "r", widget.Text("here")); err != nil {
 		t.Fatal(err)
 	}
 	b.open("demo")
@@ -681,34 +681,34 @@ func TestChatPageWaitsForReplies(t *testing.T) {
 func TestAwaitingReply(t *testing.T) {
 	h := newHarness(t, nil)
 	now := time.Now()
-	c := store.Conversation{ID: "c", Created: now.Add(-time.Hour)}
-	user := func(ago time.Duration, st store.State, seq uint64) store.Message {
-		return store.Message{Seq: seq, From: store.FromUser, State: st, At: now.Add(-ago)}
+	c := Conv{ID: "c", Created: now.Add(-time.Hour)}
+	user := func(ago time.Duration, st string, seq uint64) Entry {
+		return Entry{Seq: seq, Mine: true, State: st, At: now.Add(-ago)}
 	}
-	bot := func(ago time.Duration, seq uint64) store.Message {
-		return store.Message{Seq: seq, From: store.FromBot, At: now.Add(-ago)}
+	bot := func(ago time.Duration, seq uint64) Entry {
+		return Entry{Seq: seq, At: now.Add(-ago)}
 	}
 	for _, tc := range []struct {
 		name string
-		c    store.Conversation
-		ms   []store.Message
+		c    Conv
+		es   []Entry
 		want bool
 	}{
-		{"new conversation, greeting due", store.Conversation{Created: now}, nil, true},
+		{"new conversation, greeting due", Conv{Created: now}, nil, true},
 		{"old empty conversation", c, nil, false},
-		{"message not yet with the platform", c, []store.Message{user(10*time.Minute, store.Pending, 1)}, true},
-		{"delivered, unanswered", c, []store.Message{user(5*time.Second, store.Delivered, 1)}, true},
-		{"delivered long ago, unanswered", c, []store.Message{user(2*time.Minute, store.Delivered, 1)}, false},
-		{"failed", c, []store.Message{user(time.Second, store.Failed, 1)}, false},
-		{"answered moments ago", c, []store.Message{user(5*time.Second, store.Delivered, 1), bot(time.Second, 2)}, true},
-		{"answered and quiet", c, []store.Message{user(20*time.Second, store.Delivered, 1), bot(10*time.Second, 2)}, false},
+		{"message not yet with the platform", c, []Entry{user(10*time.Minute, widget.StateSent, 1)}, true},
+		{"delivered, unanswered", c, []Entry{user(5*time.Second, widget.StateDelivered, 1)}, true},
+		{"delivered long ago, unanswered", c, []Entry{user(2*time.Minute, widget.StateDelivered, 1)}, false},
+		{"failed", c, []Entry{user(time.Second, widget.StateFailed, 1)}, false},
+		{"answered moments ago", c, []Entry{user(5*time.Second, widget.StateDelivered, 1), bot(time.Second, 2)}, true},
+		{"answered and quiet", c, []Entry{user(20*time.Second, widget.StateDelivered, 1), bot(10*time.Second, 2)}, false},
 	} {
-		if got := h.srv.awaitingReply(tc.c, tc.ms); got != tc.want {
-			t.Errorf("%s: awaitingReply = %v, want %v", tc.name, got, tc.want)
+		if got := h.srv.service.AwaitingReply(tc.c, tc.es); got != tc.want {
+			t.Errorf("%s: AwaitingReply = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	h.srv.Service().Typing("typing-conv", true)
-	if !h.srv.awaitingReply(store.Conversation{ID: "typing-conv", Created: now.Add(-time.Hour)}, nil) {
+	h.srv.service.Typing("typing-conv", true)
+	if !h.srv.service.AwaitingReply(Conv{ID: "typing-conv", Created: now.Add(-time.Hour)}, nil) {
 		t.Error("not waiting while the bot types")
 	}
 }

@@ -6,15 +6,14 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,13 +22,10 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gorilla/sessions"
 
-	"github.com/porthole-chat/porthole/server/chataibot"
-	"github.com/porthole-chat/porthole/server/chatlayer"
-	"github.com/porthole-chat/porthole/server/demo"
+	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
-	"github.com/porthole-chat/porthole/widget"
 )
 
 // Options are the parts of a server that do not come from the config file.
@@ -38,8 +34,12 @@ type Options struct {
 	DataDir string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// Store overrides the configured store (tests).
+	// Store is the store (cmd/porthole opens it with OpenStore); nil
+	// opens the configured one. The server closes it.
 	Store store.Store
+	// Bus carries events to the sockets of every process (cmd/porthole
+	// makes it); nil is the in-process bus.
+	Bus bus.Bus
 	// Retry overrides DefaultRetry (tests use short waits).
 	Retry *RetryPolicy
 	// HelloTimeout overrides the 10 s a socket has to say hello.
@@ -64,10 +64,9 @@ type Options struct {
 	Providers map[string]provider.Provider
 }
 
-// Bot is a configured bot with its origin rules.
+// Bot is a configured bot.
 type Bot struct {
-	Config  BotConfig
-	origins []string
+	Config BotConfig
 }
 
 // Server is the running proxy.
@@ -76,7 +75,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	store   store.Store
-	bus     Bus
+	bus     bus.Bus
 	service *Service
 	keys    *Keyring
 	// pageSessions keeps the chat pages' session cookie.
@@ -105,7 +104,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, opts: opts, log: log, bus: NewLocalBus(), bots: map[string]*Bot{}, perIP: map[string]int{}}
+	s := &Server{cfg: cfg, opts: opts, log: log, bus: opts.Bus, bots: map[string]*Bot{}, perIP: map[string]int{}}
+	if s.bus == nil {
+		s.bus = bus.NewLocal()
+	}
 	s.proxies.nets, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate reported bad entries
 	s.proxies.header = cfg.ForwardedHeader
 	if opts.HelloTimeout == 0 {
@@ -137,17 +139,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 
 	s.store = opts.Store
 	if s.store == nil {
-		switch cfg.Store.Driver {
-		case "memory":
-			s.store = store.NewMemory()
-		default:
-			path := cfg.Store.Path
-			if path == "" {
-				path = opts.DataDir + "/porthole.db"
-			}
-			if s.store, err = store.OpenBolt(path, store.BoltOptions{}); err != nil {
-				return nil, dataDirError(filepath.Dir(path), err)
-			}
+		if s.store, err = OpenStore(cfg.Store, opts.DataDir); err != nil {
+			return nil, err
 		}
 	}
 	s.closers = append(s.closers, s.store.Close)
@@ -171,7 +164,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		if closer != nil {
 			s.closers = append([]func() error{closer}, s.closers...)
 		}
-		s.bots[bc.ID] = &Bot{Config: bc, origins: bc.Origins}
+		s.bots[bc.ID] = &Bot{Config: bc}
 	}
 	s.limits = newLimiter(cfg.Limits)
 
@@ -187,29 +180,31 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// newProvider makes the provider of bot bc from its platform
+// (provider.Lookup), with a closer when it holds resources.
 func (s *Server) newProvider(bc BotConfig) (provider.Provider, func() error, error) {
-	switch bc.Provider {
-	case "demo":
-		script := demo.Default()
-		if bc.Demo.Script != "" {
-			var err error
-			if script, err = demo.Load(bc.Demo.Script); err != nil {
-				return nil, nil, fmt.Errorf("demo.script: %w", err)
-			}
-		}
-		bot := demo.New(script, s.botSink(bc.ID), demo.Options{TypingDelay: time.Duration(bc.Demo.TypingDelay), BaseURL: s.baseURL(), Log: s.log})
-		return bot, bot.Close, nil
-	case "chatlayer":
-		a, err := chatlayer.New(bc.Chatlayer, bc.ID, s.botSink(bc.ID), s.upstream, s.log)
-		if err != nil {
-			return nil, nil, err
-		}
-		return a, a.Close, nil
-	case "chataibot":
-		a, err := chataibot.New(bc.ChatAIBot, bc.ID, s.botSink(bc.ID), s.upstream, s.log, storeLinker{s.store, bc.ID})
-		return a, nil, err
+	pl, ok := provider.Lookup(bc.Provider)
+	if !ok {
+		return nil, nil, fmt.Errorf("provider %q is not available", bc.Provider)
 	}
-	return nil, nil, fmt.Errorf("provider %q is not available", bc.Provider)
+	settings := bc.Settings
+	if settings == nil {
+		settings = pl.Settings()
+		if d, ok := settings.(provider.SettingsDefaults); ok {
+			d.ApplyDefaults()
+		}
+	}
+	p, err := pl.New(settings, provider.Env{
+		Bot: bc.ID, Sink: s.botSink(bc.ID), Upstream: s.upstream, Log: s.log,
+		BaseURL: s.baseURL(), Links: storeLinker{s.store, bc.ID},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, ok := p.(io.Closer); ok {
+		return p, c.Close, nil
+	}
+	return p, nil, nil
 }
 
 // baseURL is PublicURL, or the local address for a server without one,
@@ -226,101 +221,6 @@ func (s *Server) baseURL() string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)
-}
-
-func (s *Server) routes() {
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET /v1/ws", s.handleWS)
-	s.mux.HandleFunc("POST /hooks/{provider}/{bot}", s.handleHook)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
-	s.mux.HandleFunc("GET /chat/{bot}", s.handleChatPage)
-	s.mux.HandleFunc("POST /chat/{bot}", s.handleChatPost)
-	if s.opts.Static != nil {
-		s.mux.Handle("GET /static/", s.opts.Static)
-	}
-	if s.opts.Loader != nil {
-		s.mux.Handle("GET /widget.js", s.opts.Loader)
-	}
-	if s.opts.Styles != nil {
-		s.mux.HandleFunc("GET /widget.css", s.handleStyle)
-	}
-	if s.opts.Index != nil {
-		s.mux.Handle("GET /{$}", s.opts.Index)
-	}
-}
-
-// ServeHTTP logs each request (method, path, status, time; never the
-// query, which may carry secrets on webhook URLs) and routes it.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	s.mux.ServeHTTP(rec, r)
-	level := slog.LevelDebug
-	if rec.status >= 500 {
-		level = slog.LevelWarn
-	}
-	s.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds())
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets the WebSocket upgrade reach the underlying Hijacker.
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// handleHook hands a platform's callback to the provider of the bot it
-// names, when that provider takes callbacks.
-func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
-	bot := s.bots[r.PathValue("bot")]
-	if bot == nil || bot.Config.Provider != r.PathValue("provider") {
-		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "no such bot for this provider")
-		return
-	}
-	hook, ok := s.service.providers[bot.Config.ID].(provider.Webhook)
-	if !ok {
-		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "this bot's provider takes no callbacks")
-		return
-	}
-	s.bodyDeadline(w, r)
-	hook.ServeWebhook(w, r)
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	_, err := s.store.Get(ctx, "readyz-probe")
-	status, body := http.StatusOK, "ready\n"
-	switch {
-	case draining:
-		status, body = http.StatusServiceUnavailable, "draining\n"
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		status, body = http.StatusServiceUnavailable, "store unavailable\n"
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write([]byte(body))
-}
-
-// httpError answers a plain HTTP error as JSON with a protocol error code.
-func httpError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": code, "message": msg})
 }
 
 // Shutdown stops accepting work and closes every socket with 1012
@@ -378,93 +278,31 @@ func (s *Server) StartPruning(ctx context.Context) {
 	}()
 }
 
-// botSink is the provider.Sink of one bot: the service, refusing with
-// provider.ErrOtherBot every conversation that is not the bot's. A
-// provider's callbacks are authenticated per bot (a verify token, a
-// secret), but name a conversation the caller chose; this keeps a
-// caller with one bot's secret out of every other bot's conversations,
-// whatever the adapter routes on.
-type botSink struct {
-	*Service
-	bot string
-}
-
-func (s *Server) botSink(bot string) botSink { return botSink{s.service, bot} }
-
-// owned checks that conversation conv is the bot's.
-func (b botSink) owned(ctx context.Context, conv string) error {
-	c, err := b.store.Get(ctx, conv)
-	if err != nil {
-		return err
-	}
-	if c.Bot != b.bot {
-		return provider.ErrOtherBot
-	}
-	return nil
-}
-
-// Deliver stores bot replies in one of the bot's conversations.
-func (b botSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
-	if err := b.owned(ctx, conv); err != nil {
-		return err
-	}
-	return b.Service.Deliver(ctx, conv, key, bodies...)
-}
-
-// Attr returns provider state of one of the bot's conversations.
-func (b botSink) Attr(ctx context.Context, conv, key string) (string, error) {
-	if err := b.owned(ctx, conv); err != nil {
-		return "", err
-	}
-	return b.Service.Attr(ctx, conv, key)
-}
-
-// SetAttr stores provider state of one of the bot's conversations.
-func (b botSink) SetAttr(ctx context.Context, conv, key, value string) error {
-	if err := b.owned(ctx, conv); err != nil {
-		return err
-	}
-	return b.Service.SetAttr(ctx, conv, key, value)
-}
-
-// storeLinker maps a platform's conversation ids to ours in the store,
-// for adapters whose callbacks name only the platform's id.
-type storeLinker struct {
-	st  store.Store
-	bot string
-}
-
-func (l storeLinker) Link(ctx context.Context, ref, conv string) error {
-	return l.st.Link(ctx, l.bot, ref, conv)
-}
-
-func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
-	return l.st.Resolve(ctx, l.bot, ref)
-}
-
 // startConversation returns the conversation with bot that key finds (a
-// visitor id or a user key), creating it (and with it the platform's greeting) when there is none.
-// Creating one is metered, so that scripted sockets cannot run up the
-// bot owner's bill: it takes a start from the bucket of the address ip
-// (limits.starts_per_minute, start_burst) and from the bot's
-// (limits.bot_starts_per_minute). Finding an existing conversation takes
-// nothing, and a start that finds one after all (another tab created it
-// meanwhile) is given back. A refused start creates nothing and returns
-// how long to wait. setup runs as in Service.Start.
-func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string, v provider.Visitor, setup func(store.Conversation)) (store.Conversation, time.Duration, error) {
+// visitor id or a user key), creating it (and with it the platform's
+// greeting) when there is none. Creating one is metered, so that
+// scripted sockets cannot run up the bot owner's bill: it takes a start
+// from the bucket of the address ip (limits.starts_per_minute,
+// start_burst) and from the bot's (limits.bot_starts_per_minute).
+// Finding an existing conversation takes nothing, and a start that finds
+// one after all (another tab created it meanwhile) is given back. A
+// refused start creates nothing and returns how long to wait. setup runs
+// as Opening.Setup.
+func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string, v provider.Visitor, setup func(Conv)) (Conv, time.Duration, error) {
 	id := bot.Config.ID
-	if _, err := s.store.Find(ctx, id, key); err == nil {
-		c, _, err := s.service.Start(ctx, id, key, v, setup)
+	o := Opening{Bot: id, Key: key, Visitor: v, Create: true, Setup: setup}
+	if _, found, err := s.service.Find(ctx, id, key); err != nil {
+		return Conv{}, 0, err
+	} else if found {
+		c, _, _, err := s.service.Open(ctx, o)
 		return c, 0, err
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return store.Conversation{}, 0, err
 	}
 	ok, wait, refund := s.limits.reserveStart(ip, id)
 	if !ok {
 		s.log.Warn("conversation start refused: too many new conversations", "bot", id, "retry_ms", wait.Milliseconds())
-		return store.Conversation{}, wait, nil
+		return Conv{}, wait, nil
 	}
-	c, created, err := s.service.Start(ctx, id, key, v, setup)
+	c, _, created, err := s.service.Open(ctx, o)
 	if err != nil || !created {
 		refund()
 	}
@@ -474,151 +312,22 @@ func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string
 	return c, 0, err
 }
 
-// Service returns the conversation service (for webhooks and pages).
-func (s *Server) Service() *Service { return s.service }
-
-// originAllowed says whether a browser page at origin may use bot. A
-// request without Origin comes from a program, not a browser page: the
-// origin rule protects visitors' browsers, and a program could send any
-// Origin it likes, so there is nothing to check.
-func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
+// OpenStore opens the store the configuration names: the bolt file
+// (store.path, or porthole.db in dataDir) or, for tests and demos,
+// memory.
+func OpenStore(cfg StoreConfig, dataDir string) (store.Store, error) {
+	if cfg.Driver == "memory" {
+		return store.NewMemory(), nil
 	}
-	o, err := parseOrigin(origin)
+	path := cfg.Path
+	if path == "" {
+		path = filepath.Join(dataDir, "porthole.db")
+	}
+	st, err := store.OpenBolt(path, store.BoltOptions{})
 	if err != nil {
-		return false
+		return nil, dataDirError(filepath.Dir(path), err)
 	}
-	return s.originListed(b, o, r)
-}
-
-// originListed says whether the normalised origin o is one of bot b's
-// origins ("self" as isSelf decides).
-func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
-	for _, p := range b.origins {
-		switch p {
-		case "self":
-			if s.isSelf(o, r) {
-				return true
-			}
-		case "loopback":
-			if isLoopbackOrigin(o) {
-				return true
-			}
-		default:
-			if matchOrigin(p, o) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// isSelf says whether the normalised origin o is this server's own. With
-// public_url, that is public_url and nothing else. Without it, it is a
-// loopback origin (localhost, *.localhost, 127.0.0.0/8, [::1]) on the
-// port the request arrived at, with the request's scheme. Why not the
-// request's Host, as before: the Host is written by whoever sends the
-// request, and a DNS-rebinding page at http://evil.example:8080, its
-// name pointed at this server, sends Host and Origin alike and passed.
-// Why not refuse to start without public_url on a non-loopback address
-// instead: `make run` listens on :8080 with no config, and a developer
-// opening http://localhost:8080 must keep getting the demo. A loopback
-// origin cannot be forged by a remote page (a browser only sends it from
-// a page on this machine), so "self" keeps working locally and for
-// nothing else; a server reached by a public name sets public_url.
-func (s *Server) isSelf(o string, r *http.Request) bool {
-	if s.cfg.PublicURL != "" {
-		p, _ := parseOrigin(s.cfg.PublicURL)
-		return o == p
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	oScheme, hostport, _ := strings.Cut(o, "://")
-	if oScheme != scheme || !isLoopbackOrigin(o) {
-		return false
-	}
-	_, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		port = "80" // parseOrigin drops the default port
-		if scheme == "https" {
-			port = "443"
-		}
-	}
-	return port == s.localPort(r)
-}
-
-// warnSelfWithoutPublicURL logs, at start, that a bot listing "self"
-// on a server reachable beyond loopback has no public_url: isSelf then
-// matches loopback pages only, and visitors at the public name would be
-// refused with no other hint. The demo bot is left out, so that `make
-// run` (":8080", no config) starts quietly.
-func (s *Server) warnSelfWithoutPublicURL() {
-	if s.cfg.PublicURL != "" {
-		return
-	}
-	host, port, _ := net.SplitHostPort(s.cfg.Listen)
-	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-		return
-	}
-	for _, b := range s.cfg.Bots {
-		if b.Provider != "demo" && slices.Contains(b.Origins, "self") {
-			s.log.Warn(`public_url is not set, so "self" matches only loopback pages on port `+port+`; set public_url to the origin visitors reach this server at, like https://chat.example.com`, "bot", b.ID)
-			return
-		}
-	}
-}
-
-// localPort is the port the request reached this server at: that of the
-// connection's local address, or the configured listen port for a
-// request that did not come over a connection (tests).
-func (s *Server) localPort(r *http.Request) string {
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if _, port, err := net.SplitHostPort(a.String()); err == nil {
-			return port
-		}
-	}
-	_, port, _ := net.SplitHostPort(s.cfg.Listen)
-	return port
-}
-
-// matchOrigin compares a configured pattern with a normalised origin;
-// "https://*.acme.com" matches any subdomain of acme.com at any depth,
-// but not acme.com itself.
-func matchOrigin(pattern, origin string) bool {
-	scheme, host, ok := strings.Cut(pattern, "://*.")
-	if !ok {
-		p, err := parseOrigin(pattern)
-		return err == nil && p == origin
-	}
-	oScheme, oHost, _ := strings.Cut(origin, "://")
-	if oScheme != strings.ToLower(scheme) {
-		return false
-	}
-	suffix := "." + strings.ToLower(host)
-	if scheme == "https" {
-		suffix = strings.TrimSuffix(suffix, ":443")
-	} else {
-		suffix = strings.TrimSuffix(suffix, ":80")
-	}
-	return strings.HasSuffix(oHost, suffix) && len(oHost) > len(suffix)
-}
-
-func isLoopbackOrigin(origin string) bool {
-	_, hostport, _ := strings.Cut(origin, "://")
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return st, nil
 }
 
 // dataDirError adds the fix to a failure to write the data directory:

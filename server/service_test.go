@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -100,7 +101,7 @@ func TestReadMarkersAreGathered(t *testing.T) {
 	readFlush = time.Hour // only Close writes them here
 	defer func() { readFlush = 2 * time.Second }()
 	st := &attrCounter{Store: store.NewMemory(), key: attrRead}
-	svc := NewService(st, NewLocalBus(), slog.New(slog.DiscardHandler), testRetry)
+	svc := NewService(st, bus.NewLocal(), slog.New(slog.DiscardHandler), testRetry)
 	ctx := context.Background()
 	var convs []string
 	for _, v := range []string{"v1", "v2"} {

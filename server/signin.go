@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 
-	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -50,6 +48,50 @@ func (so *socket) login(ctx context.Context, f *widget.Login) {
 	so.reply(ctx, &widget.Ack{ID: f.ID})
 }
 
+// helloLogin applies the login a hello carries (the page's latest, sent
+// with every hello), before the socket is live: the socket's key is the
+// user's, its conversation the user's, or the visitor's own one adopted
+// as in switchUser; with none, the login is held for the start. A login
+// that does not verify is returned as refused and changes nothing: the
+// socket goes on as the visitor's.
+func (so *socket) helloLogin(ctx context.Context, l *widget.Login) (refused, err error) {
+	svc, bot, secret := so.srv.service, so.bot.Config.ID, so.bot.Config.IdentitySecret.Reveal()
+	if err := VerifyLogin(secret, l); err != nil {
+		c, found, err2 := so.find(ctx, so.key)
+		if found {
+			so.conv = c
+		}
+		return err, err2
+	}
+	key := UserKey(l.User)
+	c, found, err := so.find(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		own, mine, err := so.find(ctx, so.key)
+		if err != nil {
+			return nil, err
+		}
+		if mine {
+			if c, _, err = svc.Rebind(ctx, own.ID, key); err != nil {
+				return nil, err
+			}
+			found = true
+		}
+	}
+	so.key = key
+	if !found {
+		so.held = &held{login: l}
+		return nil, nil
+	}
+	so.conv = c
+	if err := svc.Login(ctx, c.ID, secret, l); err != nil {
+		so.srv.log.Warn("cannot record the contact of a signed-in visitor", "bot", bot, "conversation", c.ID, "error", err)
+	}
+	return nil, nil
+}
+
 // switchUser makes key (a user's) the socket's key. When the user has a
 // conversation, the socket shows it: the same user on a phone and a
 // laptop sees one conversation. When the user has none, a conversation
@@ -58,7 +100,7 @@ func (so *socket) login(ctx context.Context, f *widget.Login) {
 // another user's never does: a second user signing in on the same
 // browser starts with nothing of the first one's.
 func (so *socket) switchUser(ctx context.Context, key string) error {
-	c, found, err := so.srv.service.Open(ctx, so.bot.Config.ID, key, so.info)
+	c, found, err := so.find(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -101,11 +143,9 @@ func (so *socket) switchUser(ctx context.Context, key string) error {
 // transcript it shows.
 func (so *socket) logout(ctx context.Context, id string) {
 	svc := so.srv.service
-	old, err := so.srv.store.Find(ctx, so.bot.Config.ID, so.visitor)
-	if err == nil {
+	old, found, err := svc.Find(ctx, so.bot.Config.ID, so.visitor)
+	if found {
 		_, _, err = svc.Rebind(ctx, old.ID, "")
-	} else if errors.Is(err, store.ErrNotFound) {
-		err = nil
 	}
 	if err != nil {
 		so.srv.log.Error("cannot end the visitor's conversation", "bot", so.bot.Config.ID, "error", err)
@@ -134,7 +174,9 @@ func (so *socket) unheld(key string, answer bool) string {
 		return key
 	}
 	if h.login != nil {
-		h.replaced = append(h.replaced, h.login.ID)
+		if h.login.ID != "" { // "": a hello's, which nobody waits for
+			h.replaced = append(h.replaced, h.login.ID)
+		}
 		h.login = nil
 	}
 	if answer {
@@ -153,7 +195,7 @@ func (so *socket) detach() {
 		so.unsubscribe = nil
 	}
 	so.mu.Lock()
-	so.conv = store.Conversation{}
+	so.conv = Conv{}
 	so.mu.Unlock()
 }
 

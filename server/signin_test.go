@@ -211,3 +211,62 @@ func (h *harness) findConv(t *testing.T, key string) string {
 	}
 	return c.ID
 }
+
+// TestHelloLoginFindsTheUsersConversation: a hello that carries the
+// page's login opens the user's conversation at once (a widget that
+// reconnects), the token alone does not, and a hello with a forged login
+// is answered with an error after the welcome and opens nothing of the
+// user's.
+func TestHelloLoginFindsTheUsersConversation(t *testing.T) {
+	h := signinHarness(t)
+	c := h.connect("acme")
+	c.hello("", 0)
+	c.sendLogin("l1", "fay")
+	c.send(&widget.Send{ID: "f1", Text: "fay's first"})
+	c.ack("f1")
+	w := c.welcomeOf(h.findConv(t, UserKey("fay")))
+	c.textsUntil("echo: fay's first")
+
+	fay := &widget.Login{User: "fay", Signature: signUser("fay")}
+	again := h.connect("acme")
+	again.send(&widget.Hello{Bot: "acme", Visitor: w.Visitor, Login: fay})
+	if got := again.waitFor("welcome", isType(widget.TypeWelcome)).(*widget.Welcome); got.Conversation != w.Conversation || got.Last < 2 {
+		t.Fatalf("hello with fay's login = %+v, want her conversation %s", got, w.Conversation)
+	}
+	again.textsUntil("echo: fay's first")
+	again.send(&widget.Send{ID: "f2", Text: "fay again"})
+	again.ack("f2")
+
+	tokenOnly := h.connect("acme")
+	if got := tokenOnly.hello(w.Visitor, 0); got.Conversation != "" {
+		t.Fatalf("the token alone opened the signed-in conversation %s", got.Conversation)
+	}
+
+	forged := h.connect("acme")
+	forged.send(&widget.Hello{Bot: "acme", Visitor: w.Visitor, Login: &widget.Login{User: "fay", Signature: signUser("eve")}})
+	if got := forged.waitFor("welcome", isType(widget.TypeWelcome)).(*widget.Welcome); got.Conversation != "" {
+		t.Fatalf("a forged hello login opened %s", got.Conversation)
+	}
+	if e := forged.waitFor("error", isType(widget.TypeError)).(*widget.ErrorFrame); e.Code != widget.CodeUnauthorized || e.ID != "" {
+		t.Fatalf("forged hello login: %+v", e)
+	}
+
+	// A new browser whose first hello carries the login of a user with no
+	// conversation: nothing is created until the start, which creates it
+	// under the user.
+	gus := h.connect("acme")
+	gw := gus.helloWith(&widget.Login{User: "gus", Signature: signUser("gus")})
+	if gw.Conversation != "" {
+		t.Fatalf("gus's hello = %+v", gw)
+	}
+	started := gus.start("st-g")
+	if got := h.findConv(t, UserKey("gus")); got != started.Conversation {
+		t.Fatalf("gus's start made %s, the user key finds %s", started.Conversation, got)
+	}
+}
+
+func (c *client) helloWith(l *widget.Login) *widget.Welcome {
+	c.t.Helper()
+	c.send(&widget.Hello{Bot: c.bot, Login: l})
+	return c.waitFor("welcome", isType(widget.TypeWelcome)).(*widget.Welcome)
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
@@ -391,7 +392,7 @@ func TestStartThatFindsAConversationIsNotCounted(t *testing.T) {
 func TestServiceStartConcurrent(t *testing.T) {
 	st := store.NewMemory()
 	fp := &fakeProvider{}
-	svc := NewService(st, NewLocalBus(), slog.New(slog.DiscardHandler), testRetry)
+	svc := NewService(st, bus.NewLocal(), slog.New(slog.DiscardHandler), testRetry)
 	defer svc.Close(context.Background())
 	fp.sink = svc
 	svc.SetProvider("acme", fp)
@@ -401,11 +402,11 @@ func TestServiceStartConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			c, made, err := svc.Start(context.Background(), "acme", "v1", provider.Visitor{ID: "v1"}, func(store.Conversation) {
+			c, _, made, err := svc.Open(context.Background(), Opening{Bot: "acme", Key: "v1", Visitor: provider.Visitor{ID: "v1"}, Create: true, Setup: func(Conv) {
 				mu.Lock()
 				setups++
 				mu.Unlock()
-			})
+			}})
 			if err != nil {
 				t.Error(err)
 			}

@@ -173,7 +173,7 @@ func TestPostbackAndSession(t *testing.T) {
 	if e := c.waitFor("error b0", isType(widget.TypeError)).(*widget.ErrorFrame); e.ID != "b0" || e.Code != widget.CodeBadRequest {
 		t.Fatalf("forged postback answered %+v", e)
 	}
-	if err := h.srv.Service().Deliver(context.Background(), w.Conversation, "offer", widget.Body{Kind: widget.KindButtons, Text: "Language?",
+	if err := h.srv.service.Deliver(context.Background(), w.Conversation, "offer", widget.Body{Kind: widget.KindButtons, Text: "Language?",
 		Buttons: []widget.Button{{Type: widget.ButtonPostback, Title: "Dutch", Payload: `{"nextDialogstateId":"3050"}`}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +465,7 @@ func TestSlowClientIsDroppedWithoutHoldingOthers(t *testing.T) {
 	// Large bot messages and typing bursts: the slow client never reads,
 	// so its TCP buffers fill, its writer blocks and it must be dropped.
 	big := widget.Text(strings.Repeat("lorem ipsum ", 330))
-	svc := h.srv.Service()
+	svc := h.srv.service
 	sent := int64(0)
 	deadline := time.Now().Add(30 * time.Second)
 	for h.socketCount() == 2 && time.Now().Before(deadline) {

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/a-h/templ"
 
@@ -149,43 +148,13 @@ func (p *ChatPage) QuickReplies() (uint64, []widget.QuickReply) {
 	return 0, nil
 }
 
-// chatCSSSource is the page's stylesheet; the bot's colours are added as
-// custom properties by Style.
+// chatCSS is the page's stylesheet, web/chat.css minified by
+// `go run ./web/build -chatcss` (`make generate`); it is inlined into
+// every page, and the bot's colours are added as custom properties by
+// Style.
 //
-//go:embed chat.css
-var chatCSSSource string
-
-// chatCSS is chatCSSSource without comments and runs of white space: it
-// is inlined into every page.
-var chatCSS = sync.OnceValue(func() string { return minifyCSS(chatCSSSource) })
-
-// minifyCSS drops comments and collapses white space. It is enough for
-// our own stylesheet, which has no strings containing either.
-func minifyCSS(css string) string {
-	var b strings.Builder
-	space := false
-	for i := 0; i < len(css); i++ {
-		c := css[i]
-		if c == '/' && i+1 < len(css) && css[i+1] == '*' {
-			end := strings.Index(css[i+2:], "*/")
-			if end < 0 {
-				break
-			}
-			i += end + 3
-			continue
-		}
-		if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 && !strings.ContainsRune("{};:,>", rune(c)) && !strings.ContainsRune("{};:,>", rune(b.String()[b.Len()-1])) {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteByte(c)
-	}
-	return b.String()
-}
+//go:embed chat.min.css
+var chatCSS string
 
 // Style returns the page's stylesheet with the bot's colours. The colours
 // are normalised "#rrggbb" values, so nothing from the configuration
@@ -196,7 +165,7 @@ func (p *ChatPage) Style() string {
 	light := widget.Readable(c, widget.MustColor("#ffffff"), 4.5)
 	dark := widget.Readable(c, widget.MustColor("#16191f"), 4.5)
 	return ":root{--brand:" + brand + ";--on-brand:" + widget.TextOn(brand) +
-		";--brand-text:" + light.String() + "}@media (prefers-color-scheme:dark){:root{--brand-text:" + dark.String() + "}}" + chatCSS()
+		";--brand-text:" + light.String() + "}@media (prefers-color-scheme:dark){:root{--brand-text:" + dark.String() + "}}" + chatCSS
 }
 
 // handoverScript posts the page's visitor token to the loader that framed

@@ -327,14 +327,6 @@ func TestAcceptLanguage(t *testing.T) {
 	}
 }
 
-func TestMinifyCSS(t *testing.T) {
-	got := minifyCSS("/* c */ a , b  {\n  color : red ;\n  margin: 0 auto; }\n@media (max-width: 480px) { .x .y:hover { top: 0 } }")
-	want := "a,b{color:red;margin:0 auto;}@media (max-width:480px){.x .y:hover{top:0}}"
-	if got != want {
-		t.Errorf("minifyCSS = %q\nwant        %q", got, want)
-	}
-}
-
 func TestLanguage(t *testing.T) {
 	for tag, want := range map[string]string{"nl-BE": "nl", "EN_gb": "en", "de": "de", "es": "", "": "", "english": ""} {
 		if got := Language(tag); got != want {

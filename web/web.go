@@ -1,6 +1,6 @@
 // Package web holds what the server sends to browsers: the templ pages
-// (the demo page now, the no-JavaScript chat pages later), the loader,
-// the stylesheets and the demo assets, all embedded in the binary.
+// (the demo page and the no-JavaScript chat pages), the loader, the
+// stylesheets and the demo assets, all embedded in the binary.
 // static.go serves the files; web/build produces the widget's share of
 // them under static/dist.
 package web

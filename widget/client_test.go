@@ -1239,3 +1239,51 @@ func TestLogoutStartsAfreshInEveryTab(t *testing.T) {
 	b.send("bea here")
 	b.mustTexts("user:bea here")
 }
+
+// TestHelloCarriesTheLogin: every hello carries the page's latest valid
+// login, so that a reconnecting widget opens the signed-in user's
+// conversation at once; a logout, or a login the server refused, stops
+// that.
+func TestHelloCarriesTheLogin(t *testing.T) {
+	clock := newClock()
+	srv := newServer(t, clock)
+	a := newTab(t, "A", srv, new(MemoryStorage), 1).online()
+	lastHello := func() *Hello {
+		hs := srv.sentFrames(TypeHello)
+		return hs[len(hs)-1].(*Hello)
+	}
+	reconnect := func() {
+		a.lose(CloseAbnormal)
+		a.sleepUntilDial()
+		a.connect()
+	}
+	if lastHello().Login != nil {
+		t.Fatal("a first hello carries a login nobody gave")
+	}
+	sig := strings.Repeat("a", 64)
+	a.apply(a.c.Login(Login{User: "ann", Signature: sig, Name: "Ann"}))
+	a.pump()
+	reconnect()
+	if l := lastHello().Login; l == nil || l.User != "ann" || l.Signature != sig || l.Name != "Ann" || l.ID != "" {
+		t.Fatalf("hello after a login carries %+v", l)
+	}
+	a.apply(a.c.Login(Login{User: "bad", Signature: "short"}))
+	reconnect()
+	if l := lastHello().Login; l == nil || l.User != "ann" {
+		t.Fatalf("an invalid login replaced the valid one in hellos: %+v", l)
+	}
+	a.apply(a.c.Login(Login{User: "eve", Signature: strings.Repeat("b", 64)}))
+	a.pump() // the fake server refuses it: unauthorized
+	reconnect()
+	if l := lastHello().Login; l != nil {
+		t.Fatalf("hello still carries a refused login: %+v", l)
+	}
+	a.apply(a.c.Login(Login{User: "ann", Signature: sig}))
+	a.pump()
+	a.apply(a.c.Login(Login{}))
+	a.pump()
+	reconnect()
+	if l := lastHello().Login; l != nil {
+		t.Fatalf("hello after a logout carries %+v", l)
+	}
+}

@@ -247,7 +247,7 @@ func TestChatlayerForgedPostbacks(t *testing.T) {
 		!strings.HasPrefix(clicks[0].Message.PostbackMessage.NextDialogstateID, "emu-") {
 		t.Fatalf("postbacks upstream = %+v, want the one genuine click", clicks)
 	}
-	if n := countStored(t, p, "acme", w.Visitor, "Admin"); n != 0 {
+	if n := countStored(t, p, "acme", who{token: w.Visitor}, "Admin"); n != 0 {
 		t.Fatalf("%d forged click(s) stored", n)
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server"
+	"github.com/porthole-chat/porthole/server/bus"
+	"github.com/porthole-chat/porthole/server/platforms"
 	"github.com/porthole-chat/porthole/web"
 )
 
@@ -38,6 +40,7 @@ Run 'porthole serve -h' for the flags.
 var version = "dev"
 
 func main() {
+	platforms.Register()
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -124,8 +127,16 @@ func serve(args []string, stderr io.Writer) error {
 	if id, ok := demoBot(cfg); ok {
 		index = web.DemoPage(id)
 	}
+	// The binary wires the parts: the store and the bus here, the bot
+	// platforms through platforms.Register.
+	st, err := server.OpenStore(cfg.Store, *dataDir)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(cfg, server.Options{
 		DataDir: *dataDir,
+		Store:   st,
+		Bus:     bus.NewLocal(),
 		Logger:  log,
 		Static:  web.Static(),
 		Loader:  web.Loader(),
@@ -133,6 +144,7 @@ func serve(args []string, stderr io.Writer) error {
 		Index:   index,
 	})
 	if err != nil {
+		st.Close()
 		return err
 	}
 	if _, err := web.Manifest(); err != nil {

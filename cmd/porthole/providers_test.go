@@ -49,17 +49,32 @@ func (w *wsc) status(id string) *widget.Status {
 	}).(*widget.Status)
 }
 
+// who is whom a test socket says hello as: a visitor token, and
+// the login of a signed-in user, whose conversation the token alone
+// does not open.
+type who struct {
+	token string
+	login *widget.Login
+}
+
+// helloAs says hello as v and returns the welcome.
+func (w *wsc) helloAs(v who, after uint64) *widget.Welcome {
+	w.t.Helper()
+	w.send(&widget.Hello{Bot: w.bot, Visitor: v.token, After: after, Locale: "en", TZ: "UTC", Login: v.login})
+	return w.until("welcome", func(f widget.Frame) bool { return f.Type() == widget.TypeWelcome }).(*widget.Welcome)
+}
+
 // nothingAfter waits d, then replays the conversation after seq over a
 // fresh socket (a timed-out read would close this one) and fails on any
 // message stored since.
-func nothingAfter(t testing.TB, p *proc, bot, token string, seq uint64, d time.Duration) {
+func nothingAfter(t testing.TB, p *proc, bot string, v who, seq uint64, d time.Duration) {
 	t.Helper()
 	time.Sleep(d)
 	c, _, err := dialBot(t, p, bot, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := c.hello(token, seq)
+	w := c.helloAs(v, seq)
 	if w.Last != seq {
 		t.Fatalf("%d message(s) stored after seq %d, want none", w.Last-seq, seq)
 	}
@@ -115,7 +130,8 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 	// Session data and a login sent before the first message wait for
 	// the conversation, and travel with ChatAIBot's start call.
 	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
-	c.send(&widget.Login{ID: "l1", User: "user-42", Signature: sign("user-42"), Name: "Ann Lee", Email: "ann@example.com"})
+	ann := &widget.Login{User: "user-42", Signature: sign("user-42"), Name: "Ann Lee", Email: "ann@example.com"}
+	c.send(&widget.Login{ID: "l1", User: ann.User, Signature: ann.Signature, Name: ann.Name, Email: ann.Email})
 	c.send(&widget.Send{ID: "m1", Text: "hello"})
 	c.ack("s1")
 	c.ack("l1")
@@ -154,18 +170,18 @@ func TestChatAIBotEndToEnd(t *testing.T) {
 	if len(convs) != 1 {
 		t.Fatalf("upstream conversations: %d, want 1", len(convs))
 	}
-	seqBefore := lastSeq(t, p, "shop", w.Visitor)
+	seqBefore := lastSeq(t, p, "shop", who{w.Visitor, ann})
 	req, _ := http.NewRequest("POST", "http://"+addr+"/hooks/chataibot/shop",
 		strings.NewReader(`{"conversation_id":"`+convs[0].ID+`","message_id":"forged","messages":[{"type":"text","data":{"body":"forged"}}]}`))
 	req.Header.Set("Authorization", "Bearer wrong-secret")
 	responses = append(responses, refused(t, req))
-	nothingAfter(t, p, "shop", w.Visitor, seqBefore, 300*time.Millisecond)
+	nothingAfter(t, p, "shop", who{w.Visitor, ann}, seqBefore, 300*time.Millisecond)
 
 	// A callback delivered twice shows once.
 	emu.DuplicateCallbacks(1)
 	c.send(&widget.Send{ID: "m5", Text: "twice?"})
 	twice := c.botSaid("You said: twice?")
-	nothingAfter(t, p, "shop", w.Visitor, twice.Seq, 500*time.Millisecond)
+	nothingAfter(t, p, "shop", who{w.Visitor, ann}, twice.Seq, 500*time.Millisecond)
 
 	upstreamFaults(t, c, emu.FailNext, func() int { return emu.Stats().Messages })
 
@@ -191,14 +207,14 @@ func sign(user string) string {
 }
 
 // lastSeq is the conversation's newest seq, from a welcome.
-func lastSeq(t testing.TB, p *proc, bot, token string) uint64 {
+func lastSeq(t testing.TB, p *proc, bot string, v who) uint64 {
 	t.Helper()
 	c, _, err := dialBot(t, p, bot, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.c.CloseNow()
-	return c.hello(token, 0).Last
+	return c.helloAs(v, 0).Last
 }
 
 // TestChatlayerEndToEnd runs the real binary against the Chatlayer
@@ -216,7 +232,8 @@ func TestChatlayerEndToEnd(t *testing.T) {
 	// Session data and a login before the start wait for it, and go
 	// with the introMessage.
 	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"pro"}`)})
-	c.send(&widget.Login{ID: "l1", User: "user-42", Signature: sign("user-42"), Name: "Ann Lee"})
+	ann := &widget.Login{User: "user-42", Signature: sign("user-42"), Name: "Ann Lee"}
+	c.send(&widget.Login{ID: "l1", User: ann.User, Signature: ann.Signature, Name: ann.Name})
 	w := c.start("st-1")
 	c.ack("s1")
 	c.ack("l1")
@@ -278,11 +295,11 @@ func TestChatlayerEndToEnd(t *testing.T) {
 	// A callback with a wrong verify token, for this very conversation,
 	// gets 401 and reaches nobody.
 	idle(t, emu)
-	seqBefore := lastSeq(t, p, "acme", w.Visitor)
+	seqBefore := lastSeq(t, p, "acme", who{w.Visitor, ann})
 	req, _ := http.NewRequest("POST", "http://"+addr+"/hooks/chatlayer/acme",
 		strings.NewReader(`{"senderId":"`+w.Conversation+`","message":{"text":"forged"},"messageCounter":999,"verifyToken":"wrong"}`))
 	responses = append(responses, refused(t, req))
-	nothingAfter(t, p, "acme", w.Visitor, seqBefore, 300*time.Millisecond)
+	nothingAfter(t, p, "acme", who{w.Visitor, ann}, seqBefore, 300*time.Millisecond)
 
 	// A retried (duplicated) callback shows once.
 	emu.DuplicateCallbacks(1)
@@ -290,7 +307,7 @@ func TestChatlayerEndToEnd(t *testing.T) {
 	c.botSaid("You said: twice?")
 	idle(t, emu)
 	time.Sleep(300 * time.Millisecond) // a wrong second copy would be stored by now
-	if n := countStored(t, p, "acme", w.Visitor, "You said: twice?"); n != 1 {
+	if n := countStored(t, p, "acme", who{w.Visitor, ann}, "You said: twice?"); n != 1 {
 		t.Fatalf("the duplicated callback was stored %d times", n)
 	}
 
@@ -317,14 +334,14 @@ func idle(t testing.TB, emu *chatlayertest.Server) {
 
 // countStored replays the whole conversation over a fresh socket and
 // counts the messages whose text contains text.
-func countStored(t testing.TB, p *proc, bot, token, text string) int {
+func countStored(t testing.TB, p *proc, bot string, v who, text string) int {
 	t.Helper()
 	c, _, err := dialBot(t, p, bot, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.c.CloseNow()
-	w := c.hello(token, 0)
+	w := c.helloAs(v, 0)
 	n := 0
 	for seq := uint64(0); seq < w.Last; {
 		m := c.until("replay", func(f widget.Frame) bool { return f.Type() == widget.TypeMsg }).(*widget.Msg)

@@ -100,6 +100,12 @@ type Sink interface {
 // asking the platform to retry.
 var ErrOtherBot = errors.New("the conversation belongs to another bot")
 
+// ErrUnknownConversation is what a Sink and Links return (wrapped) for
+// a conversation that does not exist, or a platform id never linked, so
+// that an adapter can tell it from a store that is down without knowing
+// the store.
+var ErrUnknownConversation = errors.New("unknown conversation")
+
 // Failure reason codes, shown to the visitor in a failed status frame.
 const (
 	ReasonUnavailable = "upstream_unavailable" // network error, 5xx, timeout after all retries

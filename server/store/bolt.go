@@ -16,23 +16,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The buckets of a Bolt file. A conversation id is stored as its 16 raw
-// bytes (id16), seqs and times as 8 big-endian bytes so that keys sort by
-// them, and a pair of strings as uvarint(len(a)) a b (pair).
-var (
-	bucketConv    = []byte("conv")    // id16 -> conversation record
-	bucketVisitor = []byte("visitor") // pair(bot, visitor) -> id16
-	bucketMsg     = []byte("msg")     // id16 seq -> message record
-	bucketClient  = []byte("client")  // id16 ClientID -> seq
-	bucketOutbox  = []byte("outbox")  // unix-ms(At) id16 seq -> empty
-	bucketAttr    = []byte("attr")    // id16 key -> value
-	bucketLink    = []byte("link")    // pair(bot, ref) -> id16
-	bucketLinkBy  = []byte("linkby")  // id16 pair(bot, ref) -> empty, for Prune
-)
-
-// recordVersion leads every record so that a later format can be told apart.
-const recordVersion = 1
-
 // BoltOptions tunes OpenBolt; the zero value is the production setting.
 type BoltOptions struct {
 	// Timeout is how long OpenBolt waits for another process to release
@@ -59,20 +42,6 @@ type Bolt struct {
 	stopped  chan struct{}
 }
 
-// write is one queued write: fn runs in a transaction of the committer,
-// which sends the outcome on done (buffered, so the committer never waits
-// for the writer).
-type write struct {
-	fn   func(*bolt.Tx) error
-	err  error // fn's own error, kept until the batch's commit is known
-	done chan error
-}
-
-// maxBatch bounds the writes of one transaction, so that a burst does not
-// make one transaction (and the reruns after a refused write) unbounded;
-// the rest goes into the next transaction at once.
-const maxBatch = 1000
-
 var _ Store = (*Bolt)(nil)
 
 // OpenBolt opens the store at path, creating the file and its directory
@@ -93,7 +62,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketConv, bucketVisitor, bucketMsg, bucketClient, bucketOutbox, bucketAttr, bucketLink, bucketLinkBy} {
+		for _, name := range [][]byte{bucketConv, bucketVisitor, bucketMsg, bucketClient, bucketOutbox, bucketAttr, bucketLink, bucketLinkBy, bucketClaim} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -329,79 +298,6 @@ func (s *Bolt) Outbox(_ context.Context, limit int) ([]Message, error) {
 	return out, err
 }
 
-// SetAttr implements Store.
-func (s *Bolt) SetAttr(_ context.Context, conversation, key, value string) error {
-	id, ok := parseID(conversation)
-	if !ok {
-		return errNoConversation(conversation)
-	}
-	return s.batch(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketConv).Get(id) == nil {
-			return errNoConversation(conversation)
-		}
-		k := under(id, key)
-		if value == "" {
-			return tx.Bucket(bucketAttr).Delete(k)
-		}
-		return tx.Bucket(bucketAttr).Put(k, []byte(value))
-	})
-}
-
-// Attr implements Store.
-func (s *Bolt) Attr(_ context.Context, conversation, key string) (string, error) {
-	id, ok := parseID(conversation)
-	if !ok {
-		return "", errNoConversation(conversation)
-	}
-	var value string
-	err := s.view(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketConv).Get(id) == nil {
-			return errNoConversation(conversation)
-		}
-		value = string(tx.Bucket(bucketAttr).Get(under(id, key)))
-		return nil
-	})
-	return value, err
-}
-
-// Link implements Store.
-func (s *Bolt) Link(_ context.Context, bot, ref, conversation string) error {
-	id, ok := parseID(conversation)
-	if !ok {
-		return errNoConversation(conversation)
-	}
-	key := pair(nil, bot, ref)
-	return s.batch(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketConv).Get(id) == nil {
-			return errNoConversation(conversation)
-		}
-		links, by := tx.Bucket(bucketLink), tx.Bucket(bucketLinkBy)
-		if old := links.Get(key); old != nil && !bytes.Equal(old, id) {
-			if err := by.Delete(under(old, key)); err != nil {
-				return err
-			}
-		}
-		if err := links.Put(key, id); err != nil {
-			return err
-		}
-		return by.Put(under(id, key), nil)
-	})
-}
-
-// Resolve implements Store.
-func (s *Bolt) Resolve(_ context.Context, bot, ref string) (string, error) {
-	var id string
-	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketLink).Get(pair(nil, bot, ref))
-		if v == nil {
-			return fmt.Errorf("link %s/%s: %w", bot, ref, ErrNotFound)
-		}
-		id = hex.EncodeToString(v)
-		return nil
-	})
-	return id, err
-}
-
 // Prune implements Store. It reads every conversation record and runs in
 // one transaction: it is meant for a periodic sweep, not for every request.
 func (s *Bolt) Prune(_ context.Context, before time.Time) (int, error) {
@@ -457,7 +353,7 @@ func deleteConv(tx *bolt.Tx, id []byte, c Conversation) error {
 			return err
 		}
 	}
-	for _, b := range [][]byte{bucketMsg, bucketClient, bucketAttr, bucketLinkBy} {
+	for _, b := range [][]byte{bucketMsg, bucketClient, bucketAttr, bucketLinkBy, bucketClaim} {
 		if err := deletePrefix(tx.Bucket(b), id); err != nil {
 			return err
 		}
@@ -492,128 +388,6 @@ func (s *Bolt) view(fn func(*bolt.Tx) error) error {
 	return s.wrap(s.db.View(fn))
 }
 
-// batch runs fn in the committer's next write transaction, shared with the
-// other writes queued meanwhile, and returns when that transaction is on
-// disk. fn may run more than once (when another write of its transaction
-// fails, the transaction is rolled back and run again without it), so it
-// must set all its results on every run. A nil error means fn's writes are
-// committed and fsynced; an error means nothing of fn was stored.
-//
-// batch does not give up when the caller's context ends: the wait is one
-// commit at most, and a write whose caller left would still commit, which
-// would make its outcome unknown. The service relies on that: it records
-// a delivery with a context that shutdown has already cancelled.
-func (s *Bolt) batch(fn func(*bolt.Tx) error) error {
-	w := &write{fn: fn, done: make(chan error, 1)}
-	s.mu.Lock()
-	if s.stopping {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	s.queue = append(s.queue, w)
-	s.wake.Signal()
-	s.mu.Unlock()
-	err := <-w.done
-	if p, ok := err.(panicked); ok {
-		panic(p.reason) // on the writer's goroutine, as db.Update would
-	}
-	return s.wrap(err)
-}
-
-// committer is the group commit: it takes every write queued so far, runs
-// them in one transaction (one fsync), answers them all and starts over
-// with what arrived meanwhile. There is no timer: a lone write commits at
-// once, and under load the writes that queue during one commit share the
-// next. It returns once Close has stopped the queue and it is empty.
-func (s *Bolt) committer() {
-	defer close(s.stopped)
-	for {
-		s.mu.Lock()
-		for len(s.queue) == 0 && !s.stopping {
-			s.wake.Wait()
-		}
-		ws := s.queue
-		s.queue, s.spare = s.spare[:0], nil
-		s.mu.Unlock()
-		if len(ws) == 0 { // stopping, and everything is answered
-			return
-		}
-		for rest := ws; len(rest) > 0; {
-			n := min(len(rest), maxBatch)
-			s.commit(rest[:n])
-			rest = rest[n:]
-		}
-		clear(ws)
-		s.mu.Lock()
-		s.spare = ws[:0]
-		s.mu.Unlock()
-	}
-}
-
-// commit runs ws in one transaction and answers each. A write whose fn
-// fails (or panics) is taken out and the transaction is run again without
-// it, since bbolt cannot roll back one write of a transaction; it gets its
-// own error once the others are committed. When the commit fails (disk
-// full, I/O error) every write of ws gets that error, the ones whose fn
-// failed too: their fn saw writes that were then not stored.
-func (s *Bolt) commit(ws []*write) {
-	pending := ws
-	var refused []*write
-	var err error
-	for len(pending) > 0 {
-		failed := -1
-		err = s.db.Update(func(tx *bolt.Tx) error {
-			for i, w := range pending {
-				if err := safely(w.fn, tx); err != nil {
-					failed, w.err = i, err
-					return err
-				}
-			}
-			return nil
-		})
-		if failed < 0 {
-			break
-		}
-		refused = append(refused, pending[failed])
-		pending = append(pending[:failed:failed], pending[failed+1:]...)
-		err = nil
-	}
-	for _, w := range pending {
-		w.done <- err
-	}
-	for _, w := range refused {
-		if err != nil {
-			w.done <- err
-		} else {
-			w.done <- w.err
-		}
-	}
-}
-
-// panicked carries a panic of a write's fn from the committer to the
-// writer's goroutine, where batch raises it again.
-type panicked struct{ reason any }
-
-func (p panicked) Error() string { return fmt.Sprintf("panic: %v", p.reason) }
-
-// safely calls fn, turning a panic into a panicked error so that one bad
-// write cannot kill the committer and leave every other writer waiting.
-func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = panicked{p}
-		}
-	}()
-	return fn(tx)
-}
-
-func (s *Bolt) update(fn func(*bolt.Tx) error) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	return s.wrap(s.db.Update(fn))
-}
-
 // wrap names the file in bbolt's errors and turns a use after Close into
 // ErrClosed; the store's own errors already name their conversation.
 func (s *Bolt) wrap(err error) error {
@@ -636,188 +410,4 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 		}
 	}
 	return nil
-}
-
-// parseID returns the 16 bytes of a conversation id, or false when id is
-// not 32 lowercase hex characters (and so names no conversation).
-func parseID(id string) ([]byte, bool) {
-	if len(id) != 32 {
-		return nil, false
-	}
-	for i := range len(id) {
-		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return nil, false
-		}
-	}
-	raw, err := hex.DecodeString(id)
-	return raw, err == nil
-}
-
-// be appends v as 8 big-endian bytes to a copy of prefix.
-func be(prefix []byte, v uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), v)
-}
-
-// under returns the key s of conversation id in a bucket keyed id16 s.
-func under[S string | []byte](id []byte, s S) []byte {
-	return append(id[:len(id):len(id)], s...)
-}
-
-// pair appends the unambiguous encoding of (a, b) to dst.
-func pair(dst []byte, a, b string) []byte {
-	return append(appendBytes(dst, a), b...)
-}
-
-// appendBytes appends s with its uvarint length.
-func appendBytes[S ~string | ~[]byte](dst []byte, s S) []byte {
-	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
-}
-
-func getConv(tx *bolt.Tx, id []byte) (Conversation, error) {
-	v := tx.Bucket(bucketConv).Get(id)
-	if v == nil {
-		return Conversation{}, errNoConversation(hex.EncodeToString(id))
-	}
-	return decodeConv(id, v)
-}
-
-func putConv(tx *bolt.Tx, id []byte, c Conversation) error {
-	v := []byte{recordVersion}
-	v = appendBytes(v, c.Bot)
-	v = appendBytes(v, c.Visitor)
-	v = binary.AppendVarint(v, c.Created.UnixMilli())
-	v = binary.AppendVarint(v, c.Updated.UnixMilli())
-	v = binary.AppendUvarint(v, c.Last)
-	return tx.Bucket(bucketConv).Put(id, v)
-}
-
-func decodeConv(id, v []byte) (Conversation, error) {
-	r := reader{b: v}
-	r.version()
-	c := Conversation{
-		ID:      hex.EncodeToString(id),
-		Bot:     string(r.bytes()),
-		Visitor: string(r.bytes()),
-		Created: r.time(),
-		Updated: r.time(),
-		Last:    r.uvarint(),
-	}
-	if r.bad {
-		return Conversation{}, fmt.Errorf("conversation %s: corrupt record", c.ID)
-	}
-	return c, nil
-}
-
-func getMessage(tx *bolt.Tx, id []byte, conversation string, seq uint64) (Message, error) {
-	v := tx.Bucket(bucketMsg).Get(be(id, seq))
-	if v == nil {
-		if tx.Bucket(bucketConv).Get(id) == nil {
-			return Message{}, errNoConversation(conversation)
-		}
-		return Message{}, errNoMessage(conversation, seq)
-	}
-	return decodeMessage(conversation, seq, v)
-}
-
-// putMessage stores m and keeps its outbox entry in step with its state.
-func putMessage(tx *bolt.Tx, id []byte, m Message) error {
-	v := []byte{recordVersion}
-	v = appendBytes(v, m.ID)
-	v = appendBytes(v, m.ClientID)
-	v = appendBytes(v, m.From)
-	v = binary.AppendVarint(v, m.At.UnixMilli())
-	v = appendBytes(v, m.Body)
-	v = appendBytes(v, m.Payload)
-	v = appendBytes(v, m.State)
-	v = appendBytes(v, m.Reason)
-	if err := tx.Bucket(bucketMsg).Put(be(id, m.Seq), v); err != nil {
-		return err
-	}
-	out := binary.BigEndian.AppendUint64(make([]byte, 0, 32), uint64(m.At.UnixMilli()))
-	out = be(append(out, id...), m.Seq)
-	if m.State == Pending {
-		return tx.Bucket(bucketOutbox).Put(out, nil)
-	}
-	return tx.Bucket(bucketOutbox).Delete(out)
-}
-
-func decodeMessage(conversation string, seq uint64, v []byte) (Message, error) {
-	r := reader{b: v}
-	r.version()
-	m := Message{
-		Conversation: conversation,
-		Seq:          seq,
-		ID:           string(r.bytes()),
-		ClientID:     string(r.bytes()),
-		From:         intern(r.bytes(), FromUser, FromBot, FromSystem),
-		At:           r.time(),
-		Body:         bytes.Clone(r.bytes()),
-		Payload:      string(r.bytes()),
-		State:        intern(r.bytes(), Pending, Delivered, Failed),
-		Reason:       string(r.bytes()),
-	}
-	if r.bad {
-		return Message{}, fmt.Errorf("message %d of conversation %s: corrupt record", seq, conversation)
-	}
-	if len(m.Body) == 0 {
-		m.Body = nil
-	}
-	return m, nil
-}
-
-// intern returns the constant among known that b spells, saving an
-// allocation per field in a replay, or else b as a new string.
-func intern[S ~string](b []byte, known ...S) S {
-	for _, k := range known {
-		if string(b) == string(k) {
-			return k
-		}
-	}
-	return S(b)
-}
-
-// reader decodes a record; after the first error it returns zero values
-// and sets bad.
-type reader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *reader) version() {
-	if len(r.b) == 0 || r.b[0] != recordVersion {
-		r.bad = true
-		return
-	}
-	r.b = r.b[1:]
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.bad = true
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) time() time.Time {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.bad = true
-		return time.Time{}
-	}
-	r.b = r.b[n:]
-	return time.UnixMilli(v).UTC()
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.bad || n > uint64(len(r.b)) {
-		r.bad = true
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
 }

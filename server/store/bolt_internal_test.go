@@ -327,3 +327,32 @@ func TestBoltDiskFull(t *testing.T) {
 		t.Errorf("file check after reopen: %v", err)
 	}
 }
+
+// TestBoltPruneDeletesClaims checks that Prune leaves no claim record of a
+// conversation it deleted, which no Store method could tell.
+func TestBoltPruneDeletesClaims(t *testing.T) {
+	ctx := t.Context()
+	s := openTestBolt(t, t.TempDir())
+	var ids []string
+	for _, v := range []string{"a", "b"} {
+		c, _, err := s.Conversation(ctx, "bot", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Claim(ctx, c.ID, "owner", time.Now().Add(time.Hour)); err != nil || !ok {
+			t.Fatalf("Claim = %v, %v", ok, err)
+		}
+		ids = append(ids, c.ID)
+	}
+	if n, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2", n, err)
+	}
+	if err := s.view(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketClaim).Stats().KeyN; n != 0 {
+			t.Errorf("%d claim records left after pruning %v", n, ids)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

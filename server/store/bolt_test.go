@@ -90,6 +90,36 @@ func TestBoltReopen(t *testing.T) {
 	}
 }
 
+// TestBoltReopenClaims checks that a claim outlives a restart of the
+// process that holds the file: another owner still waits for its lease.
+func TestBoltReopenClaims(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "porthole.db")
+	s := openBolt(t, path)
+	c, _, err := s.Conversation(ctx, "bot", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Append(ctx, store.Message{Conversation: c.ID, From: store.FromUser, State: store.Pending}); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour)
+	if ok, err := s.Claim(ctx, c.ID, "before", until); err != nil || !ok {
+		t.Fatalf("Claim = %v, %v", ok, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openBolt(t, path)
+	if ok, err := s.Claim(ctx, c.ID, "after", until); err != nil || ok {
+		t.Errorf("Claim of a conversation claimed before the restart = %v, %v; want false", ok, err)
+	}
+	if ids, err := s.Unclaimed(ctx, until, 10); err != nil || len(ids) != 1 || ids[0] != c.ID {
+		t.Errorf("Unclaimed when the lease ran out = %v, %v; want [%s]", ids, err, c.ID)
+	}
+}
+
 func TestBoltLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "porthole.db")
 	openBolt(t, path)

@@ -60,3 +60,12 @@ func errNoConversation(id string) error {
 func errNoMessage(id string, seq uint64) error {
 	return fmt.Errorf("message %d of conversation %s: %w", seq, id, ErrNotFound)
 }
+
+// checkOwner rejects the empty owner: two dispatchers that both left their
+// name empty would take each other's claim for their own.
+func checkOwner(conversation, owner string) error {
+	if owner == "" {
+		return fmt.Errorf("store: claim of conversation %s: empty owner; give each dispatcher a name of its own (host and process id, say)", conversation)
+	}
+	return nil
+}

@@ -12,8 +12,8 @@ import (
 )
 
 // Memory is a Store that keeps everything in maps behind one mutex. It
-// exists for tests and demos: it is lost on exit, and Outbox and Prune scan
-// every conversation.
+// exists for tests and demos: it is lost on exit, and Outbox, Unclaimed and
+// Prune scan every conversation.
 type Memory struct {
 	mu       sync.Mutex
 	closed   bool
@@ -27,6 +27,8 @@ type memConv struct {
 	msgs    []Message         // msgs[i].Seq == i+1
 	clients map[string]uint64 // ClientID -> Seq
 	attrs   map[string]string
+	owner   string    // the claim's owner, "" when there is none
+	until   time.Time // the claim's end
 }
 
 var _ Store = (*Memory)(nil)
@@ -243,6 +245,71 @@ func (s *Memory) Outbox(_ context.Context, limit int) ([]Message, error) {
 	return out, nil
 }
 
+// Claim implements Store.
+func (s *Memory) Claim(_ context.Context, conversation, owner string, until time.Time) (bool, error) {
+	if err := checkOwner(conversation, owner); err != nil {
+		return false, err
+	}
+	if err := s.lock(); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(conversation)
+	if err != nil {
+		return false, err
+	}
+	if c.owner != owner && c.until.After(time.Now()) {
+		return false, nil
+	}
+	c.owner, c.until = owner, until.UTC().Truncate(precision)
+	return true, nil
+}
+
+// Unclaim implements Store.
+func (s *Memory) Unclaim(_ context.Context, conversation, owner string) error {
+	if err := s.lock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if c, ok := s.convs[conversation]; ok && c.owner == owner {
+		c.owner, c.until = "", time.Time{}
+	}
+	return nil
+}
+
+// Unclaimed implements Store. It scans every message, which is fine for
+// tests.
+func (s *Memory) Unclaimed(_ context.Context, now time.Time, limit int) ([]string, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var heads []Message // the oldest pending message of each conversation
+	for _, c := range s.convs {
+		if c.owner != "" && c.until.After(now) {
+			continue
+		}
+		var head *Message
+		for i, m := range c.msgs {
+			if m.State == Pending && (head == nil || m.At.Before(head.At)) {
+				head = &c.msgs[i]
+			}
+		}
+		if head != nil {
+			heads = append(heads, *head)
+		}
+	}
+	// The order of the Bolt outbox keys: time, conversation.
+	slices.SortFunc(heads, func(a, b Message) int {
+		return cmp.Or(a.At.Compare(b.At), strings.Compare(a.Conversation, b.Conversation))
+	})
+	var out []string
+	for _, m := range heads[:min(len(heads), max(limit, 0))] {
+		out = append(out, m.Conversation)
+	}
+	return out, nil
+}
+
 // SetAttr implements Store.
 func (s *Memory) SetAttr(_ context.Context, conversation, key, value string) error {
 	if err := s.lock(); err != nil {
@@ -261,6 +328,28 @@ func (s *Memory) SetAttr(_ context.Context, conversation, key, value string) err
 	return nil
 }
 
+// Load implements Store.
+func (s *Memory) Load(_ context.Context, conversation string, seq uint64, keys ...string) (Loaded, error) {
+	if err := s.lock(); err != nil {
+		return Loaded{}, err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(conversation)
+	if err != nil {
+		return Loaded{}, err
+	}
+	l := Loaded{Conversation: c.Conversation, Attrs: map[string]string{}}
+	if seq > 0 && seq <= c.Last {
+		l.Message, l.HasMessage = clone(c.msgs[seq-1]), true
+	}
+	for _, k := range keys {
+		if v, ok := c.attrs[k]; ok {
+			l.Attrs[k] = v
+		}
+	}
+	return l, nil
+}
+
 // Attr implements Store.
 func (s *Memory) Attr(_ context.Context, conversation, key string) (string, error) {
 	if err := s.lock(); err != nil {
@@ -272,6 +361,27 @@ func (s *Memory) Attr(_ context.Context, conversation, key string) (string, erro
 		return "", err
 	}
 	return c.attrs[key], nil
+}
+
+// CompareAndSetAttr implements Store.
+func (s *Memory) CompareAndSetAttr(_ context.Context, conversation, key, old, value string) (bool, error) {
+	if err := s.lock(); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(conversation)
+	if err != nil {
+		return false, err
+	}
+	if c.attrs[key] != old {
+		return false, nil
+	}
+	if value == "" {
+		delete(c.attrs, key)
+	} else {
+		c.attrs[key] = value
+	}
+	return true, nil
 }
 
 // Link implements Store.

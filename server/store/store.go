@@ -25,12 +25,11 @@ type From string
 
 // The authors of transcript messages.
 const (
-	FromUser   From = "user"
-	FromBot    From = "bot"
-	FromSystem From = "system"
+	FromUser From = "user"
+	FromBot  From = "bot"
 )
 
-// State is the upstream delivery state of a user message. Bot and system
+// State is the upstream delivery state of a user message. Bot
 // messages have no state (the empty string).
 type State string
 
@@ -88,6 +87,17 @@ type Message struct {
 	Reason string
 }
 
+// Loaded is what Load read.
+type Loaded struct {
+	Conversation Conversation
+	// Message is the message at the seq asked for; HasMessage is false
+	// when there is none (seq 0, or beyond the transcript).
+	Message    Message
+	HasMessage bool
+	// Attrs holds the attributes asked for that have a value.
+	Attrs map[string]string
+}
+
 // Store is the durable state behind the conversation service.
 // All methods are safe for concurrent use.
 type Store interface {
@@ -132,12 +142,51 @@ type Store interface {
 	// oldest first: what a starting server must hand upstream again.
 	Outbox(ctx context.Context, limit int) ([]Message, error)
 
+	// Claim takes the dispatch of the conversation's outbox for owner until
+	// the given time, so that several server processes can share dispatch
+	// and still hand each conversation's messages upstream in order: one
+	// owner at a time. It reports true when no other owner holds a claim
+	// that is still valid (until after the store's current time), and
+	// renews owner's own claim, extended or shortened to until. A claim
+	// that runs out frees the conversation, so that the work of a process
+	// that died is taken over. owner must not be empty. Claim returns
+	// ErrNotFound for an unknown conversation.
+	Claim(ctx context.Context, conversation, owner string, until time.Time) (bool, error)
+
+	// Unclaim gives the conversation's claim back if owner holds it, so
+	// that a graceful shutdown does not leave its conversations waiting
+	// for their lease to run out. It is a no-op otherwise, also for an
+	// unknown conversation.
+	Unclaim(ctx context.Context, conversation, owner string) error
+
+	// Unclaimed returns up to limit ids of conversations that have Pending
+	// messages and no valid claim at now (none, or one that ran out), the
+	// one with the oldest pending message first: what a dispatcher polls
+	// to find work, a dead process's included. The list is a hint, not a
+	// reservation: another owner may claim a conversation first, and
+	// Claim decides.
+	Unclaimed(ctx context.Context, now time.Time, limit int) ([]string, error)
+
 	// SetAttr stores a small per-conversation value (an upstream id, the
 	// session data, the scripted bot's state). An empty value deletes it.
 	SetAttr(ctx context.Context, conversation, key, value string) error
 
+	// Load reads in one go (one transaction, one round trip) what an
+	// upstream call needs: the conversation, the message at seq (when
+	// seq is not 0 and it exists) and the attributes named by keys. It
+	// returns ErrNotFound for an unknown conversation.
+	Load(ctx context.Context, conversation string, seq uint64, keys ...string) (Loaded, error)
+
 	// Attr returns a value stored by SetAttr, or "" when there is none.
 	Attr(ctx context.Context, conversation, key string) (string, error)
+
+	// CompareAndSetAttr sets key to value only if its current value equals
+	// old ("" means absent; an empty value deletes it), and reports
+	// whether it did: a read-modify-write of an attribute that stays right
+	// when several processes share the store (a per-conversation counter,
+	// a start id taken once). It returns ErrNotFound for an unknown
+	// conversation.
+	CompareAndSetAttr(ctx context.Context, conversation, key, old, value string) (bool, error)
 
 	// Link maps an upstream reference (a platform's conversation or user
 	// id) of a bot to one of our conversations, so that a callback that
@@ -148,8 +197,8 @@ type Store interface {
 	Resolve(ctx context.Context, bot, ref string) (string, error)
 
 	// Prune deletes every conversation last updated before the given time,
-	// with its messages, attributes, links and outbox entries, and returns
-	// how many conversations it deleted.
+	// with its messages, attributes, links, outbox entries and claim, and
+	// returns how many conversations it deleted.
 	Prune(ctx context.Context, before time.Time) (int, error)
 
 	// Close releases the store. Calls after Close return ErrClosed.

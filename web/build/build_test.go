@@ -174,3 +174,19 @@ func TestWriteDist(t *testing.T) {
 		}
 	}
 }
+
+// TestChatCSSUpToDate: web/chat.min.css, which the chat pages inline, is
+// web/chat.css as the minifier makes it now.
+func TestChatCSSUpToDate(t *testing.T) {
+	want, err := minifiedChatCSS("../chat.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../chat.min.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("web/chat.min.css is stale: run make generate")
+	}
+}

@@ -21,16 +21,19 @@
 // The budget is relative, so that it measures the widget and not the Go
 // runtime: in the same run, with the same toolchain and flags, it builds
 // the smallest Go browser program (web/build/floor), and widget.wasm may
-// be at most 1.25 times its brotli size. The loader, the only eager
-// download on a customer's page, may be at most 3072 bytes brotli. The
+// be at most 1.25 times its brotli size. What a page view downloads
+// before intent (the loader and a sample of its per-bot stylesheet) may
+// be at most web.EagerBudget bytes brotli. The
 // floor's sizes are cached under the user cache folder per toolchain,
 // since its build and compression take several seconds and only change
 // with Go.
 //
 // Usage:
 //
-//	go run ./web/build         build, print the sizes, warn when over budget
-//	go run ./web/build -size   the same, and exit with status 1 when over
+//	go run ./web/build          build, print the sizes, warn when over budget
+//	go run ./web/build -size    the same, and exit with status 1 when over
+//	go run ./web/build -chatcss minify web/chat.css into web/chat.min.css
+//	                            (committed; `make generate` runs it)
 package main
 
 import (
@@ -47,6 +50,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/evanw/esbuild/pkg/api"
 )
 
 // ldflags and the other build settings are part of the floor's cache key:
@@ -56,6 +61,7 @@ const ldflags = "-s -w"
 func main() {
 	enforce := flag.Bool("size", false, "exit with status 1 when an asset is over its size budget (CI)")
 	goCmd := flag.String("go", envOr("GO", "go"), "the go command whose toolchain builds the wasm and provides wasm_exec.js")
+	chatCSS := flag.Bool("chatcss", false, "only minify web/chat.css into web/chat.min.css, the chat pages' inlined stylesheet")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./web/build [-size] [-go go]\n\n"+
 			"Builds the widget assets into web/static/dist and prints their sizes against the budgets.\n\n")
@@ -65,6 +71,13 @@ func main() {
 	if flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if *chatCSS {
+		if err := writeChatCSS(); err != nil {
+			fmt.Fprintln(os.Stderr, "web/build:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*goCmd, *enforce); err != nil {
 		fmt.Fprintln(os.Stderr, "web/build:", err)
@@ -278,4 +291,32 @@ func envOr(name, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// Where the chat pages' stylesheet is, and its minified copy that the web
+// package embeds and inlines into every page.
+const (
+	chatCSSSource = "web/chat.css"
+	chatCSSOut    = "web/chat.min.css"
+)
+
+// writeChatCSS minifies the chat pages' stylesheet into chat.min.css. It
+// is a generated file, committed like templ's, so that the server builds
+// with plain `go build`; a test fails when it is stale.
+func writeChatCSS() error {
+	out, err := minifiedChatCSS(chatCSSSource)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(chatCSSOut, out, 0o644)
+}
+
+// minifiedChatCSS returns the stylesheet at path, minified.
+func minifiedChatCSS(path string) ([]byte, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run from the repository root)", err)
+	}
+	out, err := transform(path, src, api.TransformOptions{Loader: api.LoaderCSS, MinifyWhitespace: true, MinifySyntax: true})
+	return bytes.TrimSpace(out), err
 }

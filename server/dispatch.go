@@ -1,0 +1,379 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/bus"
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// RetryPolicy says how the service retries a temporary upstream failure.
+type RetryPolicy struct {
+	// Quick is the number of attempts after which the visitor is told
+	// the message failed; retries go on in the background after that.
+	Quick int
+	// Base is the first backoff; each attempt doubles it, up to Max,
+	// with jitter so that many visitors do not retry in step.
+	Base, Max time.Duration
+	// GiveUp stops background retries this long after the first attempt.
+	GiveUp time.Duration
+	// Greet bounds the retries of a conversation's start, the call that
+	// makes the platform greet (Chatlayer's introMessage): it is given
+	// up, and logged, this long after its first attempt, or as soon as
+	// the next attempt would come later (a long Retry-After). A greeting
+	// is no visitor's message: when the platform refuses it with 429 or
+	// 5xx it is overloaded, and retrying every greeting for GiveUp would
+	// spend what capacity it has left on them, not on visitors waiting
+	// for an answer. At most GiveUp; 0 means GiveUp.
+	Greet time.Duration
+	// Timeout bounds one upstream call.
+	Timeout time.Duration
+}
+
+// DefaultGreetRetry is how long a greeting is retried: a few attempts
+// with the default backoff (0.5 s doubling), over at most 30 s, by when
+// the visitor who opened the chat has seen the widget's own greeting and
+// may be writing.
+const DefaultGreetRetry = 30 * time.Second
+
+// DefaultRetry is the production retry policy.
+var DefaultRetry = RetryPolicy{Quick: 3, Base: 500 * time.Millisecond, Max: 30 * time.Second, GiveUp: 10 * time.Minute, Greet: DefaultGreetRetry, Timeout: 15 * time.Second}
+
+// greetFor is how long the seq-0 item of a conversation is retried.
+func (p RetryPolicy) greetFor() time.Duration {
+	if p.Greet <= 0 {
+		return p.GiveUp
+	}
+	return min(p.Greet, p.GiveUp)
+}
+
+// backoff returns the wait before attempt n+1 (n >= 1): exponential with
+// jitter in [d/2, d], at least what the platform asked for.
+func (p RetryPolicy) backoff(n int, asked time.Duration) time.Duration {
+	d := p.Base << min(n-1, 20)
+	if d > p.Max || d <= 0 {
+		d = p.Max
+	}
+	d = d/2 + rand.N(d/2+1)
+	return max(d, asked)
+}
+
+// Recover queues every message that was acknowledged but not yet accepted
+// upstream when the server last stopped.
+func (s *Service) Recover(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		pending, err := s.store.Outbox(ctx, 1000)
+		if err != nil {
+			return n, err
+		}
+		fresh := 0
+		for _, m := range pending {
+			if s.enqueue(m.Conversation, m.Seq, false) {
+				fresh++
+			}
+		}
+		n += fresh
+		if len(pending) < 1000 || fresh == 0 {
+			return n, nil
+		}
+	}
+}
+
+// queue holds one conversation's messages waiting for the bot, by seq.
+type queue struct {
+	items []*item
+	wake  chan struct{}
+}
+
+type item struct {
+	seq       uint64 // 0 is the conversation start (greeting)
+	attempts  int
+	first     time.Time
+	notBefore time.Time
+	shown     bool // the visitor was told it failed; it no longer holds back later messages
+	// taken: the platform accepted the message but recording that
+	// failed (the store is full or down). Later attempts only record it;
+	// sending it again would hand the bot the message twice.
+	taken bool
+	// gen counts the visitor's retries: an attempt that was in flight
+	// when the visitor pressed retry must not record its stale outcome.
+	gen int
+}
+
+// enqueue adds seq to the conversation's queue, starting its worker if
+// needed. reset restarts the retry schedule of an item already queued.
+// It reports whether the item is new.
+func (s *Service) enqueue(conv string, seq uint64, reset bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, running := s.queues[conv]
+	if !running {
+		q = &queue{wake: make(chan struct{}, 1)}
+		s.queues[conv] = q
+	}
+	now := time.Now()
+	added := true
+	pos := len(q.items)
+	for i, it := range q.items {
+		if it.seq == seq {
+			if reset {
+				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
+				it.gen++
+			}
+			added = false
+			break
+		}
+		if it.seq > seq {
+			pos = i
+			break
+		}
+	}
+	if added {
+		q.items = append(q.items, nil)
+		copy(q.items[pos+1:], q.items[pos:])
+		q.items[pos] = &item{seq: seq, first: now, notBefore: now}
+	}
+	if !running {
+		s.wg.Add(1)
+		go s.work(conv, q)
+	} else {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return added
+}
+
+// next picks the item to try now, or how long to wait. Items go in seq
+// order; one that already failed visibly no longer holds back the rest.
+func (q *queue) next(now time.Time) (*item, time.Duration) {
+	wait := time.Duration(-1)
+	for _, it := range q.items {
+		if !it.notBefore.After(now) {
+			return it, 0
+		}
+		if d := it.notBefore.Sub(now); wait < 0 || d < wait {
+			wait = d
+		}
+		if !it.shown {
+			break
+		}
+	}
+	return nil, wait
+}
+
+func (q *queue) remove(target *item) {
+	for i, it := range q.items {
+		if it == target {
+			q.items = append(q.items[:i], q.items[i+1:]...)
+			return
+		}
+	}
+}
+
+// work hands one conversation's queue upstream until it is empty.
+func (s *Service) work(conv string, q *queue) {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(q.items) == 0 {
+			delete(s.queues, conv)
+			s.mu.Unlock()
+			return
+		}
+		it, wait := q.next(time.Now())
+		s.mu.Unlock()
+		if it == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-q.wake:
+				t.Stop()
+			case <-s.ctx.Done():
+				t.Stop()
+				s.abandon(conv)
+				return
+			}
+			continue
+		}
+		done := s.attempt(conv, it)
+		s.mu.Lock()
+		if done {
+			q.remove(it)
+		}
+		s.mu.Unlock()
+		if s.ctx.Err() != nil {
+			s.abandon(conv)
+			return
+		}
+	}
+}
+
+// abandon drops a conversation's queue on shutdown; pending messages stay
+// on the store's outbox for the next start.
+func (s *Service) abandon(conv string) {
+	s.mu.Lock()
+	delete(s.queues, conv)
+	s.mu.Unlock()
+}
+
+// attempt makes one upstream call for it and records the outcome. It
+// reports whether the item is finished (delivered, failed for good, or
+// gone).
+func (s *Service) attempt(conv string, it *item) bool {
+	ctx := s.ctx
+	// The item is shared with enqueue (a retry resets it): read it, and
+	// later record the outcome, under the lock only.
+	s.mu.Lock()
+	seq, attempts, first, shown, gen := it.seq, it.attempts, it.first, it.shown, it.gen
+	s.mu.Unlock()
+	if it.taken {
+		return s.recordTaken(conv, it)
+	}
+	l, err := s.store.Load(ctx, conv, seq, attrVisitor, attrSession, attrContact)
+	if err != nil {
+		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, "dispatching", err)
+	}
+	c := l.Conversation
+	p := s.providers[c.Bot]
+	if p == nil {
+		s.log.Error("no provider for bot", "bot", c.Bot, "conversation", conv)
+		return true
+	}
+	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: seq, Kind: provider.Start}
+	if raw := l.Attrs[attrVisitor]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &pm.Visitor)
+	}
+	if pm.Visitor.ID == "" {
+		pm.Visitor.ID = c.Visitor
+	}
+	if raw := l.Attrs[attrSession]; raw != "" {
+		pm.Session = []byte(raw)
+	}
+	if raw := l.Attrs[attrContact]; raw != "" {
+		var c provider.Contact
+		if json.Unmarshal([]byte(raw), &c) == nil {
+			pm.Contact = &c
+		}
+	}
+	var msg store.Message
+	if seq > 0 {
+		if !l.HasMessage || l.Message.State == store.Delivered {
+			return true
+		}
+		msg = l.Message
+		body, err := widget.DecodeBody(msg.Body)
+		if err != nil {
+			s.log.Error("stored message does not decode", "conversation", conv, "seq", seq, "error", err)
+			return true
+		}
+		pm.ClientID, pm.Text, pm.Kind = msg.ClientID, body.Text, provider.Text
+		if msg.Payload != "" {
+			pm.Kind, pm.Payload = provider.Postback, msg.Payload
+		}
+	}
+
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	// A call in flight is not cut short by a shutdown: the platform may
+	// already have the message, and only its answer tells us so. Close
+	// waits for it, so the message is recorded as delivered and never
+	// handed over again after the restart.
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.retry.Timeout)
+	err = p.Send(callCtx, pm)
+	cancel()
+	<-s.sem
+	attempts++
+
+	if err == nil {
+		s.log.Debug("handed upstream", "bot", c.Bot, "conversation", conv, "seq", seq, "kind", string(pm.Kind), "attempt", attempts)
+		if seq > 0 {
+			s.mu.Lock()
+			it.taken = true
+			s.mu.Unlock()
+			return s.recordTaken(conv, it)
+		}
+		return true
+	}
+	if ctx.Err() != nil { // shutting down: leave it on the outbox
+		return false
+	}
+	reason, temporary, after := provider.Classify(err)
+	retry := temporary && time.Since(first) <= s.retry.GiveUp
+	wait := s.retry.backoff(attempts, after)
+	if seq == 0 && retry { // a greeting: briefly (RetryPolicy.Greet)
+		retry = time.Since(first)+wait <= s.retry.greetFor()
+	}
+	markFailed := !shown && (!retry || attempts >= s.retry.Quick)
+	s.log.Warn("upstream call failed", "bot", c.Bot, "conversation", conv, "seq", seq,
+		"attempt", attempts, "reason", reason, "retry", retry, "error", err)
+	if seq == 0 && !retry {
+		s.log.Warn("conversation start given up: the bot does not greet first", "bot", c.Bot, "conversation", conv,
+			"attempts", attempts, "reason", reason)
+	}
+	s.mu.Lock()
+	if it.gen != gen { // the visitor retried meanwhile: that retry starts afresh
+		s.mu.Unlock()
+		return false
+	}
+	it.attempts = attempts
+	it.shown = it.shown || markFailed
+	if retry {
+		it.notBefore = time.Now().Add(wait)
+	}
+	s.mu.Unlock()
+	if markFailed && seq > 0 {
+		if _, err := s.store.SetState(ctx, conv, seq, store.Failed, reason); err != nil {
+			s.log.Error("cannot record failure", "conversation", conv, "seq", seq, "error", err)
+		}
+		s.publishStatus(conv, msg.ClientID, widget.StateFailed, reason)
+	}
+	return !retry
+}
+
+// recordTaken records that the platform accepted it and tells the
+// visitor. When the store cannot record it, the item stays queued and
+// only the recording is tried again, so the message stays with the
+// platform once. It reports whether the item is finished.
+func (s *Service) recordTaken(conv string, it *item) bool {
+	m, err := s.store.SetState(context.WithoutCancel(s.ctx), conv, it.seq, store.Delivered, "")
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return true
+		}
+		return s.storeTrouble(conv, it, "recording a delivery", err)
+	}
+	s.publishStatus(conv, m.ClientID, widget.StateDelivered, "")
+	return true
+}
+
+// storeTrouble logs a store error while doing what (dispatching, or
+// recording a delivery) and schedules the item for a later try; it stays
+// on the outbox meanwhile. It returns false: the item is not finished.
+func (s *Service) storeTrouble(conv string, it *item, what string, err error) bool {
+	if s.ctx.Err() == nil {
+		s.log.Error("store error while "+what+"; trying again", "conversation", conv, "seq", it.seq, "error", err)
+	}
+	s.mu.Lock()
+	it.notBefore = time.Now().Add(s.retry.backoff(max(it.attempts, 1), 0))
+	s.mu.Unlock()
+	return false
+}
+
+func (s *Service) publishStatus(conv, clientID, state, reason string) {
+	if clientID == "" {
+		return
+	}
+	s.publish(context.Background(), bus.Event{Conversation: conv, Status: bus.Status{ClientID: clientID, State: state, Reason: reason}})
+}

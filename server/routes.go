@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+func (s *Server) routes() {
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /v1/ws", s.handleWS)
+	s.mux.HandleFunc("POST /hooks/{provider}/{bot}", s.handleHook)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("GET /chat/{bot}", s.handleChatPage)
+	s.mux.HandleFunc("POST /chat/{bot}", s.handleChatPost)
+	if s.opts.Static != nil {
+		s.mux.Handle("GET /static/", s.opts.Static)
+	}
+	if s.opts.Loader != nil {
+		s.mux.Handle("GET /widget.js", s.opts.Loader)
+	}
+	if s.opts.Styles != nil {
+		s.mux.HandleFunc("GET /widget.css", s.handleStyle)
+	}
+	if s.opts.Index != nil {
+		s.mux.Handle("GET /{$}", s.opts.Index)
+	}
+}
+
+// ServeHTTP logs each request (method, path, status, time; never the
+// query, which may carry secrets on webhook URLs) and routes it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(rec, r)
+	level := slog.LevelDebug
+	if rec.status >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds())
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets the WebSocket upgrade reach the underlying Hijacker.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// handleHook hands a platform's callback to the provider of the bot it
+// names, when that provider takes callbacks.
+func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
+	bot := s.bots[r.PathValue("bot")]
+	if bot == nil || bot.Config.Provider != r.PathValue("provider") {
+		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "no such bot for this provider")
+		return
+	}
+	hook := s.service.Hook(bot.Config.ID)
+	if hook == nil {
+		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "this bot's provider takes no callbacks")
+		return
+	}
+	s.bodyDeadline(w, r)
+	hook.ServeHTTP(w, r)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	_, err := s.store.Get(ctx, "readyz-probe")
+	status, body := http.StatusOK, "ready\n"
+	switch {
+	case draining:
+		status, body = http.StatusServiceUnavailable, "draining\n"
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		status, body = http.StatusServiceUnavailable, "store unavailable\n"
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write([]byte(body))
+}
+
+// httpError answers a plain HTTP error as JSON with a protocol error code.
+func httpError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "message": msg})
+}

@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/bus"
+	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
+)
+
+// MarkRead records that the visitor has seen messages up to seq. The
+// marker is written with the others every readFlush, and at Close.
+func (s *Service) MarkRead(_ context.Context, conv string, seq uint64) error {
+	s.mu.Lock()
+	if seq > s.reads[conv] {
+		s.reads[conv] = seq
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// flushReads writes the read markers that moved, every interval and once
+// more when the service closes.
+func (s *Service) flushReads(interval time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.writeReads()
+		case <-s.ctx.Done():
+			s.writeReads()
+			return
+		}
+	}
+}
+
+// writeReads writes the pending read markers; one that cannot be written
+// waits for the next round unless a newer one took its place.
+func (s *Service) writeReads() {
+	s.mu.Lock()
+	pending := s.reads
+	s.reads = map[string]uint64{}
+	s.mu.Unlock()
+	ctx := context.WithoutCancel(s.ctx)
+	for conv, seq := range pending {
+		err := s.store.SetAttr(ctx, conv, attrRead, fmt.Sprint(seq))
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrClosed) {
+			continue
+		}
+		s.log.Warn("cannot record read marker; trying again", "conversation", conv, "error", err)
+		s.mu.Lock()
+		if seq > s.reads[conv] {
+			s.reads[conv] = seq
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Deliver stores bot replies and notifies the visitor (provider.Sink).
+// Each body gets the idempotency key key+"/"+index, so a retried callback
+// stores nothing twice. A body that fails validation is replaced by its
+// plain-text summary, or dropped with a warning when it has none.
+func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
+	for i, b := range bodies {
+		if err := b.Validate(); err != nil {
+			s.log.Warn("bot message does not validate", "conversation", conv, "error", err)
+			b = widget.Text(b.Summary())
+			if b.Validate() != nil {
+				continue
+			}
+		}
+		m := store.Message{Conversation: conv, From: store.FromBot, Body: b.AppendJSON(nil)}
+		if key != "" {
+			m.ClientID = fmt.Sprintf("%s/%d", key, i)
+		}
+		stored, dup, err := s.store.Append(ctx, m)
+		if err != nil {
+			return err
+		}
+		if !dup {
+			s.publish(ctx, bus.Event{Conversation: conv, Seq: stored.Seq})
+		}
+	}
+	return nil
+}
+
+// Typing shows or hides the bot's typing indicator (provider.Sink).
+func (s *Service) Typing(conv string, on bool) {
+	s.mu.Lock()
+	if on {
+		now := time.Now()
+		if len(s.typing) >= 4096 { // forget indicators nobody turned off
+			for c, since := range s.typing {
+				if now.Sub(since) > typingFor {
+					delete(s.typing, c)
+				}
+			}
+		}
+		s.typing[conv] = now
+	} else {
+		delete(s.typing, conv)
+	}
+	s.mu.Unlock()
+	ev := bus.Event{Conversation: conv, Typing: bus.TypingOff}
+	if on {
+		ev.Typing = bus.TypingOn
+	}
+	s.publish(context.Background(), ev)
+}
+
+// typingFor bounds how long a typing indicator counts as a reply on its
+// way, for a provider that never turns it off.
+const typingFor = time.Minute
+
+// IsTyping reports whether the bot is typing in conv: it turned the
+// indicator on less than a minute ago and not off since. The fallback
+// page keeps refreshing while it is.
+func (s *Service) IsTyping(conv string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, ok := s.typing[conv]
+	if ok && time.Since(since) > typingFor {
+		delete(s.typing, conv)
+		return false
+	}
+	return ok
+}
+
+// Attr returns provider state (provider.Sink).
+func (s *Service) Attr(ctx context.Context, conv, key string) (string, error) {
+	return s.store.Attr(ctx, conv, "p:"+key)
+}
+
+// SetAttr stores provider state (provider.Sink).
+func (s *Service) SetAttr(ctx context.Context, conv, key, value string) error {
+	return s.store.SetAttr(ctx, conv, "p:"+key, value)
+}
+
+// publish tells the conversation's sockets, wherever they are. A failure
+// costs them latency only: what changed is stored, and each socket
+// checks the store on its heartbeat.
+func (s *Service) publish(ctx context.Context, ev bus.Event) {
+	if err := s.bus.Publish(context.WithoutCancel(ctx), ev); err != nil {
+		s.log.Warn("cannot publish an event; sockets catch up on their heartbeat", "conversation", ev.Conversation, "error", err)
+	}
+}
+
+// botSink is the provider.Sink of one bot: the service, refusing with
+// provider.ErrOtherBot every conversation that is not the bot's. A
+// provider's callbacks are authenticated per bot (a verify token, a
+// secret), but name a conversation the caller chose; this keeps a
+// caller with one bot's secret out of every other bot's conversations,
+// whatever the adapter routes on.
+type botSink struct {
+	*Service
+	bot string
+}
+
+func (s *Server) botSink(bot string) botSink { return botSink{s.service, bot} }
+
+// owned checks that conversation conv is the bot's.
+func (b botSink) owned(ctx context.Context, conv string) error {
+	c, err := b.store.Get(ctx, conv)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %w", provider.ErrUnknownConversation, err)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Bot != b.bot {
+		return provider.ErrOtherBot
+	}
+	return nil
+}
+
+// Deliver stores bot replies in one of the bot's conversations.
+func (b botSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
+	if err := b.owned(ctx, conv); err != nil {
+		return err
+	}
+	return b.Service.Deliver(ctx, conv, key, bodies...)
+}
+
+// Attr returns provider state of one of the bot's conversations.
+func (b botSink) Attr(ctx context.Context, conv, key string) (string, error) {
+	if err := b.owned(ctx, conv); err != nil {
+		return "", err
+	}
+	return b.Service.Attr(ctx, conv, key)
+}
+
+// SetAttr stores provider state of one of the bot's conversations.
+func (b botSink) SetAttr(ctx context.Context, conv, key, value string) error {
+	if err := b.owned(ctx, conv); err != nil {
+		return err
+	}
+	return b.Service.SetAttr(ctx, conv, key, value)
+}
+
+// storeLinker maps a platform's conversation ids to ours in the store,
+// for adapters whose callbacks name only the platform's id.
+type storeLinker struct {
+	st  store.Store
+	bot string
+}
+
+func (l storeLinker) Link(ctx context.Context, ref, conv string) error {
+	return l.st.Link(ctx, l.bot, ref, conv)
+}
+
+func (l storeLinker) Resolve(ctx context.Context, ref string) (string, error) {
+	conv, err := l.st.Resolve(ctx, l.bot, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("%w: %w", provider.ErrUnknownConversation, err)
+	}
+	return conv, err
+}
