@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server/provider"
-	"github.com/porthole-chat/porthole/server/store"
 )
 
 // AttrConversation is the Sink attribute holding ChatAIBot's id of our
@@ -40,16 +39,6 @@ const AttrConversation = "chataibot.conversation"
 // before the start call's answer has reached us.
 const startWait = 3 * time.Second
 
-// Linker maps ChatAIBot conversation ids to our conversations durably,
-// so that a callback, which names only ChatAIBot's id, finds its
-// conversation after a restart too. The server wires it to its store's
-// Link and Resolve for this bot. Resolve returns "" with a nil error, or
-// an error matching store.ErrNotFound, for an id never linked.
-type Linker interface {
-	Link(ctx context.Context, ref, conversation string) error
-	Resolve(ctx context.Context, ref string) (string, error)
-}
-
 // Adapter talks to ChatAIBot for one bot. It implements provider.Provider
 // and provider.Webhook.
 type Adapter struct {
@@ -58,7 +47,7 @@ type Adapter struct {
 	sink  provider.Sink
 	up    *provider.Upstream
 	log   *slog.Logger
-	links Linker // nil: callbacks are routed from memory only
+	links provider.Links // nil: callbacks are routed from memory only
 
 	mu sync.Mutex
 	// locks serialize Sends per conversation, so two can never both
@@ -72,7 +61,7 @@ type Adapter struct {
 	// message stored the id: the first one's retry must not send it again.
 	carried map[string]string
 	// refs routes callbacks by ChatAIBot id: every conversation seen since
-	// start without a Linker; only those not yet linked with one.
+	// start without Links; only those not yet linked with one.
 	refs     map[string]string
 	starting int           // start calls in flight
 	changed  chan struct{} // closed and replaced when refs or starting change
@@ -96,18 +85,16 @@ type started struct {
 
 // New returns the adapter of bot. It fails when cfg does not validate.
 // up is the shared upstream client (nil: a default one); log nil means
-// slog.Default(). links, at most one, makes callback routing durable;
-// without it the adapter routes callbacks from memory, which is lost on
-// restart until the visitor's next message.
-func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log *slog.Logger, links ...Linker) (*Adapter, error) {
+// slog.Default(). links makes callback routing durable (ChatAIBot's
+// callbacks name only its own conversation id); nil routes callbacks
+// from memory, which is lost on restart until the visitor's next
+// message.
+func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log *slog.Logger, links provider.Links) (*Adapter, error) {
 	if errs := cfg.Validate("chataibot"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	if sink == nil {
 		return nil, errors.New("chataibot: New needs a sink")
-	}
-	if len(links) > 1 {
-		return nil, errors.New("chataibot: New takes at most one Linker")
 	}
 	if up == nil {
 		up = &provider.Upstream{}
@@ -118,10 +105,7 @@ func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log 
 	a := &Adapter{
 		cfg: cfg.withDefaults(), bot: bot, sink: sink, up: up, log: log,
 		locks: map[string]*convLock{}, unsaved: map[string]started{}, carried: map[string]string{}, refs: map[string]string{},
-		changed: make(chan struct{}),
-	}
-	if len(links) == 1 {
-		a.links = links[0]
+		changed: make(chan struct{}), links: links,
 	}
 	return a, nil
 }
@@ -580,7 +564,7 @@ func (a *Adapter) resolve(ctx context.Context, ref string) (string, error) {
 			switch {
 			case err == nil && conv != "":
 				return conv, nil
-			case err != nil && !errors.Is(err, store.ErrNotFound):
+			case err != nil && !errors.Is(err, provider.ErrUnknownConversation):
 				return "", err
 			}
 		}

@@ -94,7 +94,7 @@ webhook_header: X-Hook
 			t.Errorf("printing the config shows a secret: %s", s)
 		}
 	}
-	if _, err := chataibot.New(chataibot.Config{}, "shop", providertest.NewSink(t), nil, nil); err == nil || !strings.Contains(err.Error(), "chataibot.token") {
+	if _, err := chataibot.New(chataibot.Config{}, "shop", providertest.NewSink(t), nil, nil, nil); err == nil || !strings.Contains(err.Error(), "chataibot.token") {
 		t.Errorf("New with an empty config: %v", err)
 	}
 }
@@ -241,7 +241,7 @@ func TestUpstreamFailures(t *testing.T) {
 	// Slow upstream: the call's deadline ends it, temporarily.
 	slow := newRig(t, rigOptions{})
 	slow.emu.Slow(time.Second)
-	ad, _ := chataibot.New(slow.cfg, "shop", slow.sink, &provider.Upstream{Client: &http.Client{Timeout: 50 * time.Millisecond}}, quiet)
+	ad, _ := chataibot.New(slow.cfg, "shop", slow.sink, &provider.Upstream{Client: &http.Client{Timeout: 50 * time.Millisecond}}, quiet, nil)
 	err = ad.Send(t.Context(), text(convA, "c1", "Hello"))
 	check("timeout", err, provider.ReasonUnavailable, true, 0)
 	slow.emu.Slow(0)
@@ -335,7 +335,7 @@ func TestReplyFormsInAPIAnswers(t *testing.T) {
 			}
 			fmt.Fprint(w, `{"ok":true,"message_id":"M1",`+tt.extra+`}`)
 		}))
-		ad, err := chataibot.New(chataibot.Config{BaseURL: srv.URL, Token: "test-token-1", BotKey: "k", WebhookSecret: hookSecret}, "shop", sink, nil, quiet)
+		ad, err := chataibot.New(chataibot.Config{BaseURL: srv.URL, Token: "test-token-1", BotKey: "k", WebhookSecret: hookSecret}, "shop", sink, nil, quiet, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +365,7 @@ func TestUnreadableAnswers(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) }))
 	defer srv.Close()
 	sink := providertest.NewSink(t)
-	ad, _ := chataibot.New(chataibot.Config{BaseURL: srv.URL, Token: "test-token-1", BotKey: "k", WebhookSecret: hookSecret}, "shop", sink, nil, quiet)
+	ad, _ := chataibot.New(chataibot.Config{BaseURL: srv.URL, Token: "test-token-1", BotKey: "k", WebhookSecret: hookSecret}, "shop", sink, nil, quiet, nil)
 	// A start answer must be read: temporary failure.
 	if reason, temporary, _ := provider.Classify(ad.Send(t.Context(), text(convA, "c1", "Hello"))); reason != provider.ReasonUnavailable || !temporary {
 		t.Errorf("start: %s %v", reason, temporary)

@@ -14,7 +14,6 @@ import (
 	"github.com/porthole-chat/porthole/server/chataibot/chataibottest"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/provider/providertest"
-	"github.com/porthole-chat/porthole/server/store"
 )
 
 const (
@@ -45,7 +44,7 @@ func (l *fakeLinker) Resolve(_ context.Context, ref string) (string, error) {
 	if c, ok := l.links[ref]; ok {
 		return c, nil
 	}
-	return "", store.ErrNotFound
+	return "", provider.ErrUnknownConversation
 }
 
 // rig is an adapter in front of an emulator, with its webhook served.
@@ -62,7 +61,7 @@ type rig struct {
 type rigOptions struct {
 	emu    chataibottest.Options
 	cfg    func(*chataibot.Config)
-	linker chataibot.Linker
+	linker provider.Links
 	// front wraps the emulator's API, e.g. to delay its answers.
 	front func(http.Handler) http.Handler
 	// hook wraps the webhook's handler.
@@ -87,11 +86,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.cfg != nil {
 		o.cfg(&r.cfg)
 	}
-	var links []chataibot.Linker
+	var links provider.Links
 	if o.linker != nil {
-		links = append(links, o.linker)
+		links = o.linker
 	}
-	ad, err := chataibot.New(r.cfg, "shop", r.sink, &provider.Upstream{Client: &http.Client{Timeout: 5 * time.Second}}, r.logs.Logger(), links...)
+	ad, err := chataibot.New(r.cfg, "shop", r.sink, &provider.Upstream{Client: &http.Client{Timeout: 5 * time.Second}}, r.logs.Logger(), links)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -304,7 +304,7 @@ func TestWebhookRouting(t *testing.T) {
 	r.mustSend(text(convA, "c1", "Hello"))
 	r.idle()
 	ref = r.ref(convA)
-	restarted, _ = chataibot.New(r.cfg, "shop", r.sink, nil, r.logs.Logger())
+	restarted, _ = chataibot.New(r.cfg, "shop", r.sink, nil, r.logs.Logger(), nil)
 	post := func() int {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/hooks/chataibot/shop", strings.NewReader(cb(ref)))
@@ -483,7 +483,7 @@ func TestNoSecretLeaks(t *testing.T) {
 
 func mustNew(t *testing.T, cfg chataibot.Config, sink provider.Sink, logs *providertest.LogBuffer) *chataibot.Adapter {
 	t.Helper()
-	ad, err := chataibot.New(cfg, "shop", sink, nil, logs.Logger())
+	ad, err := chataibot.New(cfg, "shop", sink, nil, logs.Logger(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

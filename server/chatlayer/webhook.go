@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server/provider"
-	"github.com/porthole-chat/porthole/server/store"
 )
 
 // MaxCallback bounds a callback body. A bot message is a few kilobytes;
@@ -241,7 +240,7 @@ func (a *Adapter) refused(conv string) int {
 // 200 for a conversation we do not have (retrying cannot help), 500
 // otherwise.
 func (a *Adapter) lookupFailed(conv string, err error) int {
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, provider.ErrUnknownConversation) {
 		a.log.Warn("chatlayer callback for an unknown conversation; dropped", "conversation", conv)
 		return http.StatusOK
 	}

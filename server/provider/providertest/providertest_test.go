@@ -14,7 +14,6 @@ import (
 
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/provider/providertest"
-	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -66,13 +65,13 @@ func TestSinkStoresOncePerKeyAndPosition(t *testing.T) {
 func TestSinkConversationsAndFailures(t *testing.T) {
 	ctx := t.Context()
 	s := providertest.NewSink(t, "a")
-	if err := s.Deliver(ctx, "nope", "k", widget.Text("x")); !errors.Is(err, store.ErrNotFound) {
+	if err := s.Deliver(ctx, "nope", "k", widget.Text("x")); !errors.Is(err, provider.ErrUnknownConversation) {
 		t.Errorf("unknown conversation: %v", err)
 	}
-	if _, err := s.Attr(ctx, "nope", "k"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Attr(ctx, "nope", "k"); !errors.Is(err, provider.ErrUnknownConversation) {
 		t.Errorf("Attr of an unknown conversation: %v", err)
 	}
-	if err := s.SetAttr(ctx, "nope", "k", "v"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.SetAttr(ctx, "nope", "k", "v"); !errors.Is(err, provider.ErrUnknownConversation) {
 		t.Errorf("SetAttr of an unknown conversation: %v", err)
 	}
 	s.FailDeliver(1)

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -27,7 +27,7 @@ type Delivery struct {
 // adapters' tests. It behaves like the conversation service on the points
 // adapters rely on: Deliver stores each body once per conversation, key
 // and position (a retried callback stores nothing twice; an empty key
-// turns that off), an unknown conversation is store.ErrNotFound, and
+// turns that off), an unknown conversation is provider.ErrUnknownConversation, and
 // attributes are kept. Failures can be injected. A body that does not
 // validate is refused with an error and fails the test.
 type Sink struct {
@@ -72,7 +72,7 @@ func NewSink(t TB, convs ...string) *Sink {
 // be held.
 func (s *Sink) exists(conv string) error {
 	if s.known != nil && !s.known[conv] {
-		return fmt.Errorf("conversation %s: %w", conv, store.ErrNotFound)
+		return fmt.Errorf("conversation %s: %w", conv, provider.ErrUnknownConversation)
 	}
 	return nil
 }
