@@ -12,8 +12,10 @@ import (
 
 // This file is the one seam for what ChatAIBot does not document: how the
 // bot's replies reach an integrator. Everything about the reply shape,
-// for callbacks and for bot messages found in API answers alike, is here;
-// the emulator (chataibottest) sends exactly these types.
+// for callbacks and for bot messages found in API answers alike, is here.
+// The emulator (chataibottest) writes the same assumed contract as
+// literal JSON of its own, never these types, so that a change here that
+// breaks the contract breaks a test.
 
 // Callback is the body ChatAIBot is ASSUMED to POST to our webhook,
 // /hooks/chataibot/{bot}, for each batch of bot messages. It mirrors the
