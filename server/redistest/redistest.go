@@ -1,0 +1,128 @@
+// Package redistest runs a real redis-server (Debian's redis-server
+// package) for tests: the Redis store and bus are tested against the
+// real thing, never a stand-in. In CI (CI=true) a missing redis-server
+// fails the test; elsewhere it skips it, saying what to install.
+package redistest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is one redis-server process of a test.
+type Server struct {
+	// URL is the redis:// URL to connect to.
+	URL  string
+	Addr string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+}
+
+// Start runs a redis-server on a free loopback port with its data in a
+// temporary folder, without persistence, and stops it when the test
+// ends. args are added to its command line (e.g. "--appendonly", "yes").
+func Start(t testing.TB, args ...string) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed: apt-get install redis-server (CI needs it)")
+		}
+		t.Skip("redis-server is not installed: apt-get install redis-server")
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), out: &lockedBuffer{}}
+	s.URL = "redis://" + s.Addr + "/0"
+	cmdArgs := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no"}, args...)
+	s.cmd = exec.Command(bin, cmdArgs...)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	if err := s.waitReady(10 * time.Second); err != nil {
+		t.Fatalf("redis-server did not start: %v\n%s", err, s.out.String())
+	}
+	return s
+}
+
+// Client returns a go-redis client of the server, closed when the test
+// ends.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Stop kills the server (SIGKILL: nothing is saved).
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// Log returns what the server printed.
+func (s *Server) Log() string { return s.out.String() }
+
+func (s *Server) waitReady(within time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lockedBuffer collects the server's output from its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
