@@ -126,3 +126,64 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Cluster is a local Redis Cluster of a test: three primaries, no
+// replicas, every hash slot assigned.
+type Cluster struct {
+	// Addrs are the nodes' addresses, for redis.NewClusterClient; URL is
+	// a redis:// URL naming all of them (?addr=…), as go-redis's
+	// ParseClusterURL reads it.
+	Addrs []string
+	URL   string
+	Nodes []*Server
+}
+
+// StartCluster runs a three-node Redis Cluster on free loopback ports
+// and waits until every slot is served. It needs redis-cli (Debian's
+// redis-tools, which redis-server depends on) to join the nodes.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-cli is not installed: apt-get install redis-tools (CI needs it)")
+		}
+		t.Skip("redis-cli is not installed: apt-get install redis-tools")
+	}
+	c := &Cluster{}
+	for range 3 {
+		n := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		c.Nodes = append(c.Nodes, n)
+		c.Addrs = append(c.Addrs, n.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c.URL = "redis://" + c.Addrs[0] + "?addr=" + c.Addrs[1] + "&addr=" + c.Addrs[2]
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	defer cc.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := cc.ClusterInfo(ctx).Result()
+		cancel()
+		if err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok")) && bytes.Contains([]byte(info), []byte("cluster_slots_ok:16384")) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster did not become ready: %v\n%s", err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Client returns a go-redis cluster client of the cluster, closed when
+// the test ends.
+func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}

@@ -17,3 +17,14 @@ func TestStart(t *testing.T) {
 		t.Fatal("the server still answers after Stop")
 	}
 }
+
+// TestStartCluster: a three-node cluster serves keys of every slot.
+func TestStartCluster(t *testing.T) {
+	c := StartCluster(t)
+	cc := c.Client(t)
+	for _, k := range []string{"a", "b", "c", "{x}1", "{y}2", "zz"} {
+		if err := cc.Set(t.Context(), k, "v", 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+}
