@@ -14,7 +14,8 @@ import (
 
 // Open returns two nodes of one bus: two Bus values that share their
 // medium, as two server processes on one Redis would (for the in-process
-// bus, the same value twice). The suite closes them.
+// bus, the same value twice). Open registers their Close with
+// t.Cleanup; the Close test closes them earlier.
 type Open func(t *testing.T) (a, b bus.Bus)
 
 // Run runs the suite against the bus that open makes.
