@@ -34,37 +34,42 @@ type RedisOptions struct {
 //
 // # Key layout
 //
-// Every key starts with RedisOptions.Prefix (P, "porthole:" by default).
-// A conversation's own keys share the hash tag {id} (its 32 hex digits),
-// so that on a cluster they sit in one slot and one Lua script changes them
-// atomically:
+// Every key starts with RedisOptions.Prefix, "porthole:" by default, as
+// shown. A conversation's own keys share the hash tag {id} (its 32 hex
+// digits), so that on a cluster they sit in one slot and one Lua script
+// changes them atomically:
 //
-//	P{id}:conv     hash: bot, visitor, created, updated (unix ms), last (seq);
-//	               ov, the outbox version (counts changes of the pending set);
-//	               cowner, cuntil: the dispatch claim;
-//	               rlock, runtil, rto: a Rebind in progress (token, lock end,
-//	               the key it moves to)
-//	P{id}:msg      hash: seq -> message record (netstrings, see redis_scripts.go)
-//	P{id}:client   hash: ClientID -> seq, for Append's idempotency
-//	P{id}:attr     hash: attribute name -> value
-//	P{id}:pending  sorted set: the seqs of Pending messages (zero-padded,
-//	               so that ties order by seq), scored by At (unix ms)
-//	P{id}:links    set: the link keys that were set to this conversation
+//	porthole:{id}:conv     hash: bot, visitor, created, updated (unix ms),
+//	                       last (seq); ov, the outbox version (counts the
+//	                       changes of the pending set); cowner, cuntil: the
+//	                       dispatch claim; rlock, runtil, rto: a Rebind in
+//	                       progress (token, lock end, the key it moves to)
+//	porthole:{id}:msg      hash: seq -> message record (netstrings, see
+//	                       redis_scripts.go)
+//	porthole:{id}:client   hash: ClientID -> seq, for Append's idempotency
+//	porthole:{id}:attr     hash: attribute name -> value
+//	porthole:{id}:pending  sorted set: the seqs of Pending messages
+//	                       (zero-padded, so that ties order by seq), scored
+//	                       by At (unix ms)
+//	porthole:{id}:links    set: the link keys that were set to this
+//	                       conversation, for Prune
 //
-// The indexes that find conversations from outside live in other slots:
+// The indexes that find conversations from outside live in other slots
+// (the {outbox} ones together, in the slot of their tag):
 //
-//	P visitor:<len(bot)>:<bot>:<key>  string: the conversation the key finds
-//	P link:<len(bot)>:<bot>:<ref>     string: the conversation a ref is linked to
-//	P updated                         sorted set: conversation ids scored by a
-//	                                  lower bound of their Updated, for Prune
-//	P{outbox}                         sorted set: conversations that may have
-//	                                  Pending messages, scored by a lower
-//	                                  bound of their oldest pending At
-//	P{outbox}:v                       hash: id -> the outbox version the
-//	                                  entry reflects
-//	P{outbox}:pin:<id>                hash with a TTL: token -> 1 for each
-//	                                  write that may add a pending message
-//	                                  and has not updated the index yet
+//	porthole:visitor:<len(bot)>:<bot>:<key>  string: the conversation the
+//	                                         visitor or user key finds
+//	porthole:link:<len(bot)>:<bot>:<ref>     string: the conversation an
+//	                                         upstream ref is linked to
+//	porthole:updated        sorted set: conversation ids scored by a lower
+//	                        bound of their Updated (unix ms), for Prune
+//	porthole:{outbox}       sorted set: the conversations that may have
+//	                        Pending messages, scored by a lower bound of
+//	                        their oldest pending At
+//	porthole:{outbox}:v     hash: id -> the outbox version the entry reflects
+//	porthole:{outbox}:pin:<id>  hash with a TTL: token -> 1 for each write
+//	                        that may add a pending message and has not
+//	                        updated the index yet
 //
 // # What is atomic
 //
@@ -75,10 +80,13 @@ type RedisOptions struct {
 // separate commands before or after that script, and each is a hint that
 // is checked against the conversation's keys before it is believed:
 //
-//   - Conversation creates the record (visitor set) and then takes the
-//     visitor key with SET NX, so that of two racing calls one wins and the
-//     other deletes its record. A crash in between leaves a record that no
-//     key finds; Prune deletes it like any unbound conversation.
+//   - Conversation adds the new id to porthole:updated, creates the record (visitor
+//     set) and then takes the visitor key with SET NX, so that of two racing
+//     calls one wins and the other deletes its record. The record comes
+//     first so that a key never names a record still to be written (which
+//     a lookup could not tell from a deleted one). A crash in between leaves
+//     a record that no key finds; Prune deletes it like any unbound
+//     conversation.
 //   - A lookup (Find, Conversation) believes a visitor key only when the
 //     record it names exists and names that key back (visitor, or rto of a
 //     Rebind in progress); otherwise it deletes the key (compare-and-delete)
@@ -86,14 +94,16 @@ type RedisOptions struct {
 //     finds a conversation that is gone or has moved.
 //   - Rebind takes a short lock on the record (serialising Rebinds of one
 //     conversation), takes the new key with SET NX, drops the old key, then
-//     sets the visitor and releases the lock. A crash leaves the old key or
-//     both keys finding the conversation until the next Rebind of it; a
-//     logout (empty key) drops the old key before anything else, so that it
-//     never finds the conversation once Rebind returned.
+//     sets the visitor and releases the lock. A crash leaves the old key,
+//     the new key or both finding the conversation (the record's rto names
+//     the new key, so lookups believe it) until the next Rebind of it, which
+//     takes over the lock once it has run out. A logout (empty key) drops
+//     the old key before it changes the record, so that the key finds
+//     nothing from then on, even if the process dies.
 //   - Link records the link key on the conversation, then sets it; Resolve
 //     checks that the conversation exists and drops a link that names a
 //     deleted one.
-//   - P updated is written when a conversation is created and raised by
+//   - porthole:updated is written when a conversation is created and raised by
 //     Prune, which re-checks Updated inside its script: an entry lower than
 //     the truth only makes Prune look at a conversation it then keeps.
 //     Appends do not touch it, which saves them a round trip.
@@ -142,9 +152,19 @@ const (
 	pinTTL = time.Minute
 )
 
-// OpenRedis returns the store over client. It checks that the server
-// answers, that it is Redis 6.2 or later, and loads the scripts. The
-// caller owns client unless opts.CloseClient hands it over.
+// OpenRedis returns the store over client (a *redis.Client, or a
+// *redis.ClusterClient for a Redis Cluster). It checks that the server
+// answers and is Redis 6.2 or later, and loads the scripts. The caller owns
+// client unless opts.CloseClient hands it over; when OpenRedis fails, the
+// client stays the caller's either way.
+//
+// go-redis sends a command again when its connection failed after sending
+// it (Options.MaxRetries, three by default), so a write may run twice. The
+// store's writes are idempotent or detect their own first try, except
+// two: an Append without a ClientID may be stored twice (the service gives
+// every message one), and a CompareAndSetAttr that was applied may report
+// false (the caller reads again and finds its value). MaxRetries -1 trades
+// that for an error.
 func OpenRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if client == nil {
 		return nil, errors.New("store: OpenRedis needs a client: pass redis.NewClient or redis.NewClusterClient")
@@ -163,10 +183,8 @@ func OpenRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) 
 	if err := client.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("store: redis does not answer (%w); check the address and that redis-server runs", err)
 	}
-	info, err := client.Info(ctx, "server").Result()
-	if err != nil {
-		return nil, fmt.Errorf("store: redis INFO: %w", err)
-	}
+	// Some hosted Redis refuse INFO; then the first ZADD LT tells.
+	info, _ := client.Info(ctx, "server").Result()
 	if v, ok := redisVersion(info); ok && versionBefore(v, 6, 2) {
 		return nil, fmt.Errorf("store: redis %s is too old: the Redis store needs 6.2 or later (ZADD LT/GT); upgrade the server", v)
 	}

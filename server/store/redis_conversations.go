@@ -61,15 +61,15 @@ func (s *Redis) lookup(ctx context.Context, bot, key string) (Conversation, bool
 	if err != nil {
 		return Conversation{}, false, err
 	}
-	return s.check(ctx, bot, key, id)
+	return s.confirm(ctx, bot, key, id)
 }
 
-// check returns conversation id if the visitor key (bot, key), which holds
-// id, really finds it: the record exists and names the key back, as its
+// confirm returns conversation id if the visitor key (bot, key), which
+// holds id, really finds it: the record exists and names the key back, as its
 // visitor or as the target of a Rebind in progress. Otherwise the key is
-// left over (a crash, a Prune, a move) and check deletes it, unless it has
+// left over (a crash, a Prune, a move) and confirm deletes it, unless it has
 // changed meanwhile.
-func (s *Redis) check(ctx context.Context, bot, key, id string) (Conversation, bool, error) {
+func (s *Redis) confirm(ctx context.Context, bot, key, id string) (Conversation, bool, error) {
 	if validID(id) {
 		c, to, moving, err := s.readConv(ctx, id)
 		if err == nil && c.Bot == bot && (c.Visitor == key || moving && key != "" && to == key) {
@@ -117,9 +117,15 @@ func (s *Redis) create(ctx context.Context, bot, visitor string) (c Conversation
 	if err != nil || str(res, 0) != "1" {
 		return Conversation{}, false, err // "0": the id is taken; go round again
 	}
-	won, err := s.rdb.SetNX(ctx, s.visitorKey(bot, visitor), c.ID, 0).Result()
+	vk := s.visitorKey(bot, visitor)
+	won, err := s.rdb.SetNX(ctx, vk, c.ID, 0).Result()
 	if err != nil || won {
 		return c, won, err
+	}
+	// A SET NX that go-redis sent again after a lost answer finds its own
+	// first try: this call won, and its record may be in use already.
+	if cur, err := s.rdb.Get(ctx, vk).Result(); err == nil && cur == c.ID {
+		return c, true, nil
 	}
 	// Best effort: a record left here is found by no key and pruned in time.
 	s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -252,7 +258,7 @@ func (s *Redis) takeKey(ctx context.Context, bot, key, id string) (*Conversation
 		case other == id: // left by an earlier Rebind to the same key
 			return nil, nil
 		}
-		c, found, err := s.check(ctx, bot, key, other) // deletes a left-over key
+		c, found, err := s.confirm(ctx, bot, key, other) // deletes a left-over key
 		if err != nil || found {
 			return &c, err
 		}

@@ -12,9 +12,10 @@ import (
 )
 
 // This file holds the outbox of the Redis store: the dispatch claims, kept
-// in the conversation's record, and the outbox index P{outbox} that Outbox
-// and Unclaimed walk. The index is a hint: every entry is checked against
-// its conversation (scriptPeek) before it counts, and repaired when wrong.
+// in the conversation's record, and the outbox index porthole:{outbox}
+// that Outbox and Unclaimed walk. The index is a hint: every entry is
+// checked against its conversation (scriptPeek) before it counts, and
+// repaired when wrong.
 
 // Claim implements Store. The claim's validity is judged by the Redis
 // server's clock, which all processes share.
@@ -117,14 +118,14 @@ func parsePeek(id string, res []any) (peek, error) {
 	return p, nil
 }
 
-// scanOutbox walks the outbox index in score order, a page at a time,
-// reads each conversation's truth with up to n of its pending messages,
-// and hands it to take. It stops when the index ends or enough says that
+// scanOutbox walks the outbox index in score order, a page (about limit
+// entries) at a time, reads each conversation's truth with up to n of its
+// pending messages, and hands it to take. It stops when the index ends or enough says that
 // no entry after (score, id), the last one read, can change the answer:
 // scores are lower bounds of the truth and ties are ordered by id. On the
 // way it repairs the entries whose score or presence is wrong.
-func (s *Redis) scanOutbox(ctx context.Context, n int, enough func(score float64, id string) bool, take func(peek)) error {
-	page := int64(min(max(n, 16), 500))
+func (s *Redis) scanOutbox(ctx context.Context, limit, n int, enough func(score float64, id string) bool, take func(peek)) error {
+	page := int64(min(max(limit, 16), 500))
 	from, skip := "-inf", int64(0)
 	var repairs []*call
 	defer func() { s.runAll(ctx, repairs) }()
@@ -213,7 +214,7 @@ func (s *Redis) Outbox(ctx context.Context, limit int) ([]Message, error) {
 		at := float64(ms(k.At))
 		return at < score || at == score && k.Conversation <= id
 	}
-	err := s.scanOutbox(ctx, limit, enough, func(p peek) { out = append(out, p.msgs...) })
+	err := s.scanOutbox(ctx, limit, limit, enough, func(p peek) { out = append(out, p.msgs...) })
 	if err != nil {
 		return nil, fail("outbox", err)
 	}
@@ -254,7 +255,7 @@ func (s *Redis) Unclaimed(ctx context.Context, now time.Time, limit int) ([]stri
 			heads = append(heads, head{p.id, at})
 		}
 	}
-	if err := s.scanOutbox(ctx, 0, enough, take); err != nil {
+	if err := s.scanOutbox(ctx, limit, 0, enough, take); err != nil {
 		return nil, fail("unclaimed", err)
 	}
 	slices.SortFunc(heads, order)

@@ -226,15 +226,20 @@ return {'ok', f[1], f[2]}
 `)
 
 // scriptRebindEnd releases the rebind lock of a token, setting the
-// visitor to ARGV[2] first when ARGV[3] is '1'. KEYS conv; ARGV token,
-// key, commit. {'ok', bot, visitor, created, updated, last} | {'lost'} |
-// {'nf'}
+// visitor to ARGV[2] first when ARGV[3] is '1'. A commit whose lock is
+// gone but whose key is the visitor already was done (by this call's first
+// try, which go-redis sent again, or by another Rebind to the same key).
+// KEYS conv; ARGV token, key, commit.
+// {'ok', bot, visitor, created, updated, last} | {'lost'} | {'nf'}
 var scriptRebindEnd = newScript(`
-local f = redis.call('HMGET', KEYS[1], 'bot', 'rlock')
+local f = redis.call('HMGET', KEYS[1], 'bot', 'rlock', 'visitor')
 if not f[1] then return {'nf'} end
-if f[2] ~= ARGV[1] then return {'lost'} end
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'visitor', ARGV[2]) end
-redis.call('HDEL', KEYS[1], 'rlock', 'runtil', 'rto')
+if f[2] ~= ARGV[1] then
+  if ARGV[3] ~= '1' or f[3] ~= ARGV[2] then return {'lost'} end
+else
+  if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'visitor', ARGV[2]) end
+  redis.call('HDEL', KEYS[1], 'rlock', 'runtil', 'rto')
+end
 local c = redis.call('HMGET', KEYS[1], 'bot', 'visitor', 'created', 'updated', 'last')
 return {'ok', c[1], c[2], c[3], c[4], c[5]}
 `)
