@@ -162,21 +162,27 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.URL = "redis://" + c.Addrs[0] + "?addr=" + c.Addrs[1] + "&addr=" + c.Addrs[2]
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
-	defer cc.Close()
+	// Every node must see the whole cluster, not just one: a node that
+	// has not yet heard of the others answers CLUSTERDOWN.
 	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		info, err := cc.ClusterInfo(ctx).Result()
-		cancel()
-		if err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok")) && bytes.Contains([]byte(info), []byte("cluster_slots_ok:16384")) {
-			return c
+	for _, n := range c.Nodes {
+		nc := redis.NewClient(&redis.Options{Addr: n.Addr})
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			info, err := nc.ClusterInfo(ctx).Result()
+			cancel()
+			if err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok")) && bytes.Contains([]byte(info), []byte("cluster_slots_ok:16384")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				nc.Close()
+				t.Fatalf("cluster node %s did not become ready: %v\n%s", n.Addr, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster did not become ready: %v\n%s", err, info)
-		}
-		time.Sleep(50 * time.Millisecond)
+		nc.Close()
 	}
+	return c
 }
 
 // Client returns a go-redis cluster client of the cluster, closed when
