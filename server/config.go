@@ -62,11 +62,17 @@ type Config struct {
 
 // StoreConfig selects the store driver.
 type StoreConfig struct {
-	// Driver is "bolt" (default: one file, embedded) or "memory" (lost on
-	// restart, for tests and trials).
+	// Driver is "bolt" (default: one file, embedded, one process),
+	// "redis" (any number of processes over one Redis, its bus too) or
+	// "memory" (lost on restart, for tests and trials).
 	Driver string `yaml:"driver"`
 	// Path is the bolt file. Default: porthole.db in the data directory.
 	Path string `yaml:"path"`
+	// URL is the Redis to use with driver redis: redis://host:6379/0 or
+	// rediss:// (TLS); ?addr=host:port for each other node of a Redis
+	// Cluster; ?master_name=NAME&addr=… for Sentinel. It may hold a
+	// password: write it as "${REDIS_URL}" and keep it in the environment.
+	URL Secret `yaml:"url"`
 }
 
 // UpstreamConfig bounds the calls to a bot platform. A temporary failure

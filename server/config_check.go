@@ -112,8 +112,14 @@ func (c *Config) Validate() error {
 	}
 	switch c.Store.Driver {
 	case "bolt", "memory":
+	case "redis":
+		if c.Store.URL.Reveal() == "" {
+			bad("store.url", "is empty; with driver redis, set it to your Redis, e.g. redis://localhost:6379/0")
+		} else if _, err := redisClient(c.Store.URL.Reveal()); err != nil {
+			bad("store.url", "%v", err)
+		}
 	default:
-		bad("store.driver", "%q is not a store; use bolt (default) or memory", c.Store.Driver)
+		bad("store.driver", "%q is not a store; use bolt (default), redis or memory", c.Store.Driver)
 	}
 	if c.Retention < Duration(time.Hour) {
 		bad("retention", "%s is too short; keep conversations at least 1h, e.g. 30d", time.Duration(c.Retention))

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,11 +33,12 @@ type Options struct {
 	DataDir string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// Store is the store (cmd/porthole opens it with OpenStore); nil
+	// Store is the store (cmd/porthole opens it with OpenBackend); nil
 	// opens the configured one. The server closes it.
 	Store store.Store
 	// Bus carries events to the sockets of every process (cmd/porthole
-	// makes it); nil is the in-process bus.
+	// opens it with OpenBackend); nil is the configured one's, or the
+	// in-process bus. The server closes it.
 	Bus bus.Bus
 	// Retry overrides DefaultRetry (tests use short waits).
 	Retry *RetryPolicy
@@ -139,11 +139,16 @@ func New(cfg *Config, opts Options) (*Server, error) {
 
 	s.store = opts.Store
 	if s.store == nil {
-		if s.store, err = OpenStore(cfg.Store, opts.DataDir); err != nil {
+		var b bus.Bus
+		if s.store, b, err = OpenBackend(cfg.Store, opts.DataDir, log); err != nil {
 			return nil, err
 		}
+		if opts.Bus == nil {
+			s.bus = b
+		}
 	}
-	s.closers = append(s.closers, s.store.Close)
+	// The bus closes before the store: a Redis bus shares its client.
+	s.closers = append(s.closers, s.bus.Close, s.store.Close)
 
 	retry := cfg.Upstream.Retry()
 	if opts.Retry != nil {
@@ -310,24 +315,6 @@ func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string
 		s.log.Debug("conversation started", "bot", id, "conversation", c.ID)
 	}
 	return c, 0, err
-}
-
-// OpenStore opens the store the configuration names: the bolt file
-// (store.path, or porthole.db in dataDir) or, for tests and demos,
-// memory.
-func OpenStore(cfg StoreConfig, dataDir string) (store.Store, error) {
-	if cfg.Driver == "memory" {
-		return store.NewMemory(), nil
-	}
-	path := cfg.Path
-	if path == "" {
-		path = filepath.Join(dataDir, "porthole.db")
-	}
-	st, err := store.OpenBolt(path, store.BoltOptions{})
-	if err != nil {
-		return nil, dataDirError(filepath.Dir(path), err)
-	}
-	return st, nil
 }
 
 // dataDirError adds the fix to a failure to write the data directory:

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server"
-	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/platforms"
 	"github.com/porthole-chat/porthole/web"
 )
@@ -129,14 +128,14 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	// The binary wires the parts: the store and the bus here, the bot
 	// platforms through platforms.Register.
-	st, err := server.OpenStore(cfg.Store, *dataDir)
+	st, events, err := server.OpenBackend(cfg.Store, *dataDir, log)
 	if err != nil {
 		return err
 	}
 	srv, err := server.New(cfg, server.Options{
 		DataDir: *dataDir,
 		Store:   st,
-		Bus:     bus.NewLocal(),
+		Bus:     events,
 		Logger:  log,
 		Static:  web.Static(),
 		Loader:  web.Loader(),
@@ -144,6 +143,7 @@ func serve(args []string, stderr io.Writer) error {
 		Index:   index,
 	})
 	if err != nil {
+		events.Close()
 		st.Close()
 		return err
 	}

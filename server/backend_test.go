@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/bus"
+	"github.com/porthole-chat/porthole/server/redistest"
+)
+
+// TestRedisBackend: driver redis opens the Redis store and a Redis bus
+// over one client, and a server on them serves a conversation and says
+// it is ready, and unready when Redis is gone.
+func TestRedisBackend(t *testing.T) {
+	r := redistest.Start(t)
+	st, b, err := OpenBackend(StoreConfig{Driver: "redis", URL: Secret(r.URL)}, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.(*bus.Local); ok {
+		t.Fatal("driver redis got the in-process bus")
+	}
+	h := newHarness(t, func(_ *Config, o *Options) { o.Store, o.Bus = st, b })
+	c := h.connect("acme")
+	w := c.open("", 0)
+	if w.Conversation == "" {
+		t.Fatal("no conversation")
+	}
+	got := make(chan bus.Event, 1)
+	cancel := b.Subscribe(w.Conversation, func(ev bus.Event) {
+		select {
+		case got <- ev:
+		default:
+		}
+	})
+	defer cancel()
+	if err := b.Publish(t.Context(), bus.Event{Conversation: w.Conversation, Seq: 99}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an event published on the Redis bus did not arrive")
+	}
+	ready := func() int {
+		rec := httptest.NewRecorder()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.srv.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	if code := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz on a live Redis = %d", code)
+	}
+	r.Stop()
+	if code := ready(); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with Redis stopped = %d, want 503", code)
+	}
+}
+
+// TestRedisStoreConfig: driver redis needs a redis URL, and says so.
+func TestRedisStoreConfig(t *testing.T) {
+	for _, tc := range []struct{ store, want string }{
+		{"store: {driver: redis}\n", "store.url: is empty"},
+		{"store: {driver: redis, url: \"http://localhost:6379\"}\n", "store.url: must be a redis://"},
+		{"store: {driver: redis, url: \"redis://localhost:6379/0\"}\n", ""},
+	} {
+		_, err := ParseConfig([]byte(tc.store+"bots:\n  - id: a\n    provider: demo\n    origins: [self]\n"), testEnv)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.store, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: error %v, want it to say %q", tc.store, err, tc.want)
+		}
+	}
+}
