@@ -51,12 +51,21 @@ func OpenBackend(cfg StoreConfig, dataDir string, log *slog.Logger) (store.Store
 	return st, bus.NewLocal(), nil
 }
 
-// redisClient makes the go-redis client store.url names:
-// redis://[user:password@]host:port/db or rediss:// for one server (or a
-// primary behind a proxy); the same with ?addr=host:port for every other
-// node, for a Redis Cluster; with ?master_name=NAME, the Sentinel nodes
-// of a failover group.
+// redisClient makes the go-redis client store.url names (redisURL).
 func redisClient(raw string) (redis.UniversalClient, error) {
+	open, err := redisURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	return open(), nil
+}
+
+// redisURL reads store.url: redis://[user:password@]host:port/db or
+// rediss:// for one server (or a primary behind a proxy); the same with
+// ?addr=host:port for every other node, for a Redis Cluster; with
+// ?master_name=NAME, the Sentinel nodes of a failover group. It returns
+// how to make the client, so that checking a configuration makes none.
+func redisURL(raw string) (func() redis.UniversalClient, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		return nil, errors.New("must be a redis:// or rediss:// URL, e.g. redis://localhost:6379/0")
@@ -68,17 +77,17 @@ func redisClient(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		return redis.NewFailoverClient(o), nil
+		return func() redis.UniversalClient { return redis.NewFailoverClient(o) }, nil
 	case q.Has("addr"):
 		o, err := redis.ParseClusterURL(raw)
 		if err != nil {
 			return nil, err
 		}
-		return redis.NewClusterClient(o), nil
+		return func() redis.UniversalClient { return redis.NewClusterClient(o) }, nil
 	}
 	o, err := redis.ParseURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewClient(o), nil
+	return func() redis.UniversalClient { return redis.NewClient(o) }, nil
 }

@@ -115,7 +115,7 @@ func (c *Config) Validate() error {
 	case "redis":
 		if c.Store.URL.Reveal() == "" {
 			bad("store.url", "is empty; with driver redis, set it to your Redis, e.g. redis://localhost:6379/0")
-		} else if _, err := redisClient(c.Store.URL.Reveal()); err != nil {
+		} else if _, err := redisURL(c.Store.URL.Reveal()); err != nil {
 			bad("store.url", "%v", err)
 		}
 	default:

@@ -120,7 +120,8 @@ func (so *socket) switchUser(ctx context.Context, key string) error {
 		}
 		found = true // the user's other device started one meanwhile
 	}
-	so.key = so.unheld(key, false)
+	so.unheld(false)
+	so.key = key
 	switch {
 	case found && c.ID == so.conv.ID: // already shown
 	case found:
@@ -153,7 +154,8 @@ func (so *socket) logout(ctx context.Context, id string) {
 		return
 	}
 	fresh := NewVisitorID()
-	so.key = so.unheld(fresh, true)
+	so.unheld(true)
+	so.key = fresh
 	so.info.ID = fresh
 	so.detach()
 	so.mu.Lock()
@@ -166,12 +168,11 @@ func (so *socket) logout(ctx context.Context, id string) {
 // unheld drops a login the socket held for the identity it leaves: a
 // later login replaces it, answered with the start as a later login
 // replaces an earlier one. A logout (answer set) acknowledges at once
-// every login it replaced, since after it nothing may start under
-// them. It returns key for the caller to set.
-func (so *socket) unheld(key string, answer bool) string {
+// every login it replaced, since after it nothing may start under them.
+func (so *socket) unheld(answer bool) {
 	h := so.held
 	if h == nil {
-		return key
+		return
 	}
 	if h.login != nil {
 		if h.login.ID != "" { // "": a hello's, which nobody waits for
@@ -185,7 +186,6 @@ func (so *socket) unheld(key string, answer bool) string {
 		}
 		h.replaced = nil
 	}
-	return key
 }
 
 // detach leaves the socket's conversation: no more of its events.

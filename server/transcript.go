@@ -16,17 +16,14 @@ import (
 
 // Conv is a conversation as the transports see it.
 type Conv struct {
-	ID  string
-	Bot string
-	// Key is what finds it: the visitor id, a UserKey, or "" once a
-	// logout unbound it.
-	Key     string
+	ID      string
+	Bot     string
 	Created time.Time
 	Last    uint64 // seq of the newest message, 0 when empty
 }
 
 func convOf(c store.Conversation) Conv {
-	return Conv{ID: c.ID, Bot: c.Bot, Key: c.Visitor, Created: c.Created, Last: c.Last}
+	return Conv{ID: c.ID, Bot: c.Bot, Created: c.Created, Last: c.Last}
 }
 
 // Entry is a stored message as the transports show it: its body decoded
