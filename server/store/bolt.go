@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -296,6 +297,32 @@ func (s *Bolt) Outbox(_ context.Context, limit int) ([]Message, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Pending implements Store. It walks the outbox, which is ordered by
+// time, not by conversation: a Bolt file has one process, whose
+// dispatcher has every pending message in memory and never needs this,
+// so a scan is good enough.
+func (s *Bolt) Pending(_ context.Context, conversation string, limit int) ([]uint64, error) {
+	id, ok := parseID(conversation)
+	if !ok {
+		return nil, errNoConversation(conversation)
+	}
+	var out []uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketConv).Get(id) == nil {
+			return errNoConversation(conversation)
+		}
+		cur := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			if bytes.Equal(k[8:24], id) {
+				out = append(out, binary.BigEndian.Uint64(k[24:]))
+			}
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out[:min(len(out), max(limit, 0))], err
 }
 
 // Prune implements Store. It reads every conversation record and runs in

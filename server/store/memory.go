@@ -245,6 +245,25 @@ func (s *Memory) Outbox(_ context.Context, limit int) ([]Message, error) {
 	return out, nil
 }
 
+// Pending implements Store.
+func (s *Memory) Pending(_ context.Context, conversation string, limit int) ([]uint64, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(conversation)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, m := range c.msgs {
+		if m.State == Pending && len(out) < limit {
+			out = append(out, m.Seq)
+		}
+	}
+	return out, nil
+}
+
 // Claim implements Store.
 func (s *Memory) Claim(_ context.Context, conversation, owner string, until time.Time) (bool, error) {
 	if err := checkOwner(conversation, owner); err != nil {

@@ -43,6 +43,37 @@ func (s *Redis) Claim(ctx context.Context, conversation, owner string, until tim
 	return false, nil
 }
 
+// Pending implements Store. The pending set is scored by time, so its
+// members are read whole and sorted by seq: a conversation has a few
+// pending messages at most (the visitor's rate limit sees to that).
+func (s *Redis) Pending(ctx context.Context, conversation string, limit int) ([]uint64, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if !validID(conversation) {
+		return nil, errNoConversation(conversation)
+	}
+	k := s.keys(conversation)
+	res, err := s.run(ctx, scriptPending, []string{k.conv, k.pending})
+	if err != nil {
+		return nil, fail("pending of conversation "+conversation, err)
+	}
+	if str(res, 0) == "gone" {
+		return nil, errNoConversation(conversation)
+	}
+	out := make([]uint64, 0, len(res)-1)
+	for i := 1; i < len(res); i++ {
+		seq, err := strconv.ParseUint(str(res, i), 10, 64)
+		if err != nil {
+			return nil, fail("pending of conversation "+conversation, err)
+		}
+		out = append(out, seq)
+	}
+	slices.Sort(out)
+	return out[:min(len(out), max(limit, 0))], nil
+}
+
 // Unclaim implements Store.
 func (s *Redis) Unclaim(ctx context.Context, conversation, owner string) error {
 	if err := s.enter(); err != nil {

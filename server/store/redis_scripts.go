@@ -244,6 +244,15 @@ local c = redis.call('HMGET', KEYS[1], 'bot', 'visitor', 'created', 'updated', '
 return {'ok', c[1], c[2], c[3], c[4], c[5]}
 `)
 
+// scriptPending reads a conversation's pending set. KEYS conv, pending.
+// {'ok', member, ...} | {'gone'}
+var scriptPending = newScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local out = redis.call('ZRANGE', KEYS[2], 0, -1)
+table.insert(out, 1, 'ok')
+return out
+`)
+
 // scriptPeek reads what the outbox index says about a conversation, from
 // the truth: outbox version, claim, oldest pending score and up to n
 // pending messages (seq, record) in (At, seq) order. KEYS conv, pending,

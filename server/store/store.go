@@ -142,6 +142,12 @@ type Store interface {
 	// oldest first: what a starting server must hand upstream again.
 	Outbox(ctx context.Context, limit int) ([]Message, error)
 
+	// Pending returns the seqs of the conversation's Pending messages,
+	// lowest first, up to limit: what the dispatcher holding its claim
+	// hands upstream, whichever process stored them. It returns
+	// ErrNotFound for an unknown conversation.
+	Pending(ctx context.Context, conversation string, limit int) ([]uint64, error)
+
 	// Claim takes the dispatch of the conversation's outbox for owner until
 	// the given time, so that several server processes can share dispatch
 	// and still hand each conversation's messages upstream in order: one

@@ -262,3 +262,52 @@ func testAppendRace(t *testing.T, s store.Store) {
 		t.Errorf("Outbox has %d messages, want %d", len(got), n)
 	}
 }
+
+// testPending: Pending lists one conversation's pending seqs, lowest
+// first, and follows SetState; the clock plays no part (a message stored
+// by a process whose clock is behind still comes in seq order).
+func testPending(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := conv(t, s, "bot", "v")
+	other := conv(t, s, "bot", "w")
+	now := time.Now()
+	for i, at := range []time.Time{now, now.Add(-time.Hour), now.Add(time.Minute), now.Add(-time.Minute)} {
+		add(t, s, store.Message{Conversation: c.ID, From: store.FromUser, Body: text(fmt.Sprint(i)), At: at, State: store.Pending})
+	}
+	add(t, s, store.Message{Conversation: c.ID, From: store.FromBot, Body: text("bot")})
+	add(t, s, store.Message{Conversation: other.ID, From: store.FromUser, Body: text("else"), State: store.Pending})
+	pending := func(limit int) string {
+		t.Helper()
+		seqs, err := s.Pending(ctx, c.ID, limit)
+		if err != nil {
+			t.Fatalf("Pending(%d): %v", limit, err)
+		}
+		return fmt.Sprint(seqs)
+	}
+	if got := pending(10); got != "[1 2 3 4]" {
+		t.Errorf("Pending = %s, want [1 2 3 4]", got)
+	}
+	if got := pending(2); got != "[1 2]" {
+		t.Errorf("Pending(2) = %s, want [1 2]", got)
+	}
+	if _, err := s.SetState(ctx, c.ID, 1, store.Delivered, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetState(ctx, c.ID, 3, store.Failed, "refused"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(10); got != "[2 4]" {
+		t.Errorf("after delivering 1 and failing 3: Pending = %s, want [2 4]", got)
+	}
+	if _, err := s.SetState(ctx, c.ID, 3, store.Pending, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(10); got != "[2 3 4]" {
+		t.Errorf("after retrying 3: Pending = %s, want [2 3 4]", got)
+	}
+	if got := pending(0); got != "[]" {
+		t.Errorf("Pending(0) = %s, want []", got)
+	}
+	_, err := s.Pending(ctx, noID, 10)
+	isNotFound(t, "Pending of an unknown conversation", err)
+}

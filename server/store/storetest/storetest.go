@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LastUpdated", testLastUpdated},
 		{"StateOutbox", testStateOutbox},
 		{"OutboxOrder", testOutboxOrder},
+		{"Pending", testPending},
 		{"Attr", testAttr},
 		{"Load", testLoad},
 		{"Link", testLink},
