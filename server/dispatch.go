@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/porthole-chat/porthole/server/bus"
@@ -64,9 +66,82 @@ func (p RetryPolicy) backoff(n int, asked time.Duration) time.Duration {
 	return max(d, asked)
 }
 
+// SharedDispatch lets several processes over one store (Redis) share
+// the dispatch of the outbox and still hand each conversation's
+// messages upstream in seq order, one at a time: a process dispatches a
+// conversation only while it holds the conversation's claim in the store
+// (Store.Claim), and then dispatches every pending message the store
+// holds for it, whichever process stored it (Store.Pending).
+//
+// Why nothing waits forever: a process that fails to claim leaves the
+// work to the holder, and the holder, when it runs out of work, gives the
+// claim back (Unclaim) and then looks at the store once more. A message
+// stored before another process's failed claim is therefore seen by the
+// holder's last look, since that failed claim came before the Unclaim.
+// A holder that dies stops renewing: its claims run out after Lease, and
+// every process polls the store for pending work without a valid claim
+// (Store.Unclaimed) every Poll. So a dead process's messages go upstream
+// again within Lease + Poll of its last renewal.
+type SharedDispatch struct {
+	// Owner names this process among those sharing the store; it must be
+	// unique (NewOwner).
+	Owner string
+	// Lease is how long a claim lasts unless renewed. The holder renews it
+	// before every upstream call, for a full lease, so it must be longer
+	// than one call (RetryPolicy.Timeout); a shorter one is raised to
+	// Timeout + 1 s. 0 means DefaultLease.
+	Lease time.Duration
+	// Poll is how often a process looks for pending work nobody holds.
+	// 0 means DefaultPoll.
+	Poll time.Duration
+}
+
+// DefaultLease and DefaultPoll bound the takeover of a dead process's
+// conversations: a message it held goes upstream again within Lease +
+// Poll of its last renewal. The lease must outlast an upstream call, so
+// with the default 15 s upstream timeout it is 16 s, and the takeover
+// takes at most 17 s.
+const (
+	DefaultLease = 10 * time.Second
+	DefaultPoll  = time.Second
+)
+
+// NewOwner returns a claim owner unique to this process: host, pid and
+// random bytes, so that a restarted process with the same pid is another
+// owner, and a restarted process never mistakes a claim of its
+// predecessor for its own.
+func NewOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), randomHex(4))
+}
+
+// Share makes the service dispatch as one of several processes over its
+// store (SharedDispatch). Call it before Recover.
+func (s *Service) Share(d SharedDispatch) {
+	if d.Lease <= 0 {
+		d.Lease = DefaultLease
+	}
+	d.Lease = max(d.Lease, s.retry.Timeout+time.Second)
+	if d.Poll <= 0 {
+		d.Poll = DefaultPoll
+	}
+	s.shared = &d
+}
+
 // Recover queues every message that was acknowledged but not yet accepted
-// upstream when the server last stopped.
+// upstream when the server last stopped. Shared, it queues the
+// conversations nobody holds, and then goes on looking for them every
+// Poll: their holder may have died.
 func (s *Service) Recover(ctx context.Context) (int, error) {
+	if s.shared != nil {
+		n, err := s.pollUnclaimed(ctx)
+		if err != nil {
+			return n, err
+		}
+		s.wg.Add(1)
+		go s.polling()
+		return n, nil
+	}
 	n := 0
 	for {
 		pending, err := s.store.Outbox(ctx, 1000)
@@ -82,6 +157,38 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 		n += fresh
 		if len(pending) < 1000 || fresh == 0 {
 			return n, nil
+		}
+	}
+}
+
+// pollUnclaimed starts a worker for each conversation with pending
+// messages and no valid claim, and returns how many it started.
+func (s *Service) pollUnclaimed(ctx context.Context) (int, error) {
+	ids, err := s.store.Unclaimed(ctx, time.Now(), 1000)
+	n := 0
+	for _, id := range ids {
+		if s.kick(id) {
+			n++
+		}
+	}
+	return n, err
+}
+
+// polling runs pollUnclaimed every Poll until the service closes.
+func (s *Service) polling() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.shared.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.pollUnclaimed(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Warn("cannot look for unclaimed outbox work; trying again", "error", err)
+		} else if n > 0 {
+			s.log.Info("taking over pending messages nobody dispatches", "conversations", n)
 		}
 	}
 }
@@ -113,13 +220,42 @@ type item struct {
 func (s *Service) enqueue(conv string, seq uint64, reset bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	q := s.queueLocked(conv)
+	added := q.add(seq, reset, time.Now())
+	q.nudge()
+	return added
+}
+
+// kick starts a worker for conv with nothing queued in memory: shared,
+// it claims the conversation and finds its work in the store. It reports
+// whether a worker was started.
+func (s *Service) kick(conv string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, running := s.queues[conv]; running {
+		return false
+	}
+	s.queueLocked(conv)
+	return true
+}
+
+// queueLocked returns conv's queue, making it and starting its worker
+// when there is none. s.mu must be held.
+func (s *Service) queueLocked(conv string) *queue {
 	q, running := s.queues[conv]
 	if !running {
 		q = &queue{wake: make(chan struct{}, 1)}
 		s.queues[conv] = q
+		s.wg.Add(1)
+		go s.work(conv, q)
 	}
-	now := time.Now()
-	added := true
+	return q
+}
+
+// add puts seq in the queue in seq order; reset restarts the retry
+// schedule of an item already there. It reports whether seq is new.
+// s.mu must be held.
+func (q *queue) add(seq uint64, reset bool, now time.Time) bool {
 	pos := len(q.items)
 	for i, it := range q.items {
 		if it.seq == seq {
@@ -127,29 +263,25 @@ func (s *Service) enqueue(conv string, seq uint64, reset bool) bool {
 				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
 				it.gen++
 			}
-			added = false
-			break
+			return false
 		}
 		if it.seq > seq {
 			pos = i
 			break
 		}
 	}
-	if added {
-		q.items = append(q.items, nil)
-		copy(q.items[pos+1:], q.items[pos:])
-		q.items[pos] = &item{seq: seq, first: now, notBefore: now}
+	q.items = append(q.items, nil)
+	copy(q.items[pos+1:], q.items[pos:])
+	q.items[pos] = &item{seq: seq, first: now, notBefore: now}
+	return true
+}
+
+// nudge wakes the queue's worker.
+func (q *queue) nudge() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
-	if !running {
-		s.wg.Add(1)
-		go s.work(conv, q)
-	} else {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
-	}
-	return added
 }
 
 // next picks the item to try now, or how long to wait. Items go in seq
@@ -179,27 +311,68 @@ func (q *queue) remove(target *item) {
 	}
 }
 
+// onlyInMemory reports whether the queue holds work the store does not
+// list as pending, which another process could not take over: the
+// greeting (seq 0). s.mu must be held.
+func (q *queue) onlyInMemory() bool {
+	return len(q.items) > 0 && q.items[0].seq == 0
+}
+
 // work hands one conversation's queue upstream until it is empty.
 func (s *Service) work(conv string, q *queue) {
 	defer s.wg.Done()
 	for {
+		switch held, err := s.hold(conv, q); {
+		case err != nil:
+			if s.ctx.Err() == nil {
+				s.log.Error("store error while claiming a conversation for dispatch; trying again", "conversation", conv, "error", err)
+			}
+			if !s.pause(q, s.retry.backoff(1, 0)) {
+				s.abandon(conv, q)
+				return
+			}
+			continue
+		case !held:
+			// Another process dispatches conv, and with it every pending
+			// message stored here. Only the greeting waits for the claim.
+			s.mu.Lock()
+			wait := q.onlyInMemory()
+			if !wait {
+				delete(s.queues, conv)
+			}
+			s.mu.Unlock()
+			if !wait {
+				return
+			}
+			if !s.pause(q, s.shared.Lease/4) {
+				s.abandon(conv, q)
+				return
+			}
+			continue
+		}
 		s.mu.Lock()
 		if len(q.items) == 0 {
-			delete(s.queues, conv)
 			s.mu.Unlock()
-			return
+			if more, err := s.release(conv); err != nil || more {
+				continue // look again, claiming first
+			}
+			s.mu.Lock()
+			if len(q.items) == 0 {
+				delete(s.queues, conv)
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+			continue
 		}
 		it, wait := q.next(time.Now())
 		s.mu.Unlock()
 		if it == nil {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-q.wake:
-				t.Stop()
-			case <-s.ctx.Done():
-				t.Stop()
-				s.abandon(conv)
+			if s.shared != nil {
+				wait = min(wait, s.shared.Lease/3) // renew the claim meanwhile
+			}
+			if !s.pause(q, wait) {
+				s.abandon(conv, q)
 				return
 			}
 			continue
@@ -211,18 +384,98 @@ func (s *Service) work(conv string, q *queue) {
 		}
 		s.mu.Unlock()
 		if s.ctx.Err() != nil {
-			s.abandon(conv)
+			s.abandon(conv, q)
 			return
 		}
 	}
 }
 
-// abandon drops a conversation's queue on shutdown; pending messages stay
-// on the store's outbox for the next start.
-func (s *Service) abandon(conv string) {
+// pause waits d, or until the queue is nudged; false means the service is
+// closing.
+func (s *Service) pause(q *queue, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-q.wake:
+	case <-s.ctx.Done():
+		return false
+	}
+	return true
+}
+
+// hold makes sure this process may dispatch conv now. Alone on its store
+// it always may. Shared, it claims (or renews) the conversation for a
+// full lease, which outlasts the next upstream call, and queues the
+// pending messages the store holds for it: whichever process stored
+// them, and again when the visitor retried one that failed here.
+func (s *Service) hold(conv string, q *queue) (bool, error) {
+	if s.shared == nil {
+		return true, nil
+	}
+	now := time.Now()
+	won, err := s.store.Claim(s.ctx, conv, s.shared.Owner, now.Add(s.shared.Lease))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // pruned: nothing to dispatch
+	}
+	if err != nil || !won {
+		return false, err
+	}
+	seqs, err := s.store.Pending(s.ctx, conv, 100)
+	if err != nil {
+		return true, nil // what is queued can go; the next look finds the rest
+	}
 	s.mu.Lock()
-	delete(s.queues, conv)
+	for _, seq := range seqs {
+		if q.add(seq, false, now) {
+			continue
+		}
+		for _, it := range q.items {
+			if it.seq == seq && it.shown { // failed here, pending again: a retry elsewhere
+				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
+				it.gen++
+			}
+		}
+	}
 	s.mu.Unlock()
+	return true, nil
+}
+
+// release gives conv's claim back once its queue is empty, then looks at
+// the store once more: a message another process stored after it failed
+// to claim is there (SharedDispatch says why). more reports that there is
+// work after all.
+func (s *Service) release(conv string) (more bool, err error) {
+	if s.shared == nil {
+		return false, nil
+	}
+	if err := s.store.Unclaim(s.ctx, conv, s.shared.Owner); err != nil {
+		return false, err
+	}
+	seqs, err := s.store.Pending(s.ctx, conv, 1)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return len(seqs) > 0, err
+}
+
+// abandon drops a conversation's queue on shutdown; pending messages stay
+// on the store's outbox for the next start. Shared, it gives the claim
+// back at once, so that another process takes the conversation over now
+// instead of after the lease.
+func (s *Service) abandon(conv string, q *queue) {
+	s.mu.Lock()
+	if s.queues[conv] == q {
+		delete(s.queues, conv)
+	}
+	s.mu.Unlock()
+	if s.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Unclaim(ctx, conv, s.shared.Owner); err != nil {
+			s.log.Warn("claim not given back on shutdown; another process takes the conversation after the lease", "conversation", conv, "error", err)
+		}
+	}
 }
 
 // attempt makes one upstream call for it and records the outcome. It

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,10 @@ func (h *harness) startCalls() map[string]int {
 	return n
 }
 
+// testShared runs the server tests with the dispatcher shared
+// (SharedDispatch), as over Redis: PORTHOLE_TEST_SHARED=1.
+var testShared = os.Getenv("PORTHOLE_TEST_SHARED") == "1"
+
 // testRetry retries fast so failure paths finish in milliseconds.
 var testRetry = RetryPolicy{Quick: 3, Base: time.Millisecond, Max: 5 * time.Millisecond, GiveUp: 200 * time.Millisecond, Timeout: time.Second}
 
@@ -159,6 +164,9 @@ func newHarness(t *testing.T, tweak func(*Config, *Options)) *harness {
 		Store:     st,
 		Retry:     &retry,
 		Providers: map[string]provider.Provider{"demo": fp, "acme": fp},
+	}
+	if testShared {
+		opts.Shared = &SharedDispatch{Owner: "harness/" + t.Name(), Lease: 2 * time.Second, Poll: 50 * time.Millisecond}
 	}
 	if tweak != nil {
 		tweak(cfg, &opts)

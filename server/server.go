@@ -59,6 +59,10 @@ type Options struct {
 	// Styles, if set, serves GET /widget.css?bot=ID, the eager stylesheet
 	// with the bot's look that the loader links.
 	Styles *web.Styles
+	// Shared makes the dispatcher share the outbox with other processes
+	// (SharedDispatch); nil shares it when the store is Redis, with the
+	// default lease and poll, and dispatches alone otherwise.
+	Shared *SharedDispatch
 	// Providers replaces the configured provider of the bots it names
 	// (tests count upstream calls with it).
 	Providers map[string]provider.Provider
@@ -155,6 +159,12 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		retry = *opts.Retry
 	}
 	s.service = NewService(s.store, s.bus, log, retry)
+	switch {
+	case opts.Shared != nil:
+		s.service.Share(*opts.Shared)
+	case cfg.Store.Driver == "redis":
+		s.service.Share(SharedDispatch{Owner: NewOwner()})
+	}
 	s.upstream = &provider.Upstream{}
 	for _, bc := range cfg.Bots {
 		p, closer, err := opts.Providers[bc.ID], (func() error)(nil), error(nil)

@@ -45,6 +45,10 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// shared is set when several processes share the store's outbox
+	// (Share); nil when this process is alone on it.
+	shared *SharedDispatch
+
 	mu     sync.Mutex
 	queues map[string]*queue    // conversations with work for upstream
 	typing map[string]time.Time // conversations whose bot is typing, since when
