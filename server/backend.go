@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -28,7 +29,7 @@ func OpenBackend(cfg StoreConfig, dataDir string, log *slog.Logger) (store.Store
 		if err != nil {
 			return nil, nil, fmt.Errorf("store.url: %w", err)
 		}
-		st, err := store.OpenRedis(client, store.RedisOptions{CloseClient: true})
+		st, err := store.OpenRedis(client, store.RedisOptions{CloseClient: true, Replicas: cfg.Replicas, ReplicaTimeout: time.Duration(cfg.ReplicaTimeout)})
 		if err != nil {
 			client.Close()
 			return nil, nil, fmt.Errorf("store: %w (is Redis running at store.url, and reachable from here?)", err)

@@ -68,6 +68,9 @@ func TestRedisStoreConfig(t *testing.T) {
 		{"store: {driver: redis}\n", "store.url: is empty"},
 		{"store: {driver: redis, url: \"http://localhost:6379\"}\n", "store.url: must be a redis://"},
 		{"store: {driver: redis, url: \"redis://localhost:6379/0\"}\n", ""},
+		{"store: {driver: redis, url: \"redis://localhost:6379/0\", replicas: 1, replica_timeout: 500ms}\n", ""},
+		{"store: {driver: redis, url: \"redis://localhost:6379/0\", replicas: -1}\n", "store.replicas: -1 is negative"},
+		{"store: {driver: bolt, replicas: 1}\n", "store.replicas: only applies to driver redis"},
 	} {
 		_, err := ParseConfig([]byte(tc.store+"bots:\n  - id: a\n    provider: demo\n    origins: [self]\n"), testEnv)
 		switch {

@@ -73,6 +73,13 @@ type StoreConfig struct {
 	// Cluster; ?master_name=NAME&addr=… for Sentinel. It may hold a
 	// password: write it as "${REDIS_URL}" and keep it in the environment.
 	URL Secret `yaml:"url"`
+	// Replicas, with driver redis, makes an ack wait until that many
+	// Redis replicas have the message (WAIT), so that it survives the
+	// loss of the primary. 0 (default) acks once the primary has it.
+	Replicas int `yaml:"replicas"`
+	// ReplicaTimeout bounds that wait; a message not confirmed in time
+	// is not acknowledged, and the widget sends it again. Default 1s.
+	ReplicaTimeout Duration `yaml:"replica_timeout"`
 }
 
 // UpstreamConfig bounds the calls to a bot platform. A temporary failure

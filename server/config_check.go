@@ -112,11 +112,20 @@ func (c *Config) Validate() error {
 	}
 	switch c.Store.Driver {
 	case "bolt", "memory":
+		if c.Store.Replicas != 0 {
+			bad("store.replicas", "only applies to driver redis; remove it, or use driver redis")
+		}
 	case "redis":
 		if c.Store.URL.Reveal() == "" {
 			bad("store.url", "is empty; with driver redis, set it to your Redis, e.g. redis://localhost:6379/0")
 		} else if _, err := redisURL(c.Store.URL.Reveal()); err != nil {
 			bad("store.url", "%v", err)
+		}
+		if c.Store.Replicas < 0 {
+			bad("store.replicas", "%d is negative; use 0 (ack once the primary has a message) or the number of replicas to wait for", c.Store.Replicas)
+		}
+		if c.Store.ReplicaTimeout < 0 {
+			bad("store.replica_timeout", "%s is negative; use e.g. 1s", time.Duration(c.Store.ReplicaTimeout))
 		}
 	default:
 		bad("store.driver", "%q is not a store; use bolt (default), redis or memory", c.Store.Driver)

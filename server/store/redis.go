@@ -26,7 +26,21 @@ type RedisOptions struct {
 	CloseClient bool
 	// Timeout bounds the checks of OpenRedis. Zero means five seconds.
 	Timeout time.Duration
+	// Replicas, when above zero, makes every Append wait (WAIT) until that
+	// many replicas of the primary have the message before it returns,
+	// so that an ack survives the loss of the primary: a failover to a
+	// replica keeps it. When fewer replicas confirm within
+	// ReplicaTimeout, Append fails with ErrNotReplicated: the message is
+	// on the primary, but not acknowledged, and the widget's resend (same
+	// client id) finds it and waits again.
+	Replicas int
+	// ReplicaTimeout bounds that wait. Zero means one second.
+	ReplicaTimeout time.Duration
 }
+
+// ErrNotReplicated is what Append returns when fewer replicas than
+// RedisOptions.Replicas confirmed the write in time.
+var ErrNotReplicated = errors.New("store: not confirmed by enough Redis replicas")
 
 // Redis is the Store that several Porthole processes share: everything
 // lives in one Redis (a single server or a Redis Cluster), so that any
@@ -132,6 +146,8 @@ type Redis struct {
 	rdb         redis.UniversalClient
 	prefix      string
 	closeClient bool
+	replicas    int
+	replicaWait time.Duration
 
 	// mu is held shared by every call and exclusively by Close, so that
 	// Close waits for the calls in flight and later calls see closed.
@@ -193,7 +209,13 @@ func OpenRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) 
 			return nil, fmt.Errorf("store: loading the Redis store's scripts: %w", err)
 		}
 	}
-	return &Redis{rdb: client, prefix: opts.Prefix, closeClient: opts.CloseClient}, nil
+	if opts.Replicas < 0 {
+		return nil, fmt.Errorf("store: %d replicas to wait for; use 0 (do not wait) or more", opts.Replicas)
+	}
+	if opts.ReplicaTimeout <= 0 {
+		opts.ReplicaTimeout = time.Second
+	}
+	return &Redis{rdb: client, prefix: opts.Prefix, closeClient: opts.CloseClient, replicas: opts.Replicas, replicaWait: opts.ReplicaTimeout}, nil
 }
 
 // redisVersion finds redis_version in the answer to INFO server.
@@ -304,6 +326,48 @@ func (s *Redis) run(ctx context.Context, sc *redis.Script, keys []string, args .
 	v, err := sc.Run(ctx, s.rdb, keys, args...).Result()
 	if err != nil {
 		return nil, err
+	}
+	if t, ok := v.([]any); ok {
+		return t, nil
+	}
+	return []any{v}, nil
+}
+
+// runReplicated is run for a write whose success is an ack: with
+// RedisOptions.Replicas it runs the script on a connection of its own to
+// the primary that holds key, then WAITs there, since WAIT counts the
+// replicas that have the writes of its own connection. Replication is in
+// order, so the writes before it (the conversation's creation) are
+// there too.
+func (s *Redis) runReplicated(ctx context.Context, key string, sc *redis.Script, keys []string, args ...any) ([]any, error) {
+	if s.replicas == 0 {
+		return s.run(ctx, sc, keys, args...)
+	}
+	var node *redis.Client
+	switch c := s.rdb.(type) {
+	case *redis.ClusterClient:
+		n, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		node = n
+	case *redis.Client:
+		node = c
+	default:
+		return nil, fmt.Errorf("waiting for replicas needs a single, Sentinel or cluster client, not %T", s.rdb)
+	}
+	conn := node.Conn()
+	defer conn.Close()
+	v, err := sc.Run(ctx, conn, keys, args...).Result()
+	if err != nil {
+		return nil, err
+	}
+	n, err := conn.Wait(ctx, s.replicas, s.replicaWait).Result()
+	if err != nil {
+		return nil, err
+	}
+	if n < int64(s.replicas) {
+		return nil, fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.replicas, s.replicaWait)
 	}
 	if t, ok := v.([]any); ok {
 		return t, nil

@@ -106,7 +106,7 @@ func (s *Redis) appendMsg(ctx context.Context, m Message) (Message, bool, error)
 		}
 	}
 	k := s.keys(m.Conversation)
-	res, err := s.run(ctx, scriptAppend, []string{k.conv, k.msg, k.client, k.pending},
+	res, err := s.runReplicated(ctx, k.conv, scriptAppend, []string{k.conv, k.msg, k.client, k.pending},
 		m.ClientID, given, ms(t), string(m.State), msgTail(m))
 	if err != nil {
 		return Message{}, false, err // the pin runs out; the entry stays a hint

@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -384,5 +385,63 @@ func TestOpenRedisErrors(t *testing.T) {
 	srv.Stop()
 	if _, err := store.OpenRedis(dead, store.RedisOptions{Timeout: time.Second}); err == nil {
 		t.Error("OpenRedis of a stopped server succeeded")
+	}
+}
+
+// TestRedisWaitsForReplicas: with Replicas set, Append returns once a
+// real replica has the message, and fails with ErrNotReplicated when the
+// replica is gone; the message is then on the primary, unacknowledged,
+// and the resend with the same client id finds it once a replica is
+// back.
+func TestRedisWaitsForReplicas(t *testing.T) {
+	primary := redistest.Start(t, "--repl-diskless-sync-delay", "0") // a replica syncs at once
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	replica := redistest.Start(t, "--replicaof", host, port)
+	client := primary.Client(t)
+	waitReplicas := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			info, _ := client.Info(t.Context(), "replication").Result()
+			if strings.Contains(info, fmt.Sprintf("connected_slaves:%d\r", n)) && (n == 0 || strings.Contains(info, "state=online")) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the primary does not see %d replicas:\n%s", n, info)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitReplicas(1)
+	s, err := store.OpenRedis(client, store.RedisOptions{Replicas: 1, ReplicaTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	c, _, err := s.Conversation(ctx, "bot", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(id string) store.Message {
+		return store.Message{Conversation: c.ID, ClientID: id, From: store.FromUser, Body: []byte(`{"text":"` + id + `"}`), State: store.Pending}
+	}
+	if m, _, err := s.Append(ctx, msg("one")); err != nil || m.Seq != 1 {
+		t.Fatalf("Append with a replica online = seq %d, %v", m.Seq, err)
+	}
+	if got, err := replica.Client(t).HGet(ctx, "porthole:{"+c.ID+"}:msg", "1").Result(); err != nil || got == "" {
+		t.Fatalf("the replica does not hold the acknowledged message: %q, %v", got, err)
+	}
+
+	replica.Stop()
+	waitReplicas(0)
+	if _, _, err := s.Append(ctx, msg("two")); !errors.Is(err, store.ErrNotReplicated) {
+		t.Fatalf("Append with no replica = %v, want ErrNotReplicated", err)
+	}
+	redistest.Start(t, "--replicaof", host, port)
+	waitReplicas(1)
+	m, dup, err := s.Append(ctx, msg("two"))
+	if err != nil || !dup || m.Seq != 2 {
+		t.Fatalf("the resend once a replica is back = seq %d, dup %v, %v; want the stored seq 2", m.Seq, dup, err)
 	}
 }
