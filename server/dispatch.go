@@ -336,6 +336,10 @@ func (s *Service) work(conv string, q *queue) {
 			// Another process dispatches conv, and with it every pending
 			// message stored here. Only the greeting waits for the claim.
 			s.mu.Lock()
+			if q.onlyInMemory() && time.Since(q.items[0].first) > s.retry.greetFor() {
+				s.log.Warn("conversation start given up: another process held the conversation too long", "conversation", conv)
+				q.items = q.items[1:]
+			}
 			wait := q.onlyInMemory()
 			if !wait {
 				delete(s.queues, conv)
