@@ -142,6 +142,12 @@ func (s *Service) SetAttr(ctx context.Context, conv, key, value string) error {
 	return s.store.SetAttr(ctx, conv, "p:"+key, value)
 }
 
+// CompareAndSetAttr sets provider state only if it is still old
+// (provider.Sink), over the store's compare-and-set.
+func (s *Service) CompareAndSetAttr(ctx context.Context, conv, key, old, value string) (bool, error) {
+	return s.store.CompareAndSetAttr(ctx, conv, "p:"+key, old, value)
+}
+
 // publish tells the conversation's sockets, wherever they are. A failure
 // costs them latency only: what changed is stored, and each socket
 // checks the store on its heartbeat.
@@ -201,6 +207,15 @@ func (b botSink) SetAttr(ctx context.Context, conv, key, value string) error {
 		return err
 	}
 	return b.Service.SetAttr(ctx, conv, key, value)
+}
+
+// CompareAndSetAttr sets provider state of one of the bot's
+// conversations only if it is still old.
+func (b botSink) CompareAndSetAttr(ctx context.Context, conv, key, old, value string) (bool, error) {
+	if err := b.owned(ctx, conv); err != nil {
+		return false, err
+	}
+	return b.Service.CompareAndSetAttr(ctx, conv, key, old, value)
 }
 
 // storeLinker maps a platform's conversation ids to ours in the store,
