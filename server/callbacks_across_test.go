@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server/chatlayer"
+	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/redistest"
 	"github.com/porthole-chat/porthole/widget"
 )
@@ -85,5 +87,39 @@ func TestChatlayerCallbacksAcrossInstances(t *testing.T) {
 	}
 	if v, _ := hs[0].st.Attr(ctx, sc.ID, "p:"+chatlayer.AttrCounter); v != strconv.Itoa(len(order)) {
 		t.Errorf("stored counter %q, want %d", v, len(order))
+	}
+}
+
+// TestBotSinkCompareAndSetAttr: a bot's Sink compares and sets provider
+// state in its own conversations only, under the provider's namespace.
+func TestBotSinkCompareAndSetAttr(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	mine, _, err := h.st.Conversation(ctx, "acme", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, _, err := h.st.Conversation(ctx, "demo", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := h.srv.botSink("acme")
+	if ok, err := sink.CompareAndSetAttr(ctx, mine.ID, "k", "", "1"); !ok || err != nil {
+		t.Fatalf("CAS from absent: %v, %v", ok, err)
+	}
+	if ok, err := sink.CompareAndSetAttr(ctx, mine.ID, "k", "", "2"); ok || err != nil {
+		t.Errorf("CAS from a stale value: %v, %v", ok, err)
+	}
+	if v, _ := h.st.Attr(ctx, mine.ID, "p:k"); v != "1" {
+		t.Errorf("stored %q under p:k, want 1", v)
+	}
+	if _, err := sink.CompareAndSetAttr(ctx, theirs.ID, "k", "", "1"); !errors.Is(err, provider.ErrOtherBot) {
+		t.Errorf("CAS in another bot's conversation: %v, want ErrOtherBot", err)
+	}
+	if _, err := sink.CompareAndSetAttr(ctx, "no-such-conversation", "k", "", "1"); !errors.Is(err, provider.ErrUnknownConversation) {
+		t.Errorf("CAS in an unknown conversation: %v", err)
+	}
+	if v, _ := h.st.Attr(ctx, theirs.ID, "p:k"); v != "" {
+		t.Errorf("another bot's conversation got %q", v)
 	}
 }

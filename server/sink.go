@@ -98,8 +98,11 @@ func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widge
 // and the chat page that asks is served by another.
 const attrTyping = "typing"
 
-// typingWrite bounds the store write of one typing change.
-const typingWrite = 5 * time.Second
+// typingWrite bounds the store write of one typing change. A provider
+// may turn the indicator on from its Send, on the dispatcher's path: a
+// store in trouble must not hold a conversation's messages longer than
+// this for a hint.
+const typingWrite = time.Second
 
 // Typing shows or hides the bot's typing indicator (provider.Sink): one
 // attribute write per change, then a bus event for the sockets. A write

@@ -32,7 +32,9 @@ import (
 const MaxCallback = 256 << 10
 
 // AttrCounter is the Sink attribute holding the highest messageCounter
-// delivered in a conversation, so ordering survives a restart.
+// delivered in a conversation, so that ordering survives a restart and
+// holds across the processes sharing a store. It only ever moves forward
+// (see advance).
 const AttrCounter = "chatlayer.counter"
 
 // deliverTimeout bounds one store write for a callback. It does not
