@@ -72,10 +72,12 @@ type Adapter struct {
 	// unsaved holds conversations started upstream whose id could not be
 	// stored yet, so that the retry stores it instead of starting again.
 	// It is in this process's memory only, like carried: should the
-	// process die between the start call and the save, the lease passes
-	// to another process whose retry does not know of the start and
-	// starts a second upstream conversation, repeating the first message
-	// once: the window Send documents, the same as a restart.
+	// process die (or lose the conversation's lease) between the start
+	// call and the save, the process that takes the conversation over
+	// retries without knowing of the start, and starts a second upstream
+	// conversation, repeating the first message once (with carried, it
+	// sends the first message again to the saved one): the window Send
+	// documents, the same as a restart.
 	unsaved map[string]started
 	// carried holds, by conversation, the key of a first message that
 	// went with its start call although its Send failed, once a later
