@@ -239,7 +239,7 @@ func (s *Server) fillTranscript(r *http.Request, p *web.ChatPage, bot *Bot, pv p
 	if lastUser >= 0 {
 		p.Entries[lastUser].ShowState = true
 	}
-	p.Waiting = s.service.AwaitingReply(c, es)
+	p.Waiting = s.service.AwaitingReply(r.Context(), c, es)
 	p.Refreshing = p.Waiting && refresh
 	if len(es) > 0 && es[len(es)-1].Seq > 0 {
 		if err := s.service.MarkRead(r.Context(), c.ID, es[len(es)-1].Seq); err != nil {

@@ -158,13 +158,21 @@ func TestAwaitingReply(t *testing.T) {
 		{"answered moments ago", c, []Entry{user(5*time.Second, widget.StateDelivered, 1), bot(time.Second, 2)}, true},
 		{"answered and quiet", c, []Entry{user(20*time.Second, widget.StateDelivered, 1), bot(10*time.Second, 2)}, false},
 	} {
-		if got := h.srv.service.AwaitingReply(tc.c, tc.es); got != tc.want {
+		if got := h.srv.service.AwaitingReply(t.Context(), tc.c, tc.es); got != tc.want {
 			t.Errorf("%s: AwaitingReply = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	h.srv.service.Typing("typing-conv", true)
-	if !h.srv.service.AwaitingReply(Conv{ID: "typing-conv", Created: now.Add(-time.Hour)}, nil) {
+	sc, _, err := h.st.Conversation(t.Context(), "demo", "typing-visitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.service.Typing(sc.ID, true)
+	if !h.srv.service.AwaitingReply(t.Context(), Conv{ID: sc.ID, Created: now.Add(-time.Hour)}, nil) {
 		t.Error("not waiting while the bot types")
+	}
+	h.srv.service.Typing(sc.ID, false)
+	if h.srv.service.AwaitingReply(t.Context(), Conv{ID: sc.ID, Created: now.Add(-time.Hour)}, nil) {
+		t.Error("still waiting after the bot stopped typing")
 	}
 }
 

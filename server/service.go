@@ -50,9 +50,8 @@ type Service struct {
 	shared *SharedDispatch
 
 	mu     sync.Mutex
-	queues map[string]*queue    // conversations with work for upstream
-	typing map[string]time.Time // conversations whose bot is typing, since when
-	reads  map[string]uint64    // read markers not yet written, by conversation
+	queues map[string]*queue // conversations with work for upstream
+	reads  map[string]uint64 // read markers not yet written, by conversation
 }
 
 // readFlush is how often the read markers that moved are written. A
@@ -72,7 +71,6 @@ func NewService(st store.Store, events bus.Bus, log *slog.Logger, retry RetryPol
 		sem:       make(chan struct{}, 256),
 		ctx:       ctx, cancel: cancel,
 		queues: map[string]*queue{},
-		typing: map[string]time.Time{},
 		reads:  map[string]uint64{},
 	}
 	s.wg.Add(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/porthole-chat/porthole/server/bus"
@@ -90,23 +91,35 @@ func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widge
 	return nil
 }
 
-// Typing shows or hides the bot's typing indicator (provider.Sink).
+// attrTyping is the conversation attribute that says the bot is typing:
+// since when, in Unix milliseconds; absent when it is not. It is in the
+// store, not in a process's memory, because with several instances the
+// callback (or the Send) that turns the indicator on is served by one
+// and the chat page that asks is served by another.
+const attrTyping = "typing"
+
+// typingWrite bounds the store write of one typing change. A provider
+// may turn the indicator on from its Send, on the dispatcher's path: a
+// store in trouble must not hold a conversation's messages longer than
+// this for a hint.
+const typingWrite = time.Second
+
+// Typing shows or hides the bot's typing indicator (provider.Sink): one
+// attribute write per change, then a bus event for the sockets. A write
+// that fails costs the no-JS chat page its "waiting" state only (the
+// sockets still get the event); it is logged, not returned, since
+// nothing a provider could do about it would help.
 func (s *Service) Typing(conv string, on bool) {
-	s.mu.Lock()
+	v := ""
 	if on {
-		now := time.Now()
-		if len(s.typing) >= 4096 { // forget indicators nobody turned off
-			for c, since := range s.typing {
-				if now.Sub(since) > typingFor {
-					delete(s.typing, c)
-				}
-			}
-		}
-		s.typing[conv] = now
-	} else {
-		delete(s.typing, conv)
+		v = strconv.FormatInt(time.Now().UnixMilli(), 10)
 	}
-	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), typingWrite)
+	err := s.store.SetAttr(ctx, conv, attrTyping, v)
+	cancel()
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrClosed) {
+		s.log.Warn("cannot record the typing indicator", "conversation", conv, "error", err)
+	}
 	ev := bus.Event{Conversation: conv, Typing: bus.TypingOff}
 	if on {
 		ev.Typing = bus.TypingOn
@@ -115,21 +128,26 @@ func (s *Service) Typing(conv string, on bool) {
 }
 
 // typingFor bounds how long a typing indicator counts as a reply on its
-// way, for a provider that never turns it off.
+// way, for a provider that never turns it off. It also absorbs the clock
+// difference between the instance that wrote the indicator and the one
+// that reads it, a few seconds at worst.
 const typingFor = time.Minute
 
 // IsTyping reports whether the bot is typing in conv: it turned the
-// indicator on less than a minute ago and not off since. The fallback
-// page keeps refreshing while it is.
-func (s *Service) IsTyping(conv string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	since, ok := s.typing[conv]
-	if ok && time.Since(since) > typingFor {
-		delete(s.typing, conv)
+// indicator on less than a minute ago and not off since, on whichever
+// instance. The fallback page keeps refreshing while it is. A store that
+// cannot answer reads as not typing: the page then stops refreshing a
+// little early, which the visitor's reload mends.
+func (s *Service) IsTyping(ctx context.Context, conv string) bool {
+	v, err := s.store.Attr(ctx, conv, attrTyping)
+	if err != nil || v == "" {
 		return false
 	}
-	return ok
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return false
+	}
+	return time.Since(time.UnixMilli(ms)) <= typingFor
 }
 
 // Attr returns provider state (provider.Sink).
@@ -140,6 +158,12 @@ func (s *Service) Attr(ctx context.Context, conv, key string) (string, error) {
 // SetAttr stores provider state (provider.Sink).
 func (s *Service) SetAttr(ctx context.Context, conv, key, value string) error {
 	return s.store.SetAttr(ctx, conv, "p:"+key, value)
+}
+
+// CompareAndSetAttr sets provider state only if it is still old
+// (provider.Sink), over the store's compare-and-set.
+func (s *Service) CompareAndSetAttr(ctx context.Context, conv, key, old, value string) (bool, error) {
+	return s.store.CompareAndSetAttr(ctx, conv, "p:"+key, old, value)
 }
 
 // publish tells the conversation's sockets, wherever they are. A failure
@@ -201,6 +225,15 @@ func (b botSink) SetAttr(ctx context.Context, conv, key, value string) error {
 		return err
 	}
 	return b.Service.SetAttr(ctx, conv, key, value)
+}
+
+// CompareAndSetAttr sets provider state of one of the bot's
+// conversations only if it is still old.
+func (b botSink) CompareAndSetAttr(ctx context.Context, conv, key, old, value string) (bool, error) {
+	if err := b.owned(ctx, conv); err != nil {
+		return false, err
+	}
+	return b.Service.CompareAndSetAttr(ctx, conv, key, old, value)
 }
 
 // storeLinker maps a platform's conversation ids to ours in the store,

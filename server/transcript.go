@@ -155,9 +155,9 @@ const (
 // visitor's latest message is recent and unanswered or answered only
 // moments ago (a turn often has several messages), or a new
 // conversation is waiting for its greeting.
-func (s *Service) AwaitingReply(c Conv, es []Entry) bool {
+func (s *Service) AwaitingReply(ctx context.Context, c Conv, es []Entry) bool {
 	now := time.Now()
-	if s.IsTyping(c.ID) || s.queued(c.ID) {
+	if s.queued(c.ID) || s.IsTyping(ctx, c.ID) {
 		return true
 	}
 	if len(es) == 0 {

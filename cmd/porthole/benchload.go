@@ -239,6 +239,16 @@ func (s *benchSink) SetAttr(_ context.Context, conv, key, value string) error {
 	return nil
 }
 
+func (s *benchSink) CompareAndSetAttr(_ context.Context, conv, key, old, value string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attrs[conv+"/"+key] != old {
+		return false, nil
+	}
+	s.attrs[conv+"/"+key] = value
+	return true, nil
+}
+
 func (s *benchSink) Link(_ context.Context, ref, conv string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

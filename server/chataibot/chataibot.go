@@ -34,9 +34,19 @@ import (
 const AttrConversation = "chataibot.conversation"
 
 // startWait bounds how long a callback for an unknown conversation waits
-// while a start call is in flight: the bot may answer the first message
-// before the start call's answer has reached us.
+// for its route: the bot may answer the first message before the start
+// call's answer has reached us and its link is stored, and with several
+// processes the start call may be in flight on another one.
 const startWait = 3 * time.Second
+
+// resolvePoll is how often a callback waiting for its route asks the
+// durable links again: a start in flight on another process stores its
+// link right after its answer, so the wait usually ends within a poll.
+// 50 ms is invisible next to the bot's own reply time, and a waiting
+// callback costs at most startWait/resolvePoll (60) small store reads,
+// only for the first replies of a conversation, which may overtake the
+// start call's answer.
+const resolvePoll = 50 * time.Millisecond
 
 // Adapter talks to ChatAIBot for one bot. It implements provider.Provider
 // and provider.Webhook.
@@ -48,12 +58,26 @@ type Adapter struct {
 	log   *slog.Logger
 	links provider.Links // nil: callbacks are routed from memory only
 
+	// startWait is how long a callback waits for its route (startWait;
+	// shorter in tests).
+	startWait time.Duration
+
 	mu sync.Mutex
-	// locks serialize Sends per conversation, so two can never both
-	// start it.
+	// locks serialize Sends per conversation in this process, so two can
+	// never both start it. Across processes sharing a store nothing here
+	// is needed: the dispatcher sends a conversation's messages from one
+	// process at a time, under its store lease, so one Send of a
+	// conversation runs at a time in the whole deployment.
 	locks map[string]*convLock
 	// unsaved holds conversations started upstream whose id could not be
 	// stored yet, so that the retry stores it instead of starting again.
+	// It is in this process's memory only, like carried: should the
+	// process die (or lose the conversation's lease) between the start
+	// call and the save, the process that takes the conversation over
+	// retries without knowing of the start, and starts a second upstream
+	// conversation, repeating the first message once (with carried, it
+	// sends the first message again to the saved one): the window Send
+	// documents, the same as a restart.
 	unsaved map[string]started
 	// carried holds, by conversation, the key of a first message that
 	// went with its start call although its Send failed, once a later
@@ -104,7 +128,7 @@ func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log 
 	a := &Adapter{
 		cfg: cfg.withDefaults(), bot: bot, sink: sink, up: up, log: log,
 		locks: map[string]*convLock{}, unsaved: map[string]started{}, carried: map[string]string{}, refs: map[string]string{},
-		changed: make(chan struct{}), links: links,
+		changed: make(chan struct{}), links: links, startWait: startWait,
 	}
 	return a, nil
 }
@@ -121,8 +145,10 @@ func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log 
 // was shown as failed), it stores the id and goes to that conversation,
 // and the first one's retry still sends nothing. Only a restart in
 // between loses the id, and then the retry starts a second upstream
-// conversation. The same happens when the start call's
-// answer is lost on the network: ChatAIBot offers no idempotency key.
+// conversation; so does a crash of this process, when the service's
+// retry runs on another one that took over the conversation. The same
+// happens when the start call's answer is lost on the network: ChatAIBot
+// offers no idempotency key.
 func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 	switch m.Kind {
 	case provider.Start:
@@ -365,15 +391,26 @@ func (a *Adapter) notifyLocked() {
 }
 
 // resolve finds our conversation for ChatAIBot's ref, or "" when there is
-// none. While a start call is in flight it waits a little for the route
-// to appear, since the bot's first reply can overtake the start answer.
+// none. The bot's first reply can overtake the start call's answer, so
+// it waits up to startWait for the route to appear: with durable links,
+// for any ref not known yet, asking them again every resolvePoll, since
+// the start call may be in flight on another process that shares the
+// store; without them, only while a start call is in flight here, the
+// one place its route can appear. Callers authenticate the callback
+// first: only the platform can make a handler wait.
 func (a *Adapter) resolve(ctx context.Context, ref string) (string, error) {
-	timer := time.NewTimer(startWait)
+	timer := time.NewTimer(a.startWait)
 	defer timer.Stop()
+	var poll <-chan time.Time
+	if a.links != nil {
+		t := time.NewTicker(resolvePoll)
+		defer t.Stop()
+		poll = t.C
+	}
 	for {
 		a.mu.Lock()
 		conv := a.refs[ref]
-		waiting := a.starting > 0
+		waiting := a.starting > 0 || a.links != nil
 		changed := a.changed
 		a.mu.Unlock()
 		if conv != "" {
@@ -393,6 +430,7 @@ func (a *Adapter) resolve(ctx context.Context, ref string) (string, error) {
 		}
 		select {
 		case <-changed:
+		case <-poll:
 		case <-timer.C:
 			return "", nil
 		case <-ctx.Done():

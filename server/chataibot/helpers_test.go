@@ -24,13 +24,19 @@ const (
 
 // fakeLinker is the store's Link/Resolve for one bot.
 type fakeLinker struct {
-	mu    sync.Mutex
-	links map[string]string
+	mu       sync.Mutex
+	links    map[string]string
+	failLink int // the next Links fail, as a store in trouble would
+	resolved int // Resolve calls
 }
 
 func (l *fakeLinker) Link(_ context.Context, ref, conv string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.failLink > 0 {
+		l.failLink--
+		return providertest.ErrInjected
+	}
 	if l.links == nil {
 		l.links = map[string]string{}
 	}
@@ -41,6 +47,7 @@ func (l *fakeLinker) Link(_ context.Context, ref, conv string) error {
 func (l *fakeLinker) Resolve(_ context.Context, ref string) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.resolved++
 	if c, ok := l.links[ref]; ok {
 		return c, nil
 	}

@@ -26,10 +26,13 @@ const deliverTimeout = 10 * time.Second
 
 // ServeWebhook takes ChatAIBot's reply callbacks (POST
 // /hooks/chataibot/{bot}; the assumed shape is Callback). It checks the
-// secret before reading anything, stores the messages through the Sink,
+// secret before reading anything (so that only ChatAIBot can make it
+// wait for a route, see resolve), stores the messages through the Sink,
 // and answers as soon as they are stored: 200 when stored (or nothing to
-// store), 401 for a bad secret, 403 for a conversation of another bot, 400 for an unreadable body, 500 when
-// storing failed, so that ChatAIBot retries.
+// store), 401 for a bad secret, 403 for a conversation of another bot,
+// 400 for an unreadable body, 500 when storing failed and 503 when the
+// conversation is not known (yet) with durable links, so that ChatAIBot
+// retries.
 func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 	if !a.authentic(r) {
 		a.log.Warn("chataibot: callback with a wrong or missing secret", "bot", a.bot, "remote", r.RemoteAddr)
@@ -63,8 +66,21 @@ func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusInternalServerError, "temporarily unable to store")
 		return
 	}
+	if conv == "" && a.links != nil {
+		// Not 200: the route may still come (a start call's link whose
+		// write is slow or failed and is retried by the service), and a
+		// 200 would tell ChatAIBot the bot's reply was taken when it was
+		// thrown away. ChatAIBot retries a failed callback (assumed as
+		// Chatlayer: 3 times), so a late route still gets it; a ref that
+		// never gets one costs those retries, each waiting startWait,
+		// and then ChatAIBot gives up, as a drop would have.
+		a.log.Warn("chataibot: callback for a conversation not known (yet); ChatAIBot should retry", "bot", a.bot, "ref", ref)
+		answer(w, http.StatusServiceUnavailable, "unknown conversation; retry later")
+		return
+	}
 	if conv == "" {
-		// Nothing to retry: ChatAIBot's retries would not help either.
+		// Routes are in memory only, and none is on its way here: no
+		// retry would find one.
 		a.log.Warn("chataibot: callback for an unknown conversation; dropped", "bot", a.bot, "ref", ref)
 		answer(w, http.StatusOK, "")
 		return

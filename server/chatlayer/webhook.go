@@ -32,7 +32,9 @@ import (
 const MaxCallback = 256 << 10
 
 // AttrCounter is the Sink attribute holding the highest messageCounter
-// delivered in a conversation, so ordering survives a restart.
+// delivered in a conversation, so that ordering survives a restart and
+// holds across the processes sharing a store. It only ever moves forward
+// (see advance).
 const AttrCounter = "chatlayer.counter"
 
 // deliverTimeout bounds one store write for a callback. It does not
@@ -251,47 +253,84 @@ func (a *Adapter) lookupFailed(conv string, err error) int {
 	return http.StatusInternalServerError
 }
 
-// lane orders one conversation's counted callbacks. Its mutex is held
-// while a callback is stored, so deliveries of a conversation never
-// overlap; a callback ahead of its turn waits on changed, unlocked.
+// lane orders one conversation's counted callbacks in this process. Its
+// mutex is held while a callback is stored, so deliveries of a
+// conversation never overlap here; a callback ahead of its turn waits on
+// changed, unlocked.
+//
+// Several processes may share the store, and Chatlayer's callbacks of one
+// conversation may land on any of them, so the lane's next is only a
+// cache of the stored counter (AttrCounter): it is reloaded when a lane
+// starts and whenever a callback is ahead of it (the gap may have been
+// filled elsewhere), re-read every counterPoll while a callback waits,
+// and the stored counter is only ever moved forward, by compare-and-set
+// (advance). A callback is delivered before the counter moves past it,
+// so a process that sees the counter at n knows 1..n are stored.
 type lane struct {
 	refs int // callbacks using the lane; guarded by Adapter.mu
 
 	mu      sync.Mutex
 	loaded  bool
-	next    uint64         // the counter expected next
+	next    uint64         // the counter expected next, as far as this process knows
+	stored  string         // the stored counter as last read or written: advance's first guess
 	waiting map[uint64]int // counters held ahead of next, with how many copies
 	changed chan struct{}  // closed and replaced whenever next moves
 }
+
+// counterPoll is how often a callback held for a gap re-reads the stored
+// counter, to see the gap filled by another process (in this one,
+// changed wakes it at once). Chatlayer sends a turn's callbacks within
+// milliseconds of each other, so a gap is usually filled almost at once,
+// elsewhere: 50 ms keeps the delay this adds to a reordered message below
+// what a reader notices in a chat, and costs one small store read (one
+// Redis HGET) per held callback per poll, at most ReorderWait/counterPoll
+// reads (20 with the default 1 s wait), for the few callbacks that
+// arrive out of order.
+const counterPoll = 50 * time.Millisecond
 
 // inOrder delivers the callback numbered counter in messageCounter order:
 // one ahead of the next expected counter waits up to ReorderWait for the
 // missing ones, then the gap is skipped (never lost: a late callback is
 // delivered when it comes). One behind is delivered at once; its key
 // makes a duplicate a no-op. The highest counter delivered is stored
-// with SetAttr, so a restart resumes the order.
+// (advance), so a restart, or another process, resumes the order.
+//
+// The skip after ReorderWait is decided by each process alone, from the
+// callbacks it holds. The residual case: a gap (a lost or slow callback)
+// with the two callbacks after it held on two different processes, the
+// later one having arrived first. Each process skips to its own lowest
+// held counter when its wait ends, so the later one can be stored before
+// the earlier one, and the two are shown swapped. Nothing is lost or
+// stored twice, and the stored counter still only moves forward; it
+// costs the order of two messages, only when a callback is missing for
+// ReorderWait and the platform also swapped the two after it. (When the
+// earlier one arrived first its wait ends first, it is stored and its
+// counter written, and the other process sees that on its next poll.)
 func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deliver func() error) int {
 	l := a.acquire(conv)
 	defer a.release(conv, l)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
-	if !l.loaded {
+	if !l.loaded || counter > l.next {
+		// A new lane, or a callback ahead of the cached next: another
+		// process may have moved the counter since it was read.
 		v, err := a.sink.Attr(ctx, conv, AttrCounter)
 		if err != nil {
 			return a.lookupFailed(conv, err)
 		}
-		l.next = firstCounter
-		if last, err := strconv.ParseUint(v, 10, 64); err == nil {
-			l.next = last + 1
+		if !l.loaded {
+			l.next, l.loaded = firstCounter, true
 		}
-		l.loaded = true
+		l.observe(v)
 	}
 
 	if counter > l.next {
 		l.waiting[counter]++
 		timer := time.NewTimer(a.cfg.ReorderWait)
 		defer timer.Stop()
+		poll := time.NewTicker(counterPoll)
+		defer poll.Stop()
 		expired := false
 		for counter > l.next {
 			if expired {
@@ -307,15 +346,24 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 			}
 			ch := l.changed
 			l.mu.Unlock()
-			var gone bool
+			var gone, reread bool
 			select {
 			case <-ch:
+			case <-poll.C:
+				reread = true
 			case <-timer.C:
-				expired = true
+				// One last look before skipping: the gap may have
+				// been filled elsewhere since the last poll.
+				expired, reread = true, true
 			case <-ctx.Done():
 				gone = true
 			case <-a.ctx.Done():
 				gone = true
+			}
+			var v string
+			var err error
+			if reread {
+				v, err = a.sink.Attr(ctx, conv, AttrCounter) // unlocked: the lane's deliveries go on meanwhile
 			}
 			l.mu.Lock()
 			if gone {
@@ -323,6 +371,11 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 				l.broadcast() // the others re-check the lowest held counter
 				return http.StatusServiceUnavailable
 			}
+			if reread && err == nil {
+				l.observe(v)
+			}
+			// A failed read is not fatal: the local wake-ups and the
+			// wait's end still move this callback on.
 		}
 		l.unwait(counter)
 	}
@@ -336,18 +389,65 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 		return http.StatusInternalServerError
 	}
 	if counter >= l.next {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverTimeout)
-		err := a.sink.SetAttr(wctx, conv, AttrCounter, strconv.FormatUint(counter, 10))
-		cancel()
-		if err != nil {
+		if err := a.advance(ctx, l, conv, counter); err != nil {
 			a.log.Error("chatlayer message counter not stored; Chatlayer will retry", "conversation", conv, "err", err)
 			l.broadcast()
 			return http.StatusInternalServerError
 		}
-		l.next = counter + 1
+		if counter+1 > l.next {
+			l.next = counter + 1
+		}
 		l.broadcast()
 	}
 	return http.StatusOK
+}
+
+// maxAdvance bounds advance's compare-and-set rounds. Each lost round
+// means another process moved the counter forward meanwhile, which can
+// happen only a few times before it passes ours; the bound is against a
+// writer that does not follow the protocol.
+const maxAdvance = 100
+
+// advance moves the stored counter forward to counter, never back: a
+// compare-and-set from the value last seen, re-read when another process
+// changed it meanwhile, and nothing written when it is already at or
+// past counter. l.mu is held.
+func (a *Adapter) advance(ctx context.Context, l *lane, conv string, counter uint64) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverTimeout)
+	defer cancel()
+	want := strconv.FormatUint(counter, 10)
+	old := l.stored
+	for range maxAdvance {
+		if last, err := strconv.ParseUint(old, 10, 64); err == nil && last >= counter {
+			l.observe(old)
+			return nil
+		}
+		ok, err := a.sink.CompareAndSetAttr(ctx, conv, AttrCounter, old, want)
+		if err != nil {
+			return err
+		}
+		if ok {
+			l.stored = want
+			return nil
+		}
+		if old, err = a.sink.Attr(ctx, conv, AttrCounter); err != nil {
+			return err
+		}
+	}
+	return errors.New("chatlayer: the stored message counter keeps changing")
+}
+
+// observe takes a stored counter read from the Sink: next moves up to
+// follow it (never down: a skip may have put it ahead), and waiters are
+// woken when it moved. l.mu is held.
+func (l *lane) observe(v string) {
+	l.stored = v
+	last, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || last+1 <= l.next {
+		return
+	}
+	l.next = last + 1
+	l.broadcast()
 }
 
 func (l *lane) broadcast() {

@@ -84,6 +84,16 @@ func (f *fakeSink) SetAttr(ctx context.Context, convID, key, value string) error
 	return nil
 }
 
+func (f *fakeSink) CompareAndSetAttr(ctx context.Context, convID, key, old, value string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.attrs[convID+"/"+key] != old {
+		return false, nil
+	}
+	f.attrs[convID+"/"+key] = value
+	return true, nil
+}
+
 // replies waits until conversation convID has n stored replies in all and
 // returns them.
 func (f *fakeSink) replies(t *testing.T, convID string, n int) []delivery {

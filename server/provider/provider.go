@@ -85,12 +85,20 @@ type Sink interface {
 	// retried with the same key stores nothing twice. An empty key turns
 	// deduplication off.
 	Deliver(ctx context.Context, conversation, key string, bodies ...widget.Body) error
-	// Typing shows or hides the bot's typing indicator. It is not stored.
+	// Typing shows or hides the bot's typing indicator. It is kept with
+	// the conversation only as "typing since", bounded in time, so that
+	// every instance sees it.
 	Typing(conversation string, on bool)
 	// Attr and SetAttr keep small per-conversation provider state
 	// (upstream ids, a scripted bot's position) durably.
 	Attr(ctx context.Context, conversation, key string) (string, error)
 	SetAttr(ctx context.Context, conversation, key, value string) error
+	// CompareAndSetAttr sets key to value only if its current value is
+	// old ("" means absent) and reports whether it did: the read-modify-
+	// write of provider state that stays right when several processes
+	// share the store and a callback may land on any of them (Chatlayer's
+	// counter only ever moves forward).
+	CompareAndSetAttr(ctx context.Context, conversation, key, old, value string) (bool, error)
 }
 
 // ErrOtherBot is what a Sink scoped to one bot returns from Deliver,

@@ -92,6 +92,30 @@ func TestSinkConversationsAndFailures(t *testing.T) {
 	if v, err := s.Attr(ctx, "a", "k"); v != "v" || err != nil {
 		t.Errorf("Attr = %q, %v", v, err)
 	}
+	// CompareAndSetAttr: only from the value named ("" for none), and
+	// an injected failure applies to it too.
+	if ok, err := s.CompareAndSetAttr(ctx, "a", "n", "", "1"); !ok || err != nil {
+		t.Errorf("CAS from absent: %v, %v", ok, err)
+	}
+	if ok, err := s.CompareAndSetAttr(ctx, "a", "n", "", "2"); ok || err != nil {
+		t.Errorf("CAS from a stale absent: %v, %v", ok, err)
+	}
+	if ok, err := s.CompareAndSetAttr(ctx, "a", "n", "1", "2"); !ok || err != nil {
+		t.Errorf("CAS from the current value: %v, %v", ok, err)
+	}
+	if v, _ := s.Attr(ctx, "a", "n"); v != "2" {
+		t.Errorf("after CAS: %q", v)
+	}
+	if _, err := s.CompareAndSetAttr(ctx, "nope", "n", "", "1"); !errors.Is(err, provider.ErrUnknownConversation) {
+		t.Errorf("CAS of an unknown conversation: %v", err)
+	}
+	s.FailSetAttr(1)
+	if ok, err := s.CompareAndSetAttr(ctx, "a", "n", "2", "3"); ok || !errors.Is(err, providertest.ErrInjected) {
+		t.Errorf("injected CAS failure: %v, %v", ok, err)
+	}
+	if v, _ := s.Attr(ctx, "a", "n"); v != "2" {
+		t.Errorf("a failed CAS set %q", v)
+	}
 	s.Typing("a", true)
 	s.Typing("a", false)
 	if got := s.Typings(); !reflect.DeepEqual(got, []string{"a:on", "a:off"}) {

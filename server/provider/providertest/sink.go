@@ -142,6 +142,31 @@ func (s *Sink) SetAttr(_ context.Context, conv, key, value string) error {
 	return nil
 }
 
+// CompareAndSetAttr sets an attribute of conv to value if it is old
+// ("" for one never set), atomically, as the store does. An injected
+// SetAttr failure applies to it too.
+func (s *Sink) CompareAndSetAttr(_ context.Context, conv, key, old, value string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.exists(conv); err != nil {
+		return false, err
+	}
+	if s.failSetAttr > 0 {
+		s.failSetAttr--
+		return false, ErrInjected
+	}
+	k := conv + "\x00" + key
+	if s.attrs[k] != old {
+		return false, nil
+	}
+	if value == "" {
+		delete(s.attrs, k)
+	} else {
+		s.attrs[k] = value
+	}
+	return true, nil
+}
+
 // FailDeliver makes the next n Deliver calls for existing conversations
 // fail with ErrInjected, storing nothing, as a store in trouble would.
 func (s *Sink) FailDeliver(n int) {
@@ -150,8 +175,8 @@ func (s *Sink) FailDeliver(n int) {
 	s.mu.Unlock()
 }
 
-// FailSetAttr makes the next n SetAttr calls for existing conversations
-// fail with ErrInjected, setting nothing.
+// FailSetAttr makes the next n SetAttr or CompareAndSetAttr calls for
+// existing conversations fail with ErrInjected, setting nothing.
 func (s *Sink) FailSetAttr(n int) {
 	s.mu.Lock()
 	s.failSetAttr += n
