@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"math"
 	"strings"
@@ -18,6 +19,11 @@ const (
 	// redisLimitTimeout bounds one limit check on Redis; past it the
 	// check is made in this process instead (see redisLimiter).
 	redisLimitTimeout = time.Second
+	// redisLimitPause is how long after Redis failed a check the next
+	// ones go straight to this process's counts, so that an outage
+	// costs each message no wait for a dead Redis, and the log one line
+	// a second rather than one per message.
+	redisLimitPause = time.Second
 	// defaultConnHeartbeat is how often a process says, for every
 	// address it holds sockets of, how many it holds. A process's count
 	// stops counting connHeartbeatTTL heartbeats after it was last said.
@@ -85,7 +91,10 @@ type RedisLimiterOptions struct {
 //
 // When Redis does not answer within redisLimitTimeout, a check is made
 // against this process's own buckets and socket counts (memLimiter), as
-// on one process, and a warning is logged. That is neither open nor
+// on one process, and so are the checks of the next redisLimitPause; a
+// warning is logged. A check does not end with its caller's context (a
+// socket going away mid-check would count as Redis failing);
+// redisLimitTimeout bounds it. That is neither open nor
 // closed: a visitor within the limits is never refused because of the
 // outage, and a script is still limited (by each process, so to N times
 // the limit over N processes, until Redis answers). Failing closed would
@@ -109,6 +118,9 @@ type redisLimiter struct {
 	mu     sync.Mutex
 	conns  map[string]int // this process's open sockets by limitKey
 	closed bool
+	// down is when Redis last failed a check; until redisLimitPause
+	// after it, checks are made in this process.
+	down time.Time
 
 	stopBeat chan struct{}
 	beatDone chan struct{}
@@ -303,7 +315,10 @@ func (l *redisLimiter) give(ctx context.Context, keys []string, buckets []gcraBu
 
 // Allow is Limiter.Allow, on Redis.
 func (l *redisLimiter) Allow(ctx context.Context, visitor, ip string) (bool, time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, redisLimitTimeout)
+	if l.paused() {
+		return l.mem.allow(visitor, ip)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisLimitTimeout)
 	defer cancel()
 	wait, err := l.take(ctx, []string{l.prefix + "v:" + visitor, l.prefix + "ip:" + limitKey(ip)}, []gcraBucket{l.msgs, l.ip})
 	if err != nil {
@@ -317,7 +332,10 @@ func (l *redisLimiter) Allow(ctx context.Context, visitor, ip string) (bool, tim
 // give-back script: atomic on each bucket, whichever process made the
 // reservation.
 func (l *redisLimiter) ReserveStart(ctx context.Context, ip, bot string) (bool, time.Duration, func()) {
-	ctx, cancel := context.WithTimeout(ctx, redisLimitTimeout)
+	if l.paused() {
+		return l.mem.ReserveStart(ctx, ip, bot)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisLimitTimeout)
 	defer cancel()
 	keys := []string{l.prefix + "s:" + limitKey(ip), l.prefix + "b:" + bot}
 	buckets := []gcraBucket{l.start, l.bot}
@@ -346,7 +364,7 @@ func (l *redisLimiter) ReserveStart(ctx context.Context, ip, bot string) (bool, 
 // Connect is Limiter.Connect, on Redis.
 func (l *redisLimiter) Connect(ctx context.Context, ip string) (bool, func()) {
 	key := limitKey(ip)
-	ctx, cancel := context.WithTimeout(ctx, redisLimitTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisLimitTimeout)
 	defer cancel()
 	// This process's count goes up before Redis's, so that a heartbeat
 	// meanwhile errs by counting the socket early, not by forgetting it.
@@ -354,9 +372,14 @@ func (l *redisLimiter) Connect(ctx context.Context, ip string) (bool, func()) {
 	l.conns[key]++
 	n := l.conns[key]
 	l.mu.Unlock()
-	ok, err := connTake.Run(ctx, l.rdb, []string{l.connKey(key)}, l.id, l.connsPerIP, l.ttl().Milliseconds()).Int()
+	ok, err := 0, errPaused
+	if !l.paused() {
+		ok, err = connTake.Run(ctx, l.rdb, []string{l.connKey(key)}, l.id, l.connsPerIP, l.ttl().Milliseconds()).Int()
+	}
 	if err != nil {
-		l.degraded("connections", err)
+		if err != errPaused {
+			l.degraded("connections", err)
+		}
 		ok = 0
 		if n <= l.connsPerIP {
 			ok = 1 // this process's own count, until Redis answers
@@ -369,8 +392,8 @@ func (l *redisLimiter) Connect(ctx context.Context, ip string) (bool, func()) {
 	var once sync.Once
 	return true, func() {
 		once.Do(func() {
-			if l.drop(key) {
-				return
+			if l.drop(key) || l.paused() {
+				return // the next heartbeat writes the right count
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), redisLimitTimeout)
 			defer cancel()
@@ -478,8 +501,22 @@ func (l *redisLimiter) Close() error {
 	return nil
 }
 
-// degraded logs that a check was made in this process because Redis did
-// not answer.
+// errPaused says a check was not sent to Redis (redisLimitPause).
+var errPaused = errors.New("limits: Redis failed a moment ago")
+
+// paused reports whether Redis failed a check less than
+// redisLimitPause ago.
+func (l *redisLimiter) paused() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Since(l.down) < redisLimitPause
+}
+
+// degraded notes and logs that a check was made in this process because
+// Redis did not answer.
 func (l *redisLimiter) degraded(what string, err error) {
+	l.mu.Lock()
+	l.down = time.Now()
+	l.mu.Unlock()
 	l.log.Warn("limits: Redis did not answer; counting in this process only until it does", "limit", what, "error", err)
 }
