@@ -50,8 +50,8 @@ type RedisLimiterOptions struct {
 // three times.
 //
 // Buckets use GCRA, the generic cell rate algorithm, as
-// github.com/go-redis/redis_rate does (credit to it for the approach;
-// the scripts here are our own): a bucket is one key holding its
+// github.com/go-redis/redis_rate does after rwz/redis-gcra (credit to
+// them for the approach; the scripts here are our own): a bucket is one key holding its
 // theoretical arrival time (TAT) in microseconds of Redis's clock (TIME
 // in the script, never a process's clock, so that processes whose clocks
 // disagree still share one budget). A message at now is allowed when
