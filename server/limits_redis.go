@@ -86,8 +86,13 @@ type RedisLimiterOptions struct {
 // mends a count that a lost release or a Redis outage left wrong. A
 // process that dies stops refreshing, and its fields stop counting when
 // their deadline passes: within 3 heartbeats (30 s by default) of its
-// last heartbeat, so of its death. A process that shuts down gives its
-// counts back at once (Close).
+// last heartbeat, so of its death (every write of a field, a connect's
+// or a heartbeat's, sets its deadline to Redis's now + 3 heartbeats, and
+// a dead process writes none). A live process's fields lapse only if 3
+// heartbeats in a row fail, and come back with the next that succeeds.
+// A process that shuts down gives its counts back at once (Close). A
+// heartbeat that races a connect or a close of the same address may
+// leave its count one off, until the next heartbeat.
 //
 // When Redis does not answer within redisLimitTimeout, a check is made
 // against this process's own buckets and socket counts (memLimiter), as
