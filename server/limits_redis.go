@@ -141,7 +141,8 @@ func bucketOf(perMinute, burst int) gcraBucket {
 		// No sustained rate: the burst only, as x/time/rate with rate 0.
 		return gcraBucket{interval: 1e15, burst: int64(burst)}
 	}
-	return gcraBucket{interval: int64(math.Round(60e6 / float64(perMinute))), burst: int64(burst)}
+	// At least 1 µs: a bucket whose TAT never moved would never expire.
+	return gcraBucket{interval: max(int64(math.Round(60e6/float64(perMinute))), 1), burst: int64(burst)}
 }
 
 // NewRedisLimiter returns the Limiter of every process over client, with
@@ -191,7 +192,7 @@ for i, key in ipairs(KEYS) do
 end
 if wait > 0 then return wait end
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
+  redis.call('SET', key, string.format('%.0f', tats[i]), 'PX', math.max(1, math.ceil((tats[i] - now) / 1000)))
 end
 return 0
 `)

@@ -22,7 +22,14 @@ func newRedisLimiters(newClient func(t *testing.T) redis.UniversalClient) redisP
 		var ls []*redisLimiter
 		for range n {
 			rl := NewRedisLimiter(newClient(t), l, RedisLimiterOptions{Prefix: "test:" + t.Name() + ":", Heartbeat: heartbeat}).(*redisLimiter)
-			t.Cleanup(func() { rl.Close() })
+			t.Cleanup(func() {
+				rl.Close()
+				rl.mu.Lock()
+				defer rl.mu.Unlock()
+				if !rl.down.IsZero() {
+					t.Error("a check failed on Redis and was counted in the process instead")
+				}
+			})
 			ls = append(ls, rl)
 		}
 		return ls
@@ -355,5 +362,29 @@ func TestRedisLimitKeysExpire(t *testing.T) {
 		if ttl <= 0 || ttl > 100*time.Millisecond {
 			t.Fatalf("%s has TTL %v, want the time until its bucket is full again (at most 100ms)", k, ttl)
 		}
+	}
+}
+
+// BenchmarkRedisLimitAllow measures one message check on a local Redis
+// (one script, two buckets) against the in-memory limiter's.
+func BenchmarkRedisLimitAllow(b *testing.B) {
+	r := redistest.Start(b)
+	lim := Limits{MessagesPerMinute: 1 << 30, Burst: 1 << 20, IPMessagesPerMinute: 1 << 30}
+	for name, l := range map[string]Limiter{
+		"redis":  NewRedisLimiter(r.Client(b), lim, RedisLimiterOptions{Prefix: "bench:"}),
+		"memory": NewMemoryLimiter(lim),
+	} {
+		b.Run(name, func(b *testing.B) {
+			defer l.Close()
+			ctx := context.Background()
+			for i := 0; b.Loop(); i++ {
+				if ok, _ := l.Allow(ctx, fmt.Sprintf("v%d", i%1000), "192.0.2.1"); !ok {
+					b.Fatal("refused")
+				}
+			}
+			if rl, ok := l.(*redisLimiter); ok && !rl.down.IsZero() {
+				b.Fatal("a check failed on Redis and was counted in memory")
+			}
+		})
 	}
 }
