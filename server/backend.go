@@ -15,41 +15,58 @@ import (
 	"github.com/porthole-chat/porthole/server/store"
 )
 
-// OpenBackend opens the store the configuration names, and the bus that
-// goes with it: the bolt file (store.path, or porthole.db in dataDir) or
-// memory with the in-process bus, for one process; Redis with a Redis
-// bus over the same client, for any number of processes. The server
-// closes both (Options.Store, Options.Bus).
-func OpenBackend(cfg StoreConfig, dataDir string, log *slog.Logger) (store.Store, bus.Bus, error) {
-	switch cfg.Driver {
+// Backend is what the processes serving the same visitors share: the
+// store, the bus between them, and the limits' counts.
+type Backend struct {
+	Store store.Store
+	Bus   bus.Bus
+	// Limits counts messages, conversation starts and sockets per
+	// visitor, address and bot (see Limiter).
+	Limits Limiter
+}
+
+// Close closes the limiter, the bus and the store, in that order: on
+// Redis the first two share the store's client.
+func (b *Backend) Close() error {
+	return errors.Join(b.Limits.Close(), b.Bus.Close(), b.Store.Close())
+}
+
+// OpenBackend opens the store the configuration names, and the bus and
+// the limiter that go with it: the bolt file (store.path, or porthole.db
+// in dataDir) or memory with the in-process bus and limits counted in
+// memory, for one process; Redis with a Redis bus and limits counted in
+// Redis, over the same client, for any number of processes. The server
+// closes all three (Options.Store, Options.Bus, Options.Limits).
+func OpenBackend(cfg *Config, dataDir string, log *slog.Logger) (*Backend, error) {
+	switch cfg.Store.Driver {
 	case "memory":
-		return store.NewMemory(), bus.NewLocal(), nil
+		return &Backend{store.NewMemory(), bus.NewLocal(), NewMemoryLimiter(cfg.Limits)}, nil
 	case "redis":
-		client, err := redisClient(cfg.URL.Reveal())
+		client, err := redisClient(cfg.Store.URL.Reveal())
 		if err != nil {
-			return nil, nil, fmt.Errorf("store.url: %w", err)
+			return nil, fmt.Errorf("store.url: %w", err)
 		}
 		st, err := store.OpenRedis(client, store.RedisOptions{CloseClient: true, Replicas: cfg.Replicas, ReplicaTimeout: time.Duration(cfg.ReplicaTimeout)})
 		if err != nil {
 			client.Close()
-			return nil, nil, fmt.Errorf("store: %w (is Redis running at store.url, and reachable from here?)", err)
+			return nil, fmt.Errorf("store: %w (is Redis running at store.url, and reachable from here?)", err)
 		}
 		b, err := redisbus.New(client, redisbus.Options{Logger: log})
 		if err != nil {
 			st.Close()
-			return nil, nil, fmt.Errorf("bus: %w", err)
+			return nil, fmt.Errorf("bus: %w", err)
 		}
-		return st, b, nil
+		return &Backend{st, b, NewRedisLimiter(client, cfg.Limits, RedisLimiterOptions{Logger: log})}, nil
 	}
-	path := cfg.Path
+	path := cfg.Store.Path
 	if path == "" {
 		path = filepath.Join(dataDir, "porthole.db")
 	}
 	st, err := store.OpenBolt(path, store.BoltOptions{})
 	if err != nil {
-		return nil, nil, dataDirError(filepath.Dir(path), err)
+		return nil, dataDirError(filepath.Dir(path), err)
 	}
-	return st, bus.NewLocal(), nil
+	return &Backend{st, bus.NewLocal(), NewMemoryLimiter(cfg.Limits)}, nil
 }
 
 // redisClient makes the go-redis client store.url names (redisURL).

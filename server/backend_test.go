@@ -17,14 +17,18 @@ import (
 // it is ready, and unready when Redis is gone.
 func TestRedisBackend(t *testing.T) {
 	r := redistest.Start(t)
-	st, b, err := OpenBackend(StoreConfig{Driver: "redis", URL: Secret(r.URL)}, t.TempDir(), nil)
+	be, err := OpenBackend(&Config{Store: StoreConfig{Driver: "redis", URL: Secret(r.URL)}, Limits: DefaultConfig().Limits}, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := be.Bus
 	if _, ok := b.(*bus.Local); ok {
 		t.Fatal("driver redis got the in-process bus")
 	}
-	h := newHarness(t, func(_ *Config, o *Options) { o.Store, o.Bus = st, b })
+	if _, ok := be.Limits.(*redisLimiter); !ok {
+		t.Fatalf("driver redis got limits %T, want them counted in Redis", be.Limits)
+	}
+	h := newHarness(t, func(_ *Config, o *Options) { o.Store, o.Bus, o.Limits = be.Store, b, be.Limits })
 	c := h.connect("acme")
 	w := c.open("", 0)
 	if w.Conversation == "" {

@@ -253,7 +253,7 @@ func (so *socket) save(ctx context.Context, id string, in Inbound) {
 }
 
 func (so *socket) allow(ctx context.Context, id string) bool {
-	ok, wait := so.srv.limits.allow(so.visitor, so.ip)
+	ok, wait := so.srv.limits.Allow(ctx, so.visitor, so.ip)
 	if !ok {
 		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeRateLimited, Message: "too many messages; wait a moment", ID: id, RetryMS: max(wait.Milliseconds(), 1)})
 	}

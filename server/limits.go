@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -26,37 +27,82 @@ func limitKey(ip string) string {
 	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
-// limiter holds token buckets per visitor, per IP, and for conversation
-// starts per address and per bot. A bucket that has filled up again is
-// forgotten, since a new one is the same, so memory stays bounded by the
-// buckets in use.
-type limiter struct {
+// Limiter meters what visitors and addresses may do: messages per
+// visitor and per address, conversation starts per address and per bot,
+// and open sockets per address (limits.connections_per_ip). It is a seam
+// because the counts must be shared by every process that serves the
+// same visitors: one process on bolt or memory keeps them in memory
+// (NewMemoryLimiter); several processes on one Redis keep them in Redis
+// (NewRedisLimiter), which OpenBackend picks with the Redis store. ip is
+// the client address as clientIP gives it; every address count goes by
+// limitKey, so that an IPv6 /64 is one address.
+type Limiter interface {
+	// Allow takes one message from the visitor's bucket and from the
+	// address's, from both or from neither. When either is empty it
+	// returns false and how long until the next message is allowed.
+	Allow(ctx context.Context, visitor, ip string) (bool, time.Duration)
+	// ReserveStart takes one conversation start from the address's
+	// bucket and from the bot's, from both or from neither. When either
+	// is empty it returns false and how long until a start is allowed.
+	// Otherwise refund gives the start back, for a start that found a
+	// conversation instead of creating one: only a created conversation
+	// counts.
+	ReserveStart(ctx context.Context, ip, bot string) (ok bool, wait time.Duration, refund func())
+	// Connect takes one of the address's socket slots. When the address
+	// holds limits.connections_per_ip sockets already it returns false;
+	// otherwise release gives the slot back when the socket closes
+	// (release may be called more than once; only the first counts).
+	Connect(ctx context.Context, ip string) (ok bool, release func())
+	// Close lets go of what the limiter holds; slots still taken are
+	// given back.
+	Close() error
+}
+
+// memLimiter is the Limiter of one process: token buckets in memory per
+// visitor, per IP, and for conversation starts per address and per bot,
+// and a count of open sockets per address. A bucket that has filled up
+// again is forgotten, since a new one is the same, so memory stays
+// bounded by the buckets in use.
+type memLimiter struct {
 	visitorRate, ipRate rate.Limit
 	burst, ipBurst      int
 	// startRate and startBurst meter new conversations per address,
 	// botStartRate and botStartBurst per bot (Limits says why).
 	startRate, botStartRate   rate.Limit
 	startBurst, botStartBurst int
+	connsPerIP                int
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
 	swept   time.Time
+	conns   map[string]int // open sockets by limitKey
 }
 
-func newLimiter(l Limits) *limiter {
-	return &limiter{
+// NewMemoryLimiter returns the Limiter of a single process, with the
+// buckets and caps of l.
+func NewMemoryLimiter(l Limits) Limiter { return newLimiter(l) }
+
+func newLimiter(l Limits) *memLimiter {
+	return &memLimiter{
 		visitorRate: rate.Limit(float64(l.MessagesPerMinute) / 60), burst: l.Burst,
-		ipRate: rate.Limit(float64(l.IPMessagesPerMinute) / 60), ipBurst: max(l.Burst*5, l.IPMessagesPerMinute/6),
+		ipRate: rate.Limit(float64(l.IPMessagesPerMinute) / 60), ipBurst: ipBurst(l),
 		startRate: rate.Limit(float64(l.StartsPerMinute) / 60), startBurst: max(l.StartBurst, 1),
 		botStartRate: rate.Limit(float64(l.BotStartsPerMinute) / 60), botStartBurst: max(l.BotStartsPerMinute, 1),
-		buckets: map[string]*rate.Limiter{}, swept: time.Now(),
+		connsPerIP: l.ConnectionsPerIP,
+		buckets:    map[string]*rate.Limiter{}, swept: time.Now(), conns: map[string]int{},
 	}
 }
 
-// allow takes one message from the visitor's bucket and from the bucket
-// of the address ip (by limitKey, so a whole IPv6 /64 shares one). When
-// either is empty it returns how long until the next message is allowed.
-func (l *limiter) allow(visitor, ip string) (bool, time.Duration) {
+// ipBurst is the burst of an address's message bucket: five visitors'
+// bursts, or ten seconds of its rate, whichever is more.
+func ipBurst(l Limits) int { return max(l.Burst*5, l.IPMessagesPerMinute/6) }
+
+// Allow is Limiter.Allow.
+func (l *memLimiter) Allow(_ context.Context, visitor, ip string) (bool, time.Duration) {
+	return l.allow(visitor, ip)
+}
+
+func (l *memLimiter) allow(visitor, ip string) (bool, time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -70,13 +116,8 @@ func (l *limiter) allow(visitor, ip string) (bool, time.Duration) {
 	return true, 0
 }
 
-// reserveStart takes one conversation start from the bucket of the
-// address ip (by limitKey) and from the bot's. When either is empty it
-// takes nothing and returns how long until a start is allowed.
-// Otherwise refund gives the start back, for a start that found a
-// conversation instead of creating one: only a created conversation
-// counts.
-func (l *limiter) reserveStart(ip, bot string) (ok bool, wait time.Duration, refund func()) {
+// ReserveStart is Limiter.ReserveStart.
+func (l *memLimiter) ReserveStart(_ context.Context, ip, bot string) (ok bool, wait time.Duration, refund func()) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -95,9 +136,33 @@ func (l *limiter) reserveStart(ip, bot string) (ok bool, wait time.Duration, ref
 	return true, 0, cancel
 }
 
+// Connect is Limiter.Connect.
+func (l *memLimiter) Connect(_ context.Context, ip string) (bool, func()) {
+	key := limitKey(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns[key] >= l.connsPerIP {
+		return false, nil
+	}
+	l.conns[key]++
+	var once sync.Once
+	return true, func() {
+		once.Do(func() {
+			l.mu.Lock()
+			if l.conns[key]--; l.conns[key] <= 0 {
+				delete(l.conns, key)
+			}
+			l.mu.Unlock()
+		})
+	}
+}
+
+// Close is Limiter.Close: memory needs no closing.
+func (l *memLimiter) Close() error { return nil }
+
 // get returns the bucket of key, made with r and burst when new. Now and
 // then it forgets the buckets that are full again. The caller holds l.mu.
-func (l *limiter) get(key string, r rate.Limit, burst int, now time.Time) *rate.Limiter {
+func (l *memLimiter) get(key string, r rate.Limit, burst int, now time.Time) *rate.Limiter {
 	if now.Sub(l.swept) > time.Minute {
 		for k, b := range l.buckets {
 			if b.TokensAt(now) >= float64(b.Burst()) {

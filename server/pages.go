@@ -297,7 +297,7 @@ func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in != nil {
-		if ok, _ := s.limits.allow(pv.id, s.clientIP(r)); !ok {
+		if ok, _ := s.limits.Allow(r.Context(), pv.id, s.clientIP(r)); !ok {
 			fail(http.StatusTooManyRequests, func(t web.ChatTexts) string { return t.Get(web.TextTooFast) })
 			return
 		}

@@ -40,6 +40,10 @@ type Options struct {
 	// opens it with OpenBackend); nil is the configured one's, or the
 	// in-process bus. The server closes it.
 	Bus bus.Bus
+	// Limits counts what visitors and addresses do, for the limits
+	// (cmd/porthole opens it with OpenBackend); nil is the configured
+	// store's, or counts in memory. The server closes it.
+	Limits Limiter
 	// Retry overrides DefaultRetry (tests use short waits).
 	Retry *RetryPolicy
 	// HelloTimeout overrides the 10 s a socket has to say hello.
@@ -89,14 +93,13 @@ type Server struct {
 	// upstream is the one HTTP client of every platform adapter.
 	upstream *provider.Upstream
 
-	limits  *limiter
+	limits  Limiter
 	mux     *http.ServeMux
 	sockets sync.Map // *socket -> struct{}
 
 	mu       sync.Mutex
 	draining bool
-	perIP    map[string]int // open sockets by limitKey of the client address
-	conns    int            // open sockets in all, for Limits.MaxConnections
+	conns    int // open sockets in all, for Limits.MaxConnections
 	// proxies says whose forwarded headers name the client.
 	proxies proxies
 }
@@ -108,7 +111,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, opts: opts, log: log, bus: opts.Bus, bots: map[string]*Bot{}, perIP: map[string]int{}}
+	s := &Server{cfg: cfg, opts: opts, log: log, bus: opts.Bus, bots: map[string]*Bot{}}
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
@@ -141,18 +144,30 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.pageSessions = newPageSessions(s.keys)
 
-	s.store = opts.Store
+	s.store, s.limits = opts.Store, opts.Limits
 	if s.store == nil {
-		var b bus.Bus
-		if s.store, b, err = OpenBackend(cfg.Store, opts.DataDir, log); err != nil {
+		be, err := OpenBackend(cfg, opts.DataDir, log)
+		if err != nil {
 			return nil, err
 		}
+		s.store = be.Store
 		if opts.Bus == nil {
-			s.bus = b
+			s.bus = be.Bus
+		} else {
+			be.Bus.Close()
+		}
+		if s.limits == nil {
+			s.limits = be.Limits
+		} else {
+			be.Limits.Close()
 		}
 	}
-	// The bus closes before the store: a Redis bus shares its client.
-	s.closers = append(s.closers, s.bus.Close, s.store.Close)
+	if s.limits == nil {
+		s.limits = NewMemoryLimiter(cfg.Limits)
+	}
+	// The limiter and the bus close before the store: on Redis they
+	// share its client.
+	s.closers = append(s.closers, s.limits.Close, s.bus.Close, s.store.Close)
 
 	retry := cfg.Upstream.Retry()
 	if opts.Retry != nil {
@@ -181,8 +196,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		}
 		s.bots[bc.ID] = &Bot{Config: bc}
 	}
-	s.limits = newLimiter(cfg.Limits)
-
 	if n, err := s.service.Recover(context.Background()); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("recover outbox: %w", err)
@@ -312,7 +325,7 @@ func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string
 		c, _, _, err := s.service.Open(ctx, o)
 		return c, 0, err
 	}
-	ok, wait, refund := s.limits.reserveStart(ip, id)
+	ok, wait, refund := s.limits.ReserveStart(ctx, ip, id)
 	if !ok {
 		s.log.Warn("conversation start refused: too many new conversations", "bot", id, "retry_ms", wait.Milliseconds())
 		return Conv{}, wait, nil

@@ -24,6 +24,8 @@ type socket struct {
 	conn *websocket.Conn
 	bot  *Bot
 	ip   string
+	// release gives the address's socket slot back (Limiter.Connect).
+	release func()
 
 	// visitor is the browser's visitor id, which its token names; a
 	// logout replaces it with a fresh one. The reader sets it, under mu
@@ -146,7 +148,7 @@ func (so *socket) end() {
 	}
 	so.conn.CloseNow()
 	so.srv.sockets.Delete(so)
-	so.srv.releaseIP(so.ip)
+	so.srv.releaseSocket(so.release)
 }
 
 // awaitHello reads until a valid hello arrives or the hello timeout ends.

@@ -66,31 +66,32 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, widget.CodeUpstreamUnavailable, "the server is at its connection ceiling; reconnect later")
 		return
 	}
-	key := limitKey(ip)
-	if s.perIP[key] >= s.cfg.Limits.ConnectionsPerIP {
-		s.mu.Unlock()
+	s.conns++
+	s.mu.Unlock()
+	// The address's sockets are counted by the limiter, over every
+	// process on Redis; the server's ceiling above is this process's.
+	ok, release := s.limits.Connect(r.Context(), ip)
+	if !ok {
+		s.releaseSocket(nil)
 		httpError(w, http.StatusTooManyRequests, widget.CodeRateLimited, "too many connections from this address")
 		return
 	}
-	s.perIP[key]++
-	s.conns++
-	s.mu.Unlock()
 
 	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{widget.Protocol},
 		InsecureSkipVerify: true, // origins are checked above, per bot
 	})
 	if err != nil {
-		s.releaseIP(ip)
+		s.releaseSocket(release)
 		return // Accept has answered the client
 	}
 	if conn.Subprotocol() != widget.Protocol {
 		conn.Close(websocket.StatusPolicyViolation, "subprotocol "+widget.Protocol+" required")
-		s.releaseIP(ip)
+		s.releaseSocket(release)
 		return
 	}
 	conn.SetReadLimit(widget.MaxFrame)
-	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, space: make(chan struct{}, 1)}
+	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, release: release, space: make(chan struct{}, 1)}
 	// Not the request's context: net/http cancels that when the handler
 	// returns, and the socket outlives it.
 	so.ctx, so.cancel = context.WithCancel(context.Background())
@@ -140,14 +141,14 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBuffer)), nil
 }
 
-// releaseIP gives back the connection slots, the address's and the
-// server's, of a closed socket.
-func (s *Server) releaseIP(ip string) {
-	key := limitKey(ip)
-	s.mu.Lock()
-	if s.perIP[key]--; s.perIP[key] <= 0 {
-		delete(s.perIP, key)
+// releaseSocket gives back the connection slots of a closed socket: the
+// address's (release, from Limiter.Connect; nil for none) and the
+// server's.
+func (s *Server) releaseSocket(release func()) {
+	if release != nil {
+		release()
 	}
+	s.mu.Lock()
 	s.conns--
 	s.mu.Unlock()
 }

@@ -128,14 +128,15 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	// The binary wires the parts: the store and the bus here, the bot
 	// platforms through platforms.Register.
-	st, events, err := server.OpenBackend(cfg.Store, *dataDir, log)
+	be, err := server.OpenBackend(cfg, *dataDir, log)
 	if err != nil {
 		return err
 	}
 	srv, err := server.New(cfg, server.Options{
 		DataDir: *dataDir,
-		Store:   st,
-		Bus:     events,
+		Store:   be.Store,
+		Bus:     be.Bus,
+		Limits:  be.Limits,
 		Logger:  log,
 		Static:  web.Static(),
 		Loader:  web.Loader(),
@@ -143,8 +144,7 @@ func serve(args []string, stderr io.Writer) error {
 		Index:   index,
 	})
 	if err != nil {
-		events.Close()
-		st.Close()
+		be.Close()
 		return err
 	}
 	if _, err := web.Manifest(); err != nil {
