@@ -46,7 +46,7 @@ func OpenBackend(cfg *Config, dataDir string, log *slog.Logger) (*Backend, error
 		if err != nil {
 			return nil, fmt.Errorf("store.url: %w", err)
 		}
-		st, err := store.OpenRedis(client, store.RedisOptions{CloseClient: true, Replicas: cfg.Replicas, ReplicaTimeout: time.Duration(cfg.ReplicaTimeout)})
+		st, err := store.OpenRedis(client, store.RedisOptions{CloseClient: true, Replicas: cfg.Store.Replicas, ReplicaTimeout: time.Duration(cfg.Store.ReplicaTimeout)})
 		if err != nil {
 			client.Close()
 			return nil, fmt.Errorf("store: %w (is Redis running at store.url, and reachable from here?)", err)

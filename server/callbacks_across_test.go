@@ -28,12 +28,12 @@ func TestChatlayerCallbacksAcrossInstances(t *testing.T) {
 	const verify = "verify-across-instances"
 	var hs [2]*harness
 	for i := range hs {
-		st, b, err := OpenBackend(StoreConfig{Driver: "redis", URL: Secret(r.URL)}, t.TempDir(), nil)
+		be, err := OpenBackend(&Config{Store: StoreConfig{Driver: "redis", URL: Secret(r.URL)}}, t.TempDir(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		hs[i] = newHarness(t, func(cfg *Config, o *Options) {
-			o.Store, o.Bus = st, b
+			o.Store, o.Bus, o.Limits = be.Store, be.Bus, be.Limits
 			cfg.Bots = append(cfg.Bots, BotConfig{ID: "cl", Provider: "chatlayer", Origins: []string{"https://www.acme.com"},
 				Settings: &chatlayer.Config{ChannelID: "c", Token: "tokid:toksecret", VerifyToken: verify, ReorderWait: 10 * time.Second, BaseURL: "http://127.0.0.1:1"}})
 		})

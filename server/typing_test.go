@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -24,22 +23,18 @@ func TestTypingAcrossInstances(t *testing.T) {
 	var svcs [2]*Service
 	var buses [2]bus.Bus
 	for i := range svcs {
-		st, b, err := OpenBackend(StoreConfig{Driver: "redis", URL: Secret(r.URL)}, t.TempDir(), nil)
+		be, err := OpenBackend(&Config{Store: StoreConfig{Driver: "redis", URL: Secret(r.URL)}}, t.TempDir(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc := NewService(st, b, slog.New(slog.NewTextHandler(newTestWriter(t), nil)), testRetry)
+		svc := NewService(be.Store, be.Bus, slog.New(slog.NewTextHandler(newTestWriter(t), nil)), testRetry)
 		t.Cleanup(func() {
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			svc.Close(cctx)
-			for _, c := range []any{b, st} {
-				if c, ok := c.(io.Closer); ok {
-					c.Close()
-				}
-			}
+			be.Close()
 		})
-		svcs[i], buses[i] = svc, b
+		svcs[i], buses[i] = svc, be.Bus
 	}
 	sc, _, err := svcs[0].store.Conversation(ctx, "acme", "visitor-typing")
 	if err != nil {

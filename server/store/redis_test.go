@@ -413,7 +413,7 @@ func TestRedisWaitsForReplicas(t *testing.T) {
 		}
 	}
 	waitReplicas(1)
-	s, err := store.OpenRedis(client, store.RedisOptions{Replicas: 1, ReplicaTimeout: 300 * time.Millisecond})
+	s, err := store.OpenRedis(client, store.RedisOptions{Replicas: 1, ReplicaTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
