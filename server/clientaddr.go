@@ -207,7 +207,7 @@ func unquote(s string) string {
 // clientIP is the address, as text, that the per-address limits count
 // (by limitKey): see proxies.clientAddr.
 func (s *Server) clientIP(r *http.Request) string {
-	if a := s.proxies.clientAddr(r); a.IsValid() {
+	if a := s.now().proxies.clientAddr(r); a.IsValid() {
 		return a.String()
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -220,5 +220,5 @@ func (s *Server) clientIP(r *http.Request) string {
 // proxy, whose X-Forwarded-Proto may then be believed.
 func (s *Server) fromTrustedProxy(r *http.Request) bool {
 	a := peerAddr(r)
-	return a.IsValid() && s.proxies.trusts(a)
+	return a.IsValid() && s.now().proxies.trusts(a)
 }

@@ -17,7 +17,7 @@ import (
 // (a Chatlayer callback may wait for its turn). Call it where the
 // handler is about to read the body, after checks that need no body.
 func (s *Server) bodyDeadline(w http.ResponseWriter, r *http.Request) {
-	d := time.Duration(s.cfg.Limits.BodyTimeout)
+	d := time.Duration(s.config().Limits.BodyTimeout)
 	if d <= 0 {
 		d = DefaultBodyTimeout
 	}

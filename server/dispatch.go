@@ -500,7 +500,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, "dispatching", err)
 	}
 	c := l.Conversation
-	p := s.providers[c.Bot]
+	p := s.provider(c.Bot)
 	if p == nil {
 		s.log.Error("no provider for bot", "bot", c.Bot, "conversation", conv)
 		return true

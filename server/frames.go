@@ -38,7 +38,7 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 	svc := so.srv.service
 	switch f := f.(type) {
 	case *widget.Hello:
-		if f.Bot != so.bot.Config.ID {
+		if f.Bot != so.bot().Config.ID {
 			so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"})
 			return
 		}
@@ -187,7 +187,7 @@ func (so *socket) applyHeld(ctx context.Context, conv string) []widget.Frame {
 		}
 	}
 	if h.login != nil {
-		if err := svc.Login(ctx, conv, so.bot.Config.IdentitySecret.Reveal(), h.login); err != nil || h.login.ID != "" {
+		if err := svc.Login(ctx, conv, so.bot().Config.IdentitySecret.Reveal(), h.login); err != nil || h.login.ID != "" {
 			answer(err, h.login.ID)
 		}
 		for _, id := range h.replaced {
@@ -231,7 +231,7 @@ func (so *socket) postback(ctx context.Context, f *widget.Postback) {
 		return
 	}
 	if !ok {
-		so.srv.log.Info("postback refused: the bot did not offer it", "bot", so.bot.Config.ID, "conversation", so.conv.ID)
+		so.srv.log.Info("postback refused: the bot did not offer it", "bot", so.bot().Config.ID, "conversation", so.conv.ID)
 		so.reply(ctx, errorFrame(ErrNotOffered, f.ID))
 		return
 	}

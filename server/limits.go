@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,10 @@ type Limiter interface {
 	// otherwise release gives the slot back when the socket closes
 	// (release may be called more than once; only the first counts).
 	Connect(ctx context.Context, ip string) (ok bool, release func())
+	// SetLimits changes the rates, bursts and caps to those of l (a
+	// config reload): what was taken so far stays taken, and counts
+	// against the new limits from the next check on.
+	SetLimits(l Limits)
 	// Close lets go of what the limiter holds; slots still taken are
 	// given back.
 	Close() error
@@ -83,13 +88,42 @@ type memLimiter struct {
 func NewMemoryLimiter(l Limits) Limiter { return newLimiter(l) }
 
 func newLimiter(l Limits) *memLimiter {
-	return &memLimiter{
-		visitorRate: rate.Limit(float64(l.MessagesPerMinute) / 60), burst: l.Burst,
-		ipRate: rate.Limit(float64(l.IPMessagesPerMinute) / 60), ipBurst: ipBurst(l),
-		startRate: rate.Limit(float64(l.StartsPerMinute) / 60), startBurst: max(l.StartBurst, 1),
-		botStartRate: rate.Limit(float64(l.BotStartsPerMinute) / 60), botStartBurst: max(l.BotStartsPerMinute, 1),
-		connsPerIP: l.ConnectionsPerIP,
-		buckets:    map[string]*rate.Limiter{}, swept: time.Now(), conns: map[string]int{},
+	m := &memLimiter{buckets: map[string]*rate.Limiter{}, swept: time.Now(), conns: map[string]int{}}
+	m.setRates(l)
+	return m
+}
+
+// setRates sets the rates, bursts and caps of l. The caller holds l.mu,
+// or is the only one with m.
+func (m *memLimiter) setRates(l Limits) {
+	m.visitorRate, m.burst = rate.Limit(float64(l.MessagesPerMinute)/60), l.Burst
+	m.ipRate, m.ipBurst = rate.Limit(float64(l.IPMessagesPerMinute)/60), ipBurst(l)
+	m.startRate, m.startBurst = rate.Limit(float64(l.StartsPerMinute)/60), max(l.StartBurst, 1)
+	m.botStartRate, m.botStartBurst = rate.Limit(float64(l.BotStartsPerMinute)/60), max(l.BotStartsPerMinute, 1)
+	m.connsPerIP = l.ConnectionsPerIP
+}
+
+// SetLimits is Limiter.SetLimits: new buckets get the new rates, and
+// the buckets in use change theirs in place, keeping their tokens (up
+// to the new burst), so that a reload gives nobody a fresh burst.
+func (m *memLimiter) SetLimits(l Limits) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.setRates(l)
+	for key, b := range m.buckets {
+		kind, _, _ := strings.Cut(key, ":")
+		r, burst := m.visitorRate, m.burst
+		switch kind {
+		case "ip":
+			r, burst = m.ipRate, m.ipBurst
+		case "s":
+			r, burst = m.startRate, m.startBurst
+		case "b":
+			r, burst = m.botStartRate, m.botStartBurst
+		}
+		b.SetLimitAt(now, r)
+		b.SetBurstAt(now, burst)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -116,9 +117,10 @@ type redisLimiter struct {
 	log     *slog.Logger
 	mem     *memLimiter // the fallback, and nothing else
 
-	msgs, ip, start, bot gcraBucket
-	connsPerIP           int
-	heartbeat            time.Duration
+	// rates holds the buckets and the socket cap; a reload replaces it
+	// (SetLimits).
+	rates     atomic.Pointer[redisRates]
+	heartbeat time.Duration
 
 	mu     sync.Mutex
 	conns  map[string]int // this process's open sockets by limitKey
@@ -130,6 +132,29 @@ type redisLimiter struct {
 	stopBeat chan struct{}
 	beatDone chan struct{}
 	stopOnce sync.Once
+}
+
+// redisRates are the limits of a redisLimiter, never changed once
+// stored.
+type redisRates struct {
+	msgs, ip, start, bot gcraBucket
+	connsPerIP           int
+}
+
+func redisRatesOf(l Limits) *redisRates {
+	return &redisRates{
+		msgs: bucketOf(l.MessagesPerMinute, l.Burst), ip: bucketOf(l.IPMessagesPerMinute, ipBurst(l)),
+		start: bucketOf(l.StartsPerMinute, max(l.StartBurst, 1)), bot: bucketOf(l.BotStartsPerMinute, max(l.BotStartsPerMinute, 1)),
+		connsPerIP: l.ConnectionsPerIP,
+	}
+}
+
+// SetLimits is Limiter.SetLimits, on Redis: the buckets in Redis keep
+// their state (a GCRA bucket is its theoretical arrival time), taken
+// with the new interval and burst from the next check on.
+func (l *redisLimiter) SetLimits(lim Limits) {
+	l.rates.Store(redisRatesOf(lim))
+	l.mem.SetLimits(lim)
 }
 
 // gcraBucket is a bucket's interval between tokens, in microseconds, and
@@ -163,12 +188,10 @@ func NewRedisLimiter(client redis.UniversalClient, l Limits, opts RedisLimiterOp
 	_, cluster := client.(*redis.ClusterClient)
 	rl := &redisLimiter{
 		rdb: client, cluster: cluster, prefix: opts.Prefix, id: hex.EncodeToString(id), log: opts.Logger,
-		mem:  newLimiter(l),
-		msgs: bucketOf(l.MessagesPerMinute, l.Burst), ip: bucketOf(l.IPMessagesPerMinute, ipBurst(l)),
-		start: bucketOf(l.StartsPerMinute, max(l.StartBurst, 1)), bot: bucketOf(l.BotStartsPerMinute, max(l.BotStartsPerMinute, 1)),
-		connsPerIP: l.ConnectionsPerIP, heartbeat: opts.Heartbeat,
+		mem: newLimiter(l), heartbeat: opts.Heartbeat,
 		conns: map[string]int{}, stopBeat: make(chan struct{}), beatDone: make(chan struct{}),
 	}
+	rl.rates.Store(redisRatesOf(l))
 	go rl.beatLoop()
 	return rl
 }
@@ -326,7 +349,7 @@ func (l *redisLimiter) Allow(ctx context.Context, visitor, ip string) (bool, tim
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisLimitTimeout)
 	defer cancel()
-	wait, err := l.take(ctx, []string{l.prefix + "v:" + visitor, l.prefix + "ip:" + limitKey(ip)}, []gcraBucket{l.msgs, l.ip})
+	wait, err := l.take(ctx, []string{l.prefix + "v:" + visitor, l.prefix + "ip:" + limitKey(ip)}, []gcraBucket{l.rates.Load().msgs, l.rates.Load().ip})
 	if err != nil {
 		l.degraded("messages", err)
 		return l.mem.allow(visitor, ip)
@@ -344,7 +367,8 @@ func (l *redisLimiter) ReserveStart(ctx context.Context, ip, bot string) (bool, 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisLimitTimeout)
 	defer cancel()
 	keys := []string{l.prefix + "s:" + limitKey(ip), l.prefix + "b:" + bot}
-	buckets := []gcraBucket{l.start, l.bot}
+	r := l.rates.Load()
+	buckets := []gcraBucket{r.start, r.bot}
 	wait, err := l.take(ctx, keys, buckets)
 	if err != nil {
 		l.degraded("conversation starts", err)
@@ -378,16 +402,16 @@ func (l *redisLimiter) Connect(ctx context.Context, ip string) (bool, func()) {
 	l.conns[key]++
 	n := l.conns[key]
 	l.mu.Unlock()
-	ok, err := 0, errPaused
+	ok, err, capped := 0, errPaused, l.rates.Load().connsPerIP
 	if !l.paused() {
-		ok, err = connTake.Run(ctx, l.rdb, []string{l.connKey(key)}, l.id, l.connsPerIP, l.ttl().Milliseconds()).Int()
+		ok, err = connTake.Run(ctx, l.rdb, []string{l.connKey(key)}, l.id, capped, l.ttl().Milliseconds()).Int()
 	}
 	if err != nil {
 		if err != errPaused {
 			l.degraded("connections", err)
 		}
 		ok = 0
-		if n <= l.connsPerIP {
+		if n <= capped {
 			ok = 1 // this process's own count, until Redis answers
 		}
 	}

@@ -34,7 +34,7 @@ type capListener struct {
 // Accept returns the next connection within the caps, closing those
 // over them as they come.
 func (l *capListener) Accept() (net.Conn, error) {
-	lim := l.srv.cfg.Limits
+	lim := l.srv.config().Limits
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -42,7 +42,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		key := ""
 		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-			if a := ap.Addr().Unmap().WithZone(""); !l.srv.proxies.trusts(a) {
+			if a := ap.Addr().Unmap().WithZone(""); !l.srv.now().proxies.trusts(a) {
 				key = limitKey(a.String())
 			}
 		}

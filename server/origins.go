@@ -26,10 +26,16 @@ func (s *Server) originAllowed(b *Bot, r *http.Request) bool {
 // originListed says whether the normalised origin o is one of bot b's
 // origins ("self" as isSelf decides).
 func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
-	for _, p := range b.Config.Origins {
+	return listsOrigin(b.Config.Origins, o, s.isSelf(o, r))
+}
+
+// listsOrigin says whether the origin patterns list the normalised
+// origin o; self says whether o is this server's own (isSelf).
+func listsOrigin(patterns []string, o string, self bool) bool {
+	for _, p := range patterns {
 		switch p {
 		case "self":
-			if s.isSelf(o, r) {
+			if self {
 				return true
 			}
 		case "loopback":
@@ -59,8 +65,8 @@ func (s *Server) originListed(b *Bot, o string, r *http.Request) bool {
 // a page on this machine), so "self" keeps working locally and for
 // nothing else; a server reached by a public name sets public_url.
 func (s *Server) isSelf(o string, r *http.Request) bool {
-	if s.cfg.PublicURL != "" {
-		p, _ := parseOrigin(s.cfg.PublicURL)
+	if s.config().PublicURL != "" {
+		p, _ := parseOrigin(s.config().PublicURL)
 		return o == p
 	}
 	scheme := "http"
@@ -87,14 +93,14 @@ func (s *Server) isSelf(o string, r *http.Request) bool {
 // refused with no other hint. The demo bot is left out, so that `make
 // run` (":8080", no config) starts quietly.
 func (s *Server) warnSelfWithoutPublicURL() {
-	if s.cfg.PublicURL != "" {
+	if s.config().PublicURL != "" {
 		return
 	}
-	host, port, _ := net.SplitHostPort(s.cfg.Listen)
+	host, port, _ := net.SplitHostPort(s.config().Listen)
 	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
 		return
 	}
-	for _, b := range s.cfg.Bots {
+	for _, b := range s.config().Bots {
 		if b.Provider != "demo" && slices.Contains(b.Origins, "self") {
 			s.log.Warn(`public_url is not set, so "self" matches only loopback pages on port `+port+`; set public_url to the origin visitors reach this server at, like https://chat.example.com`, "bot", b.ID)
 			return
@@ -111,7 +117,7 @@ func (s *Server) localPort(r *http.Request) string {
 			return port
 		}
 	}
-	_, port, _ := net.SplitHostPort(s.cfg.Listen)
+	_, port, _ := net.SplitHostPort(s.config().Listen)
 	return port
 }
 

@@ -145,7 +145,7 @@ func (s *Server) remember(w http.ResponseWriter, r *http.Request, bot string, pv
 // isHTTPS says whether the visitor reached us over HTTPS, directly or
 // through a proxy we trust.
 func (s *Server) isHTTPS(r *http.Request) bool {
-	if r.TLS != nil || strings.HasPrefix(s.cfg.PublicURL, "https://") {
+	if r.TLS != nil || strings.HasPrefix(s.config().PublicURL, "https://") {
 		return true
 	}
 	return s.fromTrustedProxy(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
@@ -155,7 +155,7 @@ func (s *Server) isHTTPS(r *http.Request) bool {
 // It never creates a conversation: that waits for the first message, so
 // that crawlers and link previews cost the bot platform nothing.
 func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
-	bot := s.bots[r.PathValue("bot")]
+	bot := s.bot(r.PathValue("bot"))
 	if bot == nil {
 		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
 		return
@@ -252,7 +252,7 @@ func (s *Server) fillTranscript(r *http.Request, p *web.ChatPage, bot *Bot, pv p
 // handleChatPost serves POST /chat/{bot}: a typed message, a button or
 // quick-reply click, or a retry; then 303 back to the page.
 func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
-	bot := s.bots[r.PathValue("bot")]
+	bot := s.bot(r.PathValue("bot"))
 	if bot == nil {
 		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
 		return

@@ -28,7 +28,8 @@ func TestWarnSelfWithoutPublicURL(t *testing.T) {
 			cfg.Bots = []BotConfig{self}
 			cfg.Bots[0].Provider = c.provider
 			var logs bytes.Buffer
-			s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil))}
+			s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
+			s.cur.Store(newSnapshot(cfg))
 			s.warnSelfWithoutPublicURL()
 			got := strings.Contains(logs.String(), "public_url is not set")
 			if got != c.warn {

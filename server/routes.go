@@ -67,7 +67,7 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // handleHook hands a platform's callback to the provider of the bot it
 // names, when that provider takes callbacks.
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
-	bot := s.bots[r.PathValue("bot")]
+	bot := s.bot(r.PathValue("bot"))
 	if bot == nil || bot.Config.Provider != r.PathValue("provider") {
 		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "no such bot for this provider")
 		return

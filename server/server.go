@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,7 +80,9 @@ type Bot struct {
 
 // Server is the running proxy.
 type Server struct {
-	cfg     *Config
+	// cur is the running configuration and what is made from it; a
+	// reload swaps it whole (see snapshot and Reload).
+	cur     atomic.Pointer[snapshot]
 	opts    Options
 	log     *slog.Logger
 	store   store.Store
@@ -88,8 +91,13 @@ type Server struct {
 	keys    *Keyring
 	// pageSessions keeps the chat pages' session cookie.
 	pageSessions *sessions.CookieStore
-	bots         map[string]*Bot
 	closers      []func() error
+	// reloadMu orders reloads and Close; providers holds the closer of
+	// each bot's provider and retired those of providers a reload
+	// replaced, until they close (see Reload).
+	reloadMu  sync.Mutex
+	providers map[string]func() error
+	retired   map[*time.Timer]func() error
 	// upstream is the one HTTP client of every platform adapter.
 	upstream *provider.Upstream
 
@@ -100,8 +108,6 @@ type Server struct {
 	mu       sync.Mutex
 	draining bool
 	conns    int // open sockets in all, for Limits.MaxConnections
-	// proxies says whose forwarded headers name the client.
-	proxies proxies
 }
 
 // New builds a server from a validated config: it opens the store, makes
@@ -111,12 +117,11 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, opts: opts, log: log, bus: opts.Bus, bots: map[string]*Bot{}}
+	s := &Server{opts: opts, log: log, bus: opts.Bus, providers: map[string]func() error{}, retired: map[*time.Timer]func() error{}}
+	s.cur.Store(newSnapshot(cfg))
 	if s.bus == nil {
 		s.bus = bus.NewLocal()
 	}
-	s.proxies.nets, _ = parseTrustedProxies(cfg.TrustedProxies) // Validate reported bad entries
-	s.proxies.header = cfg.ForwardedHeader
 	if opts.HelloTimeout == 0 {
 		s.opts.HelloTimeout = 10 * time.Second
 	}
@@ -192,9 +197,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		}
 		s.service.SetProvider(bc.ID, p)
 		if closer != nil {
-			s.closers = append([]func() error{closer}, s.closers...)
+			s.providers[bc.ID] = closer
 		}
-		s.bots[bc.ID] = &Bot{Config: bc}
 	}
 	if n, err := s.service.Recover(context.Background()); err != nil {
 		s.Close()
@@ -238,10 +242,11 @@ func (s *Server) newProvider(bc BotConfig) (provider.Provider, func() error, err
 // baseURL is PublicURL, or the local address for a server without one,
 // so that the demo bot's media links work on `make run`.
 func (s *Server) baseURL() string {
-	if s.cfg.PublicURL != "" {
-		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	cfg := s.config()
+	if cfg.PublicURL != "" {
+		return strings.TrimSuffix(cfg.PublicURL, "/")
 	}
-	host, port, err := net.SplitHostPort(s.cfg.Listen)
+	host, port, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return "http://localhost:8080"
 	}
@@ -274,7 +279,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close releases providers and the store without draining sockets.
 func (s *Server) Close() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	var errs []error
+	for t, c := range s.retired {
+		t.Stop()
+		errs = append(errs, c())
+	}
+	clear(s.retired)
+	for _, c := range s.providers {
+		errs = append(errs, c())
+	}
+	clear(s.providers)
 	for _, c := range s.closers {
 		errs = append(errs, c())
 	}
@@ -283,13 +299,14 @@ func (s *Server) Close() error {
 }
 
 // StartPruning deletes conversations older than the retention now and
-// then every hour, until ctx ends.
+// then every hour, until ctx ends. Each round reads the retention
+// afresh, so a reload changes it.
 func (s *Server) StartPruning(ctx context.Context) {
-	retention := time.Duration(s.cfg.Retention)
 	go func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
+			retention := time.Duration(s.config().Retention)
 			n, err := s.store.Prune(ctx, time.Now().Add(-retention))
 			switch {
 			case err != nil && ctx.Err() == nil:

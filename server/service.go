@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porthole-chat/porthole/server/bus"
@@ -34,11 +36,14 @@ const (
 // The WebSocket handler, the fallback pages and the provider webhooks all
 // go through it. It implements provider.Sink for the providers' replies.
 type Service struct {
-	store     store.Store
-	bus       bus.Bus
-	log       *slog.Logger
-	retry     RetryPolicy
-	providers map[string]provider.Provider // by bot id
+	store store.Store
+	bus   bus.Bus
+	log   *slog.Logger
+	retry RetryPolicy
+	// providers holds each bot's provider, by bot id. The dispatcher
+	// and the webhooks read it on every call and a reload replaces it
+	// (SetProviders): a map is never changed once stored.
+	providers atomic.Pointer[map[string]provider.Provider]
 
 	sem    chan struct{} // bounds concurrent upstream calls
 	ctx    context.Context
@@ -49,6 +54,7 @@ type Service struct {
 	// (Share); nil when this process is alone on it.
 	shared *SharedDispatch
 
+	pmu    sync.Mutex // orders SetProviders
 	mu     sync.Mutex
 	queues map[string]*queue // conversations with work for upstream
 	reads  map[string]uint64 // read markers not yet written, by conversation
@@ -67,24 +73,44 @@ func NewService(st store.Store, events bus.Bus, log *slog.Logger, retry RetryPol
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		store: st, bus: events, log: log, retry: retry,
-		providers: map[string]provider.Provider{},
-		sem:       make(chan struct{}, 256),
-		ctx:       ctx, cancel: cancel,
+		sem: make(chan struct{}, 256),
+		ctx: ctx, cancel: cancel,
 		queues: map[string]*queue{},
 		reads:  map[string]uint64{},
 	}
+	s.providers.Store(&map[string]provider.Provider{})
 	s.wg.Add(1)
 	go s.flushReads(readFlush)
 	return s
 }
 
 // SetProvider makes p answer bot.
-func (s *Service) SetProvider(bot string, p provider.Provider) { s.providers[bot] = p }
+func (s *Service) SetProvider(bot string, p provider.Provider) {
+	s.SetProviders(map[string]provider.Provider{bot: p}, nil)
+}
+
+// SetProviders makes each provider of set answer its bot and drops the
+// providers of the bots in drop, at once. A call in flight keeps the
+// provider it started with; the caller closes a replaced one when such
+// calls are done (Server.Reload).
+func (s *Service) SetProviders(set map[string]provider.Provider, drop []string) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	next := maps.Clone(*s.providers.Load())
+	for _, bot := range drop {
+		delete(next, bot)
+	}
+	maps.Copy(next, set)
+	s.providers.Store(&next)
+}
+
+// provider returns the provider of bot, nil for none.
+func (s *Service) provider(bot string) provider.Provider { return (*s.providers.Load())[bot] }
 
 // Hook returns the handler of bot's platform callbacks, or nil when its
 // provider takes none.
 func (s *Service) Hook(bot string) http.Handler {
-	if h, ok := s.providers[bot].(provider.Webhook); ok {
+	if h, ok := s.provider(bot).(provider.Webhook); ok {
 		return http.HandlerFunc(h.ServeWebhook)
 	}
 	return nil

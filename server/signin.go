@@ -25,14 +25,14 @@ func UserKey(user string) string {
 // held for the start, which creates the conversation under the user's
 // key. A bad signature changes nothing and gets an error frame.
 func (so *socket) login(ctx context.Context, f *widget.Login) {
-	secret := so.bot.Config.IdentitySecret.Reveal()
+	secret := so.bot().Config.IdentitySecret.Reveal()
 	if err := VerifyLogin(secret, f); err != nil {
 		so.reply(ctx, errorFrame(err, f.ID))
 		return
 	}
 	if key := UserKey(f.User); key != so.key {
 		if err := so.switchUser(ctx, key); err != nil {
-			so.srv.log.Error("cannot look up the user's conversation", "bot", so.bot.Config.ID, "error", err)
+			so.srv.log.Error("cannot look up the user's conversation", "bot", so.bot().Config.ID, "error", err)
 			so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeInternal, Message: "the login could not be applied; try again", ID: f.ID, RetryMS: 1000})
 			return
 		}
@@ -55,7 +55,7 @@ func (so *socket) login(ctx context.Context, f *widget.Login) {
 // that does not verify is returned as refused and changes nothing: the
 // socket goes on as the visitor's.
 func (so *socket) helloLogin(ctx context.Context, l *widget.Login) (refused, err error) {
-	svc, bot, secret := so.srv.service, so.bot.Config.ID, so.bot.Config.IdentitySecret.Reveal()
+	svc, bot, secret := so.srv.service, so.bot().Config.ID, so.bot().Config.IdentitySecret.Reveal()
 	if err := VerifyLogin(secret, l); err != nil {
 		c, found, err2 := so.find(ctx, so.key)
 		if found {
@@ -144,12 +144,12 @@ func (so *socket) switchUser(ctx context.Context, key string) error {
 // transcript it shows.
 func (so *socket) logout(ctx context.Context, id string) {
 	svc := so.srv.service
-	old, found, err := svc.Find(ctx, so.bot.Config.ID, so.visitor)
+	old, found, err := svc.Find(ctx, so.bot().Config.ID, so.visitor)
 	if found {
 		_, _, err = svc.Rebind(ctx, old.ID, "")
 	}
 	if err != nil {
-		so.srv.log.Error("cannot end the visitor's conversation", "bot", so.bot.Config.ID, "error", err)
+		so.srv.log.Error("cannot end the visitor's conversation", "bot", so.bot().Config.ID, "error", err)
 		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeInternal, Message: "the logout could not be applied; try again", ID: id, RetryMS: 1000})
 		return
 	}

@@ -22,8 +22,16 @@ import (
 type socket struct {
 	srv  *Server
 	conn *websocket.Conn
-	bot  *Bot
-	ip   string
+	// botID is the bot the socket talks to, and joined its config when
+	// the socket opened; bot() gives the current one.
+	botID  string
+	joined *Bot
+	// origin is the page's normalised origin ("" for a client that sent
+	// none) and self whether it is this server's own: a reload checks
+	// them against the bot's new origins (Reload).
+	origin string
+	self   bool
+	ip     string
 	// release gives the address's socket slot back (Limiter.Connect).
 	release func()
 
@@ -90,6 +98,17 @@ type socket struct {
 	unsubscribe func()      // from the conversation's events
 }
 
+// bot is the socket's bot as the running configuration has it, so that
+// a reload's new look and identity secret apply to open sockets; the
+// config it joined with once a reload removed the bot (Reload closes
+// the socket then).
+func (so *socket) bot() *Bot {
+	if b := so.srv.bot(so.botID); b != nil {
+		return b
+	}
+	return so.joined
+}
+
 // start waits for the hello, looks the visitor's conversation up,
 // subscribes to it if there is one and hands the welcome to a writer. It
 // reports false when the socket must end instead.
@@ -101,7 +120,7 @@ func (so *socket) start() bool {
 	}
 	refused, err := so.open(ctx, hello)
 	if err != nil {
-		so.srv.log.Error("cannot look up conversation", "bot", so.bot.Config.ID, "error", err)
+		so.srv.log.Error("cannot look up conversation", "bot", so.bot().Config.ID, "error", err)
 		so.conn.Close(websocket.StatusInternalError, "store unavailable, retry later")
 		return false
 	}
@@ -174,7 +193,7 @@ func (so *socket) awaitHello(ctx context.Context) (*widget.Hello, bool) {
 			problem = errorFrame(err, "")
 		case f.Type() != widget.TypeHello:
 			problem = &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "the first frame must be hello"}
-		case f.(*widget.Hello).Bot != so.bot.Config.ID:
+		case f.(*widget.Hello).Bot != so.bot().Config.ID:
 			problem = &widget.ErrorFrame{Code: widget.CodeBadRequest, Message: "hello.bot must match the bot in the URL"}
 		default:
 			return f.(*widget.Hello), true
@@ -192,7 +211,7 @@ func (so *socket) awaitHello(ctx context.Context) (*widget.Hello, bool) {
 // is a hello login that did not verify, for an error frame after the
 // welcome.
 func (so *socket) open(ctx context.Context, h *widget.Hello) (refused, err error) {
-	visitor, ok := so.srv.keys.Visitor(so.bot.Config.ID, h.Visitor)
+	visitor, ok := so.srv.keys.Visitor(so.bot().Config.ID, h.Visitor)
 	if !ok {
 		visitor = NewVisitorID()
 	}
@@ -211,7 +230,7 @@ func (so *socket) open(ctx context.Context, h *widget.Hello) (refused, err error
 // find looks up the conversation key finds (Service.Open without
 // Create), recording what the hello said about the visitor.
 func (so *socket) find(ctx context.Context, key string) (Conv, bool, error) {
-	c, found, _, err := so.srv.service.Open(ctx, Opening{Bot: so.bot.Config.ID, Key: key, Visitor: so.info})
+	c, found, _, err := so.srv.service.Open(ctx, Opening{Bot: so.bot().Config.ID, Key: key, Visitor: so.info})
 	return c, found, err
 }
 
@@ -223,7 +242,7 @@ func visitorInfo(visitor string, h *widget.Hello) provider.Visitor {
 // welcome makes the welcome for conversation c with a fresh token for
 // visitor: conversation "" and last 0 when there is none yet.
 func (so *socket) welcome(ctx context.Context, visitor string, c Conv) (*widget.Welcome, error) {
-	token, err := so.srv.keys.MintVisitor(so.bot.Config.ID, visitor)
+	token, err := so.srv.keys.MintVisitor(so.bot().Config.ID, visitor)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +251,7 @@ func (so *socket) welcome(ctx context.Context, visitor string, c Conv) (*widget.
 			c = now
 		}
 	}
-	return &widget.Welcome{Visitor: token, Conversation: c.ID, Last: c.Last, Widget: so.bot.Config.Widget.Look()}, nil
+	return &widget.Welcome{Visitor: token, Conversation: c.ID, Last: c.Last, Widget: so.bot().Config.Widget.Look()}, nil
 }
 
 // onEvent runs on the bus's goroutine: it never blocks.
@@ -307,7 +326,7 @@ func (so *socket) lookup(ctx context.Context, h *widget.Hello) bool {
 	so.info = visitorInfo(so.visitor, h)
 	c, found, err := so.find(ctx, so.key)
 	if err != nil {
-		so.srv.log.Warn("cannot look up conversation", "bot", so.bot.Config.ID, "error", err)
+		so.srv.log.Warn("cannot look up conversation", "bot", so.bot().Config.ID, "error", err)
 	}
 	if !found {
 		return false
@@ -326,7 +345,7 @@ func (so *socket) lookup(ctx context.Context, h *widget.Hello) bool {
 // wait on either way. It reports whether the socket has a conversation.
 func (so *socket) begin(ctx context.Context, id string) bool {
 	var answers []widget.Frame
-	c, wait, err := so.srv.startConversation(ctx, so.bot, so.ip, so.key, so.info, func(c Conv) {
+	c, wait, err := so.srv.startConversation(ctx, so.bot(), so.ip, so.key, so.info, func(c Conv) {
 		answers = so.applyHeld(ctx, c.ID)
 	})
 	switch {
@@ -334,7 +353,7 @@ func (so *socket) begin(ctx context.Context, id string) bool {
 		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeRateLimited, Message: "too many new conversations from this network; wait a moment", ID: id, RetryMS: max(wait.Milliseconds(), 1)})
 		return false
 	case err != nil:
-		so.srv.log.Error("cannot start conversation", "bot", so.bot.Config.ID, "error", err)
+		so.srv.log.Error("cannot start conversation", "bot", so.bot().Config.ID, "error", err)
 		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeInternal, Message: "the conversation could not be started; try again", ID: id, RetryMS: 1000})
 		return false
 	}

@@ -15,7 +15,7 @@ import (
 // every visitor of the bot sees anyway, so it checks no origin.
 func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	bot := s.bots[q.Get("bot")]
+	bot := s.bot(q.Get("bot"))
 	if bot == nil {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -29,13 +29,16 @@ func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
 
 // warmStyles compresses each bot's eager stylesheet in each built-in
 // language in the background, as the loader asks for it on a page
-// without data-language or data-brand-color.
+// without data-language or data-brand-color. Reload calls it again: a
+// changed look is a new body, cached by its hash, so the old look's
+// bodies are never served for it.
 func (s *Server) warmStyles() {
 	if s.opts.Styles == nil {
 		return
 	}
+	bots := s.now().bots
 	go func() {
-		for _, b := range s.bots {
+		for _, b := range bots {
 			for _, lang := range widget.Languages {
 				s.opts.Styles.Warm(b.Config.Widget.FrameLook("", lang, ""))
 			}

@@ -80,7 +80,7 @@ func (so *socket) drop() {
 		so.mu.Lock()
 		conv := so.conv.ID
 		so.mu.Unlock()
-		so.srv.log.Info("dropping slow client", "bot", so.bot.Config.ID, "conversation", conv)
+		so.srv.log.Info("dropping slow client", "bot", so.bot().Config.ID, "conversation", conv)
 		go so.conn.Close(websocket.StatusTryAgainLater, "client too slow")
 	}
 }

@@ -41,7 +41,7 @@ const (
 // goroutine of its own until the socket closes.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	botID := r.URL.Query().Get("bot")
-	bot := s.bots[botID]
+	bot := s.bot(botID)
 	if bot == nil {
 		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "unknown bot; the URL must name a configured bot: /v1/ws?bot=ID")
 		return
@@ -59,9 +59,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, widget.CodeUpstreamUnavailable, "server is restarting; reconnect in a moment")
 		return
 	}
-	if s.conns >= s.cfg.Limits.MaxConnections {
+	if s.conns >= s.config().Limits.MaxConnections {
 		s.mu.Unlock()
-		s.log.Warn("socket refused: the server is at limits.max_connections", "max_connections", s.cfg.Limits.MaxConnections)
+		s.log.Warn("socket refused: the server is at limits.max_connections", "max_connections", s.config().Limits.MaxConnections)
 		w.Header().Set("Retry-After", "30")
 		httpError(w, http.StatusServiceUnavailable, widget.CodeUpstreamUnavailable, "the server is at its connection ceiling; reconnect later")
 		return
@@ -91,11 +91,19 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(widget.MaxFrame)
-	so := &socket{srv: s, conn: conn, bot: bot, ip: ip, release: release, space: make(chan struct{}, 1)}
+	so := &socket{srv: s, conn: conn, botID: botID, joined: bot, ip: ip, release: release, space: make(chan struct{}, 1)}
+	so.origin, so.self = s.socketOrigin(r)
 	// Not the request's context: net/http cancels that when the handler
 	// returns, and the socket outlives it.
 	so.ctx, so.cancel = context.WithCancel(context.Background())
 	s.sockets.Store(so, struct{}{})
+	// A reload between the origin check above and now has not seen this
+	// socket: check it against the running configuration again.
+	if reason := s.refusal(so, s.now()); reason != "" {
+		so.conn.Close(CloseOriginRefused, reason)
+		so.end()
+		return
+	}
 	if !so.start() {
 		so.end()
 		return

@@ -1,9 +1,11 @@
 // Command porthole runs the Porthole proxy.
 //
 //	porthole serve [--config FILE] [--listen ADDR] [--data DIR]
+//	porthole check --config FILE
 //
 // Without --config it runs the built-in demo bot, reachable from its own
-// demo page and from any loopback origin.
+// demo page and from any loopback origin. SIGHUP reloads the config file
+// in place (server.Reload).
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,7 +31,8 @@ import (
 const usage = `porthole: put a Chatlayer or ChatAIBot bot on any website.
 
 Usage:
-  porthole serve [flags]   run the proxy (no --config: the built-in demo bot)
+  porthole serve [flags]   run the proxy (no --config: the built-in demo bot); SIGHUP reloads the config
+  porthole check --config FILE   validate a config file without starting anything
   porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
   porthole bench [flags]   measure a real server under load (memory per connection, reply round trip) against an emulator
   porthole version         print the version
@@ -48,6 +52,10 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:], os.Stderr)
+	case "check":
+		if err = check(os.Args[2:], os.Stdout, os.Stderr); errors.Is(err, errInvalid) {
+			os.Exit(1) // check has listed the problems
+		}
 	case "sim":
 		err = sim(os.Args[2:], os.Stderr)
 	case "bench":
@@ -170,14 +178,22 @@ func serve(args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv.StartPruning(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		srv.Close()
-		return err
-	case <-ctx.Done():
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			srv.Close()
+			return err
+		case <-hup:
+			reload(srv, *configPath, *listen, log)
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	stop()
 	log.Info("shutting down: closing sockets with 1012 so widgets reconnect")
@@ -190,6 +206,82 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reload reads the config file again and applies it (server.Reload) on
+// SIGHUP. A file with problems is refused, each problem logged on a line
+// of its own, and the running configuration stays.
+func reload(srv *server.Server, path, listen string, log *slog.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: there is no config file to reload (serve runs the built-in demo without --config); nothing changed")
+		return
+	}
+	log.Info("SIGHUP: reloading the config", "config", path)
+	cfg, err := server.LoadConfig(path)
+	if err != nil {
+		for _, p := range problems(err) {
+			log.Error("config reload refused: "+p.Error(), "config", path)
+		}
+		log.Error("config reload refused: the running configuration is kept; fix the file (porthole check --config "+path+") and send SIGHUP again", "config", path)
+		return
+	}
+	if listen != "" {
+		cfg.Listen = listen
+	}
+	if err := srv.Reload(cfg); err != nil {
+		log.Error("config reload refused: "+err.Error(), "config", path)
+	}
+}
+
+// errInvalid reports a config that check found problems in, after it
+// listed them.
+var errInvalid = errors.New("invalid config")
+
+// check validates a config file as serve would read it, without opening
+// the store or listening: every problem on a line of its own on stderr
+// and errInvalid, or a summary of the bots on stdout. The file's ${VAR}
+// references are expanded from the environment, as serve does.
+func check(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML config `file` to validate")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configPath == "" && fs.NArg() == 1 {
+		*configPath = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("check takes one file, with --config FILE; got %q", fs.Args())
+	}
+	if *configPath == "" {
+		return errors.New("check needs the file: porthole check --config FILE")
+	}
+	cfg, err := server.LoadConfig(*configPath)
+	if err != nil {
+		ps := problems(err)
+		fmt.Fprintf(stderr, "%s: %d problem(s):\n", *configPath, len(ps))
+		for _, p := range ps {
+			fmt.Fprintf(stderr, "  - %v\n", p)
+		}
+		return errInvalid
+	}
+	bots := make([]string, 0, len(cfg.Bots))
+	for _, b := range cfg.Bots {
+		bots = append(bots, b.ID+" ("+b.Provider+")")
+	}
+	fmt.Fprintf(stdout, "ok: %s: %d bot(s): %s; store %s, listen %s\n", *configPath, len(bots), strings.Join(bots, ", "), cfg.Store.Driver, cfg.Listen)
+	return nil
+}
+
+// problems splits an error of LoadConfig into its problems, one per
+// field: LoadConfig joins them (errors.Join) under the file's name.
+func problems(err error) []error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			return j.Unwrap()
+		}
+	}
+	return []error{err}
 }
 
 // demoBot returns the id of the first bot with provider demo, the one
