@@ -129,7 +129,8 @@ func (s *Server) Reload(cfg *Config) error {
 	s.cur.Store(sn)
 	s.service.SetProviders(nil, removed)
 	s.limits.SetLimits(next.Limits)
-	grace := time.Duration(next.Upstream.Timeout) + time.Second
+	// A call in flight ends within the retry policy's timeout.
+	grace := s.service.retry.Timeout + time.Second
 	for _, id := range append(slices.Clone(rebuilt), removed...) {
 		if c := s.providers[id]; c != nil {
 			delete(s.providers, id)
