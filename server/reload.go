@@ -151,6 +151,7 @@ func (s *Server) Reload(cfg *Config) error {
 		return true
 	})
 	s.warmStyles()
+	s.warnSelfWithoutPublicURL()
 	s.log.Info("config reloaded", "added", added, "removed", removed, "provider_rebuilt", rebuilt, "updated", updated, "sockets_closed", closed)
 	return nil
 }
