@@ -210,14 +210,7 @@ bots:
 		if err != nil {
 			return fmt.Errorf("idle connections: %w", err)
 		}
-		var quiet map[string]cmdStat
-		if rdb != nil {
-			if quiet, err = rdb.commandStats(ctx); err != nil {
-				return err
-			}
-		}
-		const rest = 2 * time.Second
-		time.Sleep(rest) // let the handshakes' garbage go
+		time.Sleep(2 * time.Second) // let the handshakes' garbage go
 		after, err := rssSum(pids)
 		if err != nil {
 			return err
@@ -233,17 +226,8 @@ bots:
 			if err != nil {
 				return err
 			}
-			stats, err := rdb.commandStats(ctx)
-			if err != nil {
-				return err
-			}
-			var calls int64
-			cmds, _ := commandDelta(quiet, stats)
-			for _, c := range cmds {
-				calls += c.calls
-			}
-			idleFigs = append(idleFigs, fmt.Sprintf("Redis used_memory %.1f → %.1f MB, %.1f KB per idle connection; %.1f commands/s with only idle connections",
-				mb(redisBefore), mb(used), float64(used-redisBefore)/float64(*idle)/1024, float64(calls)/rest.Seconds()))
+			idleFigs = append(idleFigs, fmt.Sprintf("Redis used_memory %.1f → %.1f MB, %.1f KB per idle connection",
+				mb(redisBefore), mb(used), float64(used-redisBefore)/float64(*idle)/1024))
 		}
 		for _, f := range idleFigs {
 			logf("%s", f)
