@@ -40,7 +40,7 @@ import (
 // With several instances (on --store redis, the only store they can
 // share) the widgets, idle and sending, go round-robin over them, and
 // the emulator's webhook calls go round-robin over them too, through a
-// small proxy in this process: a reply is mostly stored by another
+// small proxy in this process: a reply is often stored by another
 // instance than the one holding the visitor's socket, and reaches it
 // over the Redis bus. On Redis the bench also counts the Redis commands
 // each message costs (INFO commandstats before and after the load).
