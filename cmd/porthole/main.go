@@ -30,7 +30,7 @@ const usage = `porthole: put a Chatlayer or ChatAIBot bot on any website.
 Usage:
   porthole serve [flags]   run the proxy (no --config: the built-in demo bot)
   porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
-  porthole bench [flags]   measure a real server under load (memory per connection, reply round trip) against an emulator
+  porthole bench [flags]   measure real servers under load (memory per connection, reply round trip, Redis commands) against an emulator
   porthole admin COMMAND   list, export or erase conversations through a running server's admin API ('porthole admin -h')
   porthole version         print the version
 
