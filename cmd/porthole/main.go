@@ -34,7 +34,8 @@ Usage:
   porthole serve [flags]   run the proxy (no --config: the built-in demo bot); SIGHUP reloads the config
   porthole check --config FILE   validate a config file without starting anything
   porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
-  porthole bench [flags]   measure a real server under load (memory per connection, reply round trip) against an emulator
+  porthole bench [flags]   measure real servers under load (memory per connection, reply round trip, Redis commands) against an emulator
+  porthole admin COMMAND   list, export or erase conversations through a running server's admin API ('porthole admin -h')
   porthole version         print the version
 
 Run 'porthole serve -h' for the flags.
@@ -60,6 +61,8 @@ func main() {
 		err = sim(os.Args[2:], os.Stderr)
 	case "bench":
 		err = bench(os.Args[2:], os.Stdout, os.Stderr)
+	case "admin":
+		err = admin(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("porthole", version)
 	case "-h", "--help", "help":
