@@ -245,7 +245,7 @@ func (s *Server) AdminAPI(token string) http.Handler {
 // none.
 func (s *Server) adminBot(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("bot")
-	if s.bots[id] == nil {
+	if s.bot(id) == nil {
 		httpError(w, http.StatusNotFound, "unknown_bot", "no bot "+strconv.Quote(id)+" in the config")
 		return "", false
 	}
