@@ -31,6 +31,7 @@ Usage:
   porthole serve [flags]   run the proxy (no --config: the built-in demo bot)
   porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
   porthole bench [flags]   measure a real server under load (memory per connection, reply round trip) against an emulator
+  porthole healthcheck     exit 0 when the server on this host answers /readyz with 200, else 1 (for container health checks)
   porthole version         print the version
 
 Run 'porthole serve -h' for the flags.
@@ -52,6 +53,8 @@ func main() {
 		err = sim(os.Args[2:], os.Stderr)
 	case "bench":
 		err = bench(os.Args[2:], os.Stdout, os.Stderr)
+	case "healthcheck":
+		err = healthcheck(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("porthole", version)
 	case "-h", "--help", "help":
