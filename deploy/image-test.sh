@@ -23,6 +23,7 @@ fail() {
   if podman container exists "$name" 2>/dev/null; then
     echo "--- container log ---" >&2
     podman logs "$name" >&2 2>&1 || true
+    echo >&2
   fi
   exit 1
 }
@@ -77,6 +78,9 @@ step "image user $user, health check $hc, $((size / 1024 / 1024)) MiB"
 # and a clean stop, and that SECRET is nowhere in its log; removes it.
 check_running() {
   local what=$1 secret=${2:-} hostport pid uids gids code status
+  sleep 0.5
+  status=$(podman inspect -f '{{.State.Status}} (exit status {{.State.ExitCode}})' "$name")
+  case $status in running*) ;; *) fail "$what: the container is $status right after it started" ;; esac
   hostport=$(podman port "$name" 8080/tcp | head -n1) || fail "$what: port 8080 is not published"
   [ -n "$hostport" ] || fail "$what: port 8080 is not published"
   base=http://$hostport
