@@ -2,11 +2,11 @@
 # image-test.sh: builds Porthole's container image with podman and runs
 # it twice, checking everything from outside the container: /readyz
 # answers 200 on the published port, the process runs as a non-root
-# user, the image's HEALTHCHECK passes, the widget is served from the
-# embedded assets, and SIGTERM stops it cleanly. First with the built-in
-# demo bot (no config), then as in production: a mounted config, its
-# secret from the environment, a read-only root file system and no
-# capabilities. Any failed step stops the script with exit status 1.
+# user, the CA certificates are in place, the image's HEALTHCHECK passes,
+# the widget is served from the embedded assets, and SIGTERM stops it
+# cleanly. First with the built-in demo bot (no config), then as in
+# production: a mounted config, its secret from the environment, a
+# read-only root file system and no capabilities. Any failed step stops the script with exit status 1.
 # CI runs it (.ci/run); `make image-test` does too. About 30 s.
 #
 #   deploy/image-test.sh            IMAGE=… KEEP_IMAGE=1 to keep the image
@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=${IMAGE:-localhost/porthole:image-test}
+export CA_CERTS=${CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}   # what make image copies in
 name=porthole-image-test-$$
 work=$(mktemp -d)
 
@@ -105,6 +106,12 @@ check_running() {
   done
   [ "$uids" = "65532 65532 65532 65532" ] || fail "$what: the server runs as uid $uids, want 65532"
   step "$what: server process $pid runs as uid $uids, gid $gids (not root)"
+
+  podman cp "$name:/etc/ssl/certs/ca-certificates.crt" "$work/ca.crt" \
+    || fail "$what: the image has no /etc/ssl/certs/ca-certificates.crt: HTTPS calls to the platforms would fail"
+  cmp -s "$work/ca.crt" "$CA_CERTS" \
+    || fail "$what: the image's CA certificates differ from the build machine's"
+  step "$what: CA certificates at /etc/ssl/certs/ca-certificates.crt ($(grep -c 'BEGIN CERT' "$work/ca.crt") certificates)"
 
   podman healthcheck run "$name" >/dev/null || fail "$what: the image's HEALTHCHECK failed"
   step "$what: podman healthcheck run: healthy"
