@@ -25,10 +25,10 @@ import (
 )
 
 // bench measures a real porthole server under load. It starts two
-// ChatAIBot emulators in this process, a porthole server as a child
-// process whose bot talks to the first, and then:
+// ChatAIBot emulators in this process, --instances porthole servers as
+// child processes whose bot talks to the first, and then:
 //
-//  1. opens --idle widget connections and reports the server's resident
+//  1. opens --idle widget connections and reports the servers' resident
 //     memory per idle connection;
 //  2. sends --rate messages a second for --duration from --visitors
 //     widgets over real WebSockets, and times each send to the bot's
@@ -36,6 +36,14 @@ import (
 //  3. sends the same load straight to the second emulator through the
 //     same adapter code, without the proxy: the baseline. The proxy's
 //     own cost is the ratio of the two.
+//
+// With several instances (on --store redis, the only store they can
+// share) the widgets, idle and sending, go round-robin over them, and
+// the emulator's webhook calls go round-robin over them too, through a
+// small proxy in this process: a reply is often stored by another
+// instance than the one holding the visitor's socket, and reaches it
+// over the Redis bus. On Redis the bench also counts the Redis commands
+// each message costs (INFO commandstats before and after the load).
 //
 // Every message must be acknowledged once and answered once; lost and
 // duplicated replies are counted and make the command fail.
@@ -46,38 +54,83 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	visitors := fs.Int("visitors", 200, "widgets that send during the load")
 	rateFlag := fs.Float64("rate", 1000, "messages a `second`, all visitors together")
 	duration := fs.Duration("duration", 10*time.Second, "how long to send")
-	storeDriver := fs.String("store", "bolt", "the server's store: bolt or memory")
+	storeDriver := fs.String("store", "bolt", "the servers' store: bolt, memory or redis")
+	instances := fs.Int("instances", 1, "porthole serve `processes`, sharing one Redis (more than one needs --store redis); widgets and webhook calls go round-robin over them")
+	redisURLFlag := fs.String("redis-url", "", "with --store redis: the Redis `URL` to use, one server of the bench's own; empty starts a redis-server on a free port in a temporary folder")
+	appendfsync := fs.String("redis-appendfsync", "everysec", "the started redis-server's AOF fsync `policy`: always, everysec, no, or off (no AOF)")
+	monitorFlag := fs.Bool("redis-monitor", false, "also count, through Redis's MONITOR, the commands the servers send apart from those their scripts run (MONITOR slows Redis: the timings of such a run are not comparable)")
 	think := fs.Duration("reply-delay", 0, "how long the emulated bot `thinks` before each reply, as a real platform does (both emulators)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *visitors < 1 || *rateFlag <= 0 || *duration <= 0 || *idle < 0 || *think < 0 {
-		return errors.New("bench: --visitors, --rate and --duration must be positive, --idle and --reply-delay not negative")
+	if *visitors < 1 || *rateFlag <= 0 || *duration <= 0 || *idle < 0 || *think < 0 || *instances < 1 {
+		return errors.New("bench: --visitors, --rate, --duration and --instances must be positive, --idle and --reply-delay not negative")
+	}
+	switch {
+	case !slices.Contains([]string{"bolt", "memory", "redis"}, *storeDriver):
+		return fmt.Errorf("bench: --store %q: use bolt, memory or redis", *storeDriver)
+	case *instances > 1 && *storeDriver != "redis":
+		return errors.New("bench: several --instances share one store: use --store redis")
+	case (*redisURLFlag != "" || *monitorFlag) && *storeDriver != "redis":
+		return errors.New("bench: --redis-url and --redis-monitor go with --store redis")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
-
-	proxyPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	proxyURL := "http://127.0.0.1:" + strconv.Itoa(proxyPort)
-	emu, emuURL, err := startEmulator(*think)
-	if err != nil {
-		return err
-	}
-	defer emu.Close()
-	const secret = "porthole-bench-webhook-secret"
-	emu.SetCallback(proxyURL+"/hooks/chataibot/bench", secret)
 
 	dir, err := os.MkdirTemp("", "porthole-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
-store: {driver: %s}
+
+	var rdb *benchRedis
+	if *storeDriver == "redis" {
+		if *redisURLFlag != "" {
+			rdb, err = openRedis(*redisURLFlag)
+		} else {
+			rdb, err = startRedis(dir, *appendfsync)
+		}
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+	}
+
+	bases := make([]string, *instances)
+	for i := range bases {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		bases[i] = "http://127.0.0.1:" + strconv.Itoa(port)
+	}
+	emu, emuURL, err := startEmulator(*think)
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	const secret = "porthole-bench-webhook-secret"
+	hookBase := bases[0]
+	var rr *roundRobin
+	if *instances > 1 {
+		if rr, err = startRoundRobin(bases); err != nil {
+			return err
+		}
+		defer rr.Close()
+		hookBase = rr.URL
+	}
+	emu.SetCallback(hookBase+"/hooks/chataibot/bench", secret)
+
+	storeCfg := fmt.Sprintf("{driver: %s}", *storeDriver)
+	if rdb != nil {
+		// Every instance signs visitor tokens with the same key, as a
+		// deployment behind a balancer must. Not a secret: it opens
+		// nothing but this bench's servers.
+		storeCfg = `{driver: redis, url: "${PORTHOLE_BENCH_REDIS_URL}"}
+session_keys: ["porthole-bench-session-key-0123456789abcdef"]`
+	}
+	cfg := fmt.Sprintf(`store: %s
 limits: {messages_per_minute: 6000, burst: 100, ip_messages_per_minute: 1000000, connections_per_ip: 1000000, max_connections: 1000000,
          starts_per_minute: 1000000, start_burst: 1000000, bot_starts_per_minute: 1000000}
 bots:
@@ -89,7 +142,7 @@ bots:
       token: %q
       bot_key: %q
       webhook_secret: %q
-`, proxyPort, *storeDriver, emuURL, chataibottest.DefaultToken, chataibottest.DefaultBotKey, secret)
+`, storeCfg, emuURL, chataibottest.DefaultToken, chataibottest.DefaultBotKey, secret)
 	cfgPath := filepath.Join(dir, "porthole.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -98,36 +151,57 @@ bots:
 	if err != nil {
 		return err
 	}
-	srv := exec.CommandContext(ctx, exe, "serve", "--config", cfgPath, "--data", dir, "--log-level", "warn")
-	srv.Stderr = stderr
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		srv.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			srv.Process.Kill()
+	pids := make([]int, len(bases))
+	for i, base := range bases {
+		data := filepath.Join(dir, fmt.Sprintf("instance-%d", i+1))
+		if err := os.Mkdir(data, 0o700); err != nil {
+			return err
 		}
-	}()
-	if err := waitReady(proxyURL, 15*time.Second); err != nil {
-		return err
+		srv := exec.CommandContext(ctx, exe, "serve", "--config", cfgPath, "--data", data, "--log-level", "warn",
+			"--listen", strings.TrimPrefix(base, "http://"))
+		srv.Stderr = stderr
+		if rdb != nil {
+			// The URL goes by the environment, as the README advises: an
+			// external Redis's password stays out of the config file.
+			srv.Env = append(os.Environ(), "PORTHOLE_BENCH_REDIS_URL="+rdb.URL)
+		}
+		if err := srv.Start(); err != nil {
+			return err
+		}
+		defer func() {
+			srv.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { srv.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				srv.Process.Kill()
+			}
+		}()
+		pids[i] = srv.Process.Pid
 	}
-	pid := srv.Process.Pid
-	logf("server pid %d on %s, store %s; emulator on %s", pid, proxyURL, *storeDriver, emuURL)
+	for _, base := range bases {
+		if err := waitReady(base, 15*time.Second); err != nil {
+			return err
+		}
+	}
+	logf("%d server(s), pids %v on %s, store %s; emulator on %s, calling back %s", len(bases), pids, strings.Join(bases, " "), *storeDriver, emuURL, hookBase)
 
 	// 1. Idle connections.
-	var idleFig string
+	var idleFigs []string
 	if *idle > 0 {
 		time.Sleep(500 * time.Millisecond)
-		before, err := rss(pid)
+		before, err := rssSum(pids)
 		if err != nil {
 			return err
 		}
-		conns, err := openIdle(ctx, proxyURL, *idle)
+		var redisBefore int64
+		if rdb != nil {
+			if redisBefore, err = rdb.usedMemory(ctx); err != nil {
+				return err
+			}
+		}
+		conns, err := openIdle(ctx, bases, *idle)
 		defer func() {
 			for _, c := range conns {
 				c.CloseNow()
@@ -137,20 +211,63 @@ bots:
 			return fmt.Errorf("idle connections: %w", err)
 		}
 		time.Sleep(2 * time.Second) // let the handshakes' garbage go
-		after, err := rss(pid)
+		after, err := rssSum(pids)
 		if err != nil {
 			return err
 		}
 		per := float64(after-before) / float64(*idle)
-		idleFig = fmt.Sprintf("%d idle connections: server RSS %.1f → %.1f MB, %.1f KB per connection", *idle, mb(before), mb(after), per/1024)
-		logf("%s", idleFig)
+		servers := "server"
+		if len(pids) > 1 {
+			servers = fmt.Sprintf("%d servers' summed", len(pids))
+		}
+		idleFigs = append(idleFigs, fmt.Sprintf("%d idle connections: %s RSS %.1f → %.1f MB, %.1f KB per connection", *idle, servers, mb(before), mb(after), per/1024))
+		if rdb != nil {
+			used, err := rdb.usedMemory(ctx)
+			if err != nil {
+				return err
+			}
+			idleFigs = append(idleFigs, fmt.Sprintf("Redis used_memory %.1f → %.1f MB, %.1f KB per idle connection",
+				mb(redisBefore), mb(used), float64(used-redisBefore)/float64(*idle)/1024))
+		}
+		for _, f := range idleFigs {
+			logf("%s", f)
+		}
 	}
 
 	// 2. Through the proxy.
 	logf("load through the proxy: %d visitors, %.0f messages/s for %s", *visitors, *rateFlag, *duration)
-	proxied, err := loadProxy(ctx, proxyURL, *visitors, *rateFlag, *duration)
+	var statsBefore map[string]cmdStat
+	var statsErr error
+	var mon *monitor
+	proxied, err := loadProxy(ctx, bases, *visitors, *rateFlag, *duration, func() {
+		if rdb == nil {
+			return
+		}
+		if *monitorFlag {
+			if mon, statsErr = startMonitor(rdb.URL); statsErr != nil {
+				return
+			}
+		}
+		statsBefore, statsErr = rdb.commandStats(ctx)
+	})
+	var sent, scripted []cmdCount
+	if mon != nil {
+		sent, scripted = mon.stop()
+	}
 	if err != nil {
 		return err
+	}
+	var perMsg []cmdCount
+	var redisCPU time.Duration
+	if rdb != nil {
+		if statsErr != nil {
+			return statsErr
+		}
+		after, err := rdb.commandStats(ctx)
+		if err != nil {
+			return err
+		}
+		perMsg, redisCPU = commandDelta(statsBefore, after)
 	}
 
 	// 3. Straight to an emulator of its own, through the same adapter.
@@ -160,9 +277,13 @@ bots:
 		return err
 	}
 
-	fmt.Fprintf(stdout, "porthole bench: %d visitors, %.0f messages/s for %s, store %s, bot thinks %s\n", *visitors, *rateFlag, *duration, *storeDriver, *think)
-	if idleFig != "" {
-		fmt.Fprintln(stdout, idleFig)
+	on := ""
+	if len(bases) > 1 {
+		on = fmt.Sprintf(" on %d instances", len(bases))
+	}
+	fmt.Fprintf(stdout, "porthole bench: %d visitors, %.0f messages/s for %s, store %s%s, bot thinks %s\n", *visitors, *rateFlag, *duration, *storeDriver, on, *think)
+	for _, f := range idleFigs {
+		fmt.Fprintln(stdout, f)
 	}
 	fmt.Fprintf(stdout, "%-22s %8s %8s %8s %8s %10s %6s %6s\n", "send → bot reply", "p50 ms", "p95 ms", "p99 ms", "max ms", "msgs/s", "lost", "dup")
 	for _, r := range []struct {
@@ -174,6 +295,37 @@ bots:
 	}
 	fmt.Fprintf(stdout, "proxy / direct: p50 %.2f×, p99 %+.2f ms\n",
 		float64(proxied.pct(50))/float64(max(direct.pct(50), 1)), ms(proxied.pct(99)-direct.pct(99)))
+	if rdb != nil {
+		msgs := float64(len(proxied.sent))
+		var calls int64
+		var each []string
+		for _, c := range perMsg {
+			calls += c.calls
+			each = append(each, fmt.Sprintf("%s %.2f", c.name, float64(c.calls)/msgs))
+		}
+		fmt.Fprintf(stdout, "Redis commands per message: %.2f (%s); redis-server CPU %.0f µs per message\n",
+			float64(calls)/msgs, strings.Join(each, ", "), float64(redisCPU.Microseconds())/msgs)
+		if mon != nil {
+			for _, part := range []struct {
+				what string
+				cmds []cmdCount
+			}{{"sent by the servers", sent}, {"run inside scripts", scripted}} {
+				var n int64
+				var each []string
+				for _, c := range part.cmds {
+					n += c.calls
+					each = append(each, fmt.Sprintf("%s %.2f", c.name, float64(c.calls)/msgs))
+				}
+				fmt.Fprintf(stdout, "MONITOR: %.2f commands per message %s (%s)\n", float64(n)/msgs, part.what, strings.Join(each, ", "))
+			}
+		}
+	}
+	if len(bases) > 1 {
+		for i, pid := range pids {
+			fmt.Fprintf(stdout, "instance %d (pid %d): %d visitors, %d answered on its sockets, %d webhook calls taken\n",
+				i+1, pid, proxied.visitorsOn[i], proxied.answeredOn[i], rr.ok[i].Load())
+		}
+	}
 	if proxied.lost+proxied.dup+proxied.errors+direct.lost+direct.dup > 0 {
 		return fmt.Errorf("bench: %d lost, %d duplicated, %d errors through the proxy; %d lost, %d duplicated directly",
 			proxied.lost, proxied.dup, proxied.errors, direct.lost, direct.dup)
@@ -237,6 +389,19 @@ func rss(pid int) (int64, error) {
 	return 0, errors.New("bench: no VmRSS in /proc status")
 }
 
+// rssSum adds up the servers' resident set sizes.
+func rssSum(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		n, err := rss(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
 // dialWidget opens a socket as an open widget does: hello, then start,
 // and waits for the welcome that names its conversation. Every widget
 // of the bench is a visitor with a conversation, as every one was before
@@ -280,8 +445,9 @@ func dialWidget(ctx context.Context, base string) (*websocket.Conn, error) {
 	}
 }
 
-// openIdle opens n widget connections that then only answer pings.
-func openIdle(ctx context.Context, base string, n int) ([]*websocket.Conn, error) {
+// openIdle opens n widget connections, round-robin over the servers at
+// bases, that then only answer pings.
+func openIdle(ctx context.Context, bases []string, n int) ([]*websocket.Conn, error) {
 	conns := make([]*websocket.Conn, n)
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -292,7 +458,7 @@ func openIdle(ctx context.Context, base string, n int) ([]*websocket.Conn, error
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dialWidget(ctx, base)
+			c, err := dialWidget(ctx, bases[i%len(bases)])
 			if err != nil {
 				failed.Store(err)
 				return

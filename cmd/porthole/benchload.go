@@ -34,6 +34,9 @@ type loadResult struct {
 	// start is when the first measured message went; last when the last
 	// reply came: throughput is what was answered in between.
 	start, last time.Time
+	// visitorsOn and answeredOn count, per server, the widgets connected
+	// to it and the measured replies they got (loadProxy only).
+	visitorsOn, answeredOn []int
 }
 
 func newResult() *loadResult {
@@ -46,8 +49,9 @@ func (r *loadResult) send(marker string) {
 	r.mu.Unlock()
 }
 
-// reply records a bot reply that names marker.
-func (r *loadResult) reply(marker string) {
+// reply records a bot reply that names marker. It reports whether this
+// was the first reply to a measured message.
+func (r *loadResult) reply(marker string) bool {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -55,7 +59,9 @@ func (r *loadResult) reply(marker string) {
 	if t, ok := r.sent[marker]; ok && r.replies[marker] == 1 {
 		r.rtts = append(r.rtts, now.Sub(t))
 		r.last = now
+		return true
 	}
+	return false
 }
 
 // finish counts what was never answered, or answered twice.
@@ -120,16 +126,21 @@ func schedule(ctx context.Context, visitors int, rate float64, d time.Duration, 
 	return start
 }
 
-// loadProxy runs the load through widget sockets on the server.
-func loadProxy(ctx context.Context, base string, visitors int, rate float64, d time.Duration) (*loadResult, error) {
+// loadProxy runs the load through widget sockets on the servers at
+// bases, visitor i on server i mod len(bases). beforeLoad runs after the
+// warm-up, just before the measured load.
+func loadProxy(ctx context.Context, bases []string, visitors int, rate float64, d time.Duration, beforeLoad func()) (*loadResult, error) {
 	res := newResult()
+	res.visitorsOn, res.answeredOn = make([]int, len(bases)), make([]int, len(bases))
 	conns := make([]*websocket.Conn, visitors)
 	var acks atomic.Int64
 	for i := range conns {
-		c, err := dialWidget(ctx, base)
+		on := i % len(bases)
+		c, err := dialWidget(ctx, bases[on])
 		if err != nil {
 			return nil, err
 		}
+		res.visitorsOn[on]++
 		defer c.CloseNow()
 		conns[i] = c
 		go func() {
@@ -145,8 +156,10 @@ func loadProxy(ctx context.Context, base string, visitors int, rate float64, d t
 				switch f := f.(type) {
 				case *widget.Msg:
 					if f.From == "bot" {
-						if m := markerOf(f.Body.Text); m != "" {
-							res.reply(m)
+						if m := markerOf(f.Body.Text); m != "" && res.reply(m) {
+							res.mu.Lock()
+							res.answeredOn[on]++
+							res.mu.Unlock()
 						}
 						// An open widget tells the server what the
 						// visitor has seen.
@@ -168,6 +181,7 @@ func loadProxy(ctx context.Context, base string, visitors int, rate float64, d t
 		c.Write(ctx, websocket.MessageText, widget.Encode(&widget.Send{ID: fmt.Sprintf("w%d", i), Text: fmt.Sprintf("warm-%d", i)}))
 	}
 	time.Sleep(time.Second)
+	beforeLoad()
 	res.start = schedule(ctx, visitors, rate, d, func(v, n int) {
 		marker := "m" + strconv.Itoa(n)
 		res.send(marker)

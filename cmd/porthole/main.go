@@ -30,7 +30,8 @@ const usage = `porthole: put a Chatlayer or ChatAIBot bot on any website.
 Usage:
   porthole serve [flags]   run the proxy (no --config: the built-in demo bot)
   porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
-  porthole bench [flags]   measure a real server under load (memory per connection, reply round trip) against an emulator
+  porthole bench [flags]   measure real servers under load (memory per connection, reply round trip, Redis commands) against an emulator
+  porthole admin COMMAND   list, export or erase conversations through a running server's admin API ('porthole admin -h')
   porthole healthcheck     exit 0 when the server on this host answers /readyz with 200, else 1 (for container health checks)
   porthole version         print the version
 
@@ -53,6 +54,8 @@ func main() {
 		err = sim(os.Args[2:], os.Stderr)
 	case "bench":
 		err = bench(os.Args[2:], os.Stdout, os.Stderr)
+	case "admin":
+		err = admin(os.Args[2:], os.Stdout, os.Stderr)
 	case "healthcheck":
 		err = healthcheck(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":

@@ -367,6 +367,73 @@ func (s *Bolt) Prune(_ context.Context, before time.Time) (int, error) {
 	return n, err
 }
 
+// List implements Store. It reads every conversation record: an
+// administrator's listing, not a request path.
+func (s *Bolt) List(_ context.Context, bot string, after Cursor, limit int) ([]Conversation, error) {
+	var out []Conversation
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConv).ForEach(func(k, v []byte) error {
+			c, err := decodeConv(k, v)
+			if err == nil && c.Bot == bot && after.after(c) {
+				out = append(out, c)
+			}
+			return err
+		})
+	})
+	slices.SortFunc(out, listOrder)
+	return out[:min(len(out), max(limit, 0))], err
+}
+
+// Attrs implements Store.
+func (s *Bolt) Attrs(_ context.Context, conversation string) (map[string]string, error) {
+	id, ok := parseID(conversation)
+	if !ok {
+		return nil, errNoConversation(conversation)
+	}
+	out := map[string]string{}
+	err := s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketConv).Get(id) == nil {
+			return errNoConversation(conversation)
+		}
+		cur := tx.Bucket(bucketAttr).Cursor()
+		for k, v := cur.Seek(id); bytes.HasPrefix(k, id); k, v = cur.Next() {
+			out[string(k[len(id):])] = string(v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Erase implements Store.
+func (s *Bolt) Erase(_ context.Context, conversation string) error {
+	id, ok := parseID(conversation)
+	if !ok {
+		return errNoConversation(conversation)
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		c, err := getConv(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := deleteConv(tx, id, c); err != nil {
+			return err
+		}
+		var pending [][]byte
+		cur := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+			if bytes.Equal(k[8:24], id) {
+				pending = append(pending, bytes.Clone(k))
+			}
+		}
+		for _, k := range pending {
+			if err := tx.Bucket(bucketOutbox).Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // deleteConv deletes conversation c (id) with everything keyed by its id
 // except its outbox entries, which Prune finds in one pass for all.
 func deleteConv(tx *bolt.Tx, id []byte, c Conversation) error {

@@ -451,6 +451,59 @@ func (s *Memory) Prune(_ context.Context, before time.Time) (int, error) {
 	return n, nil
 }
 
+// List implements Store. It scans every conversation.
+func (s *Memory) List(_ context.Context, bot string, after Cursor, limit int) ([]Conversation, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var out []Conversation
+	for _, c := range s.convs {
+		if c.Bot == bot && after.after(c.Conversation) {
+			out = append(out, c.Conversation)
+		}
+	}
+	slices.SortFunc(out, listOrder)
+	return out[:min(len(out), max(limit, 0))], nil
+}
+
+// Attrs implements Store.
+func (s *Memory) Attrs(_ context.Context, conversation string) (map[string]string, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(conversation)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(c.attrs))
+	for k, v := range c.attrs {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// Erase implements Store.
+func (s *Memory) Erase(_ context.Context, id string) error {
+	if err := s.lock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	c, err := s.conv(id)
+	if err != nil {
+		return err
+	}
+	delete(s.convs, id)
+	s.unbind(c.Conversation)
+	for k, to := range s.links {
+		if to == id {
+			delete(s.links, k)
+		}
+	}
+	return nil
+}
+
 // Close implements Store.
 func (s *Memory) Close() error {
 	if err := s.lock(); err != nil {

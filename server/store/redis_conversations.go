@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -432,4 +433,101 @@ func (s *Redis) pruneCleanup(id string, res []any) []*call {
 		calls = append(calls, s.indexCall(id, "", "gone", ""))
 	}
 	return calls
+}
+
+// List implements Store. porthole:updated holds every conversation id, so
+// List reads them all, a page at a time, and each one's record: an
+// administrator's listing, not a request path.
+func (s *Redis) List(ctx context.Context, bot string, after Cursor, limit int) ([]Conversation, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []Conversation
+	var cursor uint64
+	for {
+		ids, next, err := s.rdb.ZScan(ctx, s.updatedKey(), cursor, "", 500).Result()
+		if err != nil {
+			return nil, fail("list conversations", err)
+		}
+		cmds := make([]*redis.SliceCmd, 0, len(ids)/2)
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := 0; i < len(ids); i += 2 { // member, score
+				cmds = append(cmds, p.HMGet(ctx, s.keys(ids[i]).conv, convFields...))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fail("list conversations", err)
+		}
+		for i, cmd := range cmds {
+			c, err := parseConv(ids[2*i], cmd.Val())
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted meanwhile; the entry is a hint
+			}
+			if err != nil {
+				return nil, fail("list conversations", err)
+			}
+			if c.Bot == bot && after.after(c) {
+				out = append(out, c)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	slices.SortFunc(out, listOrder)
+	return out[:min(len(out), max(limit, 0))], nil
+}
+
+// Attrs implements Store.
+func (s *Redis) Attrs(ctx context.Context, conversation string) (map[string]string, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if !validID(conversation) {
+		return nil, errNoConversation(conversation)
+	}
+	k := s.keys(conversation)
+	res, err := s.run(ctx, scriptAttrs, []string{k.conv, k.attr})
+	if err != nil {
+		return nil, fail("attributes of conversation "+conversation, err)
+	}
+	if str(res, 0) == "nf" {
+		return nil, errNoConversation(conversation)
+	}
+	out := map[string]string{}
+	for i := 1; i+1 < len(res); i += 2 {
+		out[str(res, i)] = str(res, i+1)
+	}
+	return out, nil
+}
+
+// Erase implements Store: Prune's deletion of one conversation, whatever
+// its age.
+func (s *Redis) Erase(ctx context.Context, id string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	if !validID(id) {
+		return errNoConversation(id)
+	}
+	k := s.keys(id)
+	res, err := s.run(ctx, scriptPrune, []string{k.conv, k.msg, k.client, k.attr, k.pending, k.links}, int64(1)<<53)
+	if err != nil {
+		return fail("erase conversation "+id, err)
+	}
+	if str(res, 0) != "deleted" {
+		return errNoConversation(id)
+	}
+	cleanup := s.pruneCleanup(id, res)
+	s.runAll(ctx, cleanup)
+	for _, c := range cleanup {
+		if c.err != nil {
+			return fail("erase conversation "+id, c.err)
+		}
+	}
+	return fail("erase conversation "+id, s.rdb.ZRem(ctx, s.updatedKey(), id).Err())
 }

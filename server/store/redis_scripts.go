@@ -244,6 +244,15 @@ local c = redis.call('HMGET', KEYS[1], 'bot', 'visitor', 'created', 'updated', '
 return {'ok', c[1], c[2], c[3], c[4], c[5]}
 `)
 
+// scriptAttrs reads every attribute. KEYS conv, attr.
+// {'ok', name, value, ...} | {'nf'}
+var scriptAttrs = newScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'nf'} end
+local out = redis.call('HGETALL', KEYS[2])
+table.insert(out, 1, 'ok')
+return out
+`)
+
 // scriptPending reads a conversation's pending set. KEYS conv, pending.
 // {'ok', member, ...} | {'gone'}
 var scriptPending = newScript(`
@@ -332,5 +341,5 @@ var allScripts = []*redis.Script{
 	scriptCreate, scriptAppend, scriptSetState, scriptRead, scriptLoad,
 	scriptGetAttr, scriptSetAttr, scriptClaim, scriptUnclaim, scriptLink,
 	scriptPrune, scriptRebindBegin, scriptRebindEnd, scriptPeek, scriptPin,
-	scriptIndex, scriptCAD,
+	scriptIndex, scriptCAD, scriptPending, scriptAttrs,
 }

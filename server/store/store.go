@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -96,6 +97,32 @@ type Loaded struct {
 	HasMessage bool
 	// Attrs holds the attributes asked for that have a value.
 	Attrs map[string]string
+}
+
+// Cursor is a position in List's order: conversations by Updated, newest
+// first, and by ID (descending) among those updated in the same
+// millisecond. The zero Cursor is before the newest.
+type Cursor struct {
+	Updated time.Time
+	ID      string
+}
+
+// after reports whether c comes after the cursor in List's order.
+func (cur Cursor) after(c Conversation) bool {
+	if cur.Updated.IsZero() {
+		return true
+	}
+	u := c.Updated.Truncate(precision)
+	at := cur.Updated.Truncate(precision)
+	return u.Before(at) || u.Equal(at) && c.ID < cur.ID
+}
+
+// listOrder orders conversations for List.
+func listOrder(a, b Conversation) int {
+	if c := b.Updated.Compare(a.Updated); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
 }
 
 // Store is the durable state behind the conversation service.
@@ -206,6 +233,23 @@ type Store interface {
 	// with its messages, attributes, links, outbox entries and claim, and
 	// returns how many conversations it deleted.
 	Prune(ctx context.Context, before time.Time) (int, error)
+
+	// List returns up to limit conversations of bot, the most recently
+	// updated first, starting after the cursor in that order (the zero
+	// Cursor starts at the newest): for an administrator's listing, not
+	// for a request path, since it may read every conversation.
+	List(ctx context.Context, bot string, after Cursor, limit int) ([]Conversation, error)
+
+	// Attrs returns every attribute of the conversation, for an export of
+	// everything held about a visitor. It returns ErrNotFound for an
+	// unknown conversation.
+	Attrs(ctx context.Context, conversation string) (map[string]string, error)
+
+	// Erase deletes one conversation now, with its messages, attributes,
+	// links, outbox entries and claim, and unbinds the key that found it:
+	// what a visitor's request to be forgotten asks for. It returns
+	// ErrNotFound for an unknown conversation.
+	Erase(ctx context.Context, id string) error
 
 	// Close releases the store. Calls after Close return ErrClosed.
 	Close() error
