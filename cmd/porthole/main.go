@@ -36,6 +36,7 @@ Usage:
   porthole sim [flags]     run the bot platforms' emulators for the examples/*-sim.yaml configs
   porthole bench [flags]   measure real servers under load (memory per connection, reply round trip, Redis commands) against an emulator
   porthole admin COMMAND   list, export or erase conversations through a running server's admin API ('porthole admin -h')
+  porthole healthcheck     exit 0 when the server on this host answers /readyz with 200, else 1 (for container health checks)
   porthole version         print the version
 
 Run 'porthole serve -h' for the flags.
@@ -63,6 +64,8 @@ func main() {
 		err = bench(os.Args[2:], os.Stdout, os.Stderr)
 	case "admin":
 		err = admin(os.Args[2:], os.Stdout, os.Stderr)
+	case "healthcheck":
+		err = healthcheck(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("porthole", version)
 	case "-h", "--help", "help":
