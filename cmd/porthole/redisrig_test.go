@@ -36,7 +36,7 @@ import (
 // scenario here times calls out on purpose.
 const redisConfig = `store: {driver: redis, url: %q}
 session_keys: ["multi-instance-fault-suite-session-key-0123456789"]
-upstream: {timeout: 5s, max_backoff: 1s, retry_for: 5m}
+upstream: {timeout: 15s, max_backoff: 1s, retry_for: 5m}
 %s
 bots:
 %s`
