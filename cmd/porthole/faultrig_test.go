@@ -162,12 +162,13 @@ func (r *faultRig) relaunch() {
 // in a new platform conversation, which the visitor sees answered).
 func (r *faultRig) droppedRefs() map[string]bool {
 	out := map[string]bool{}
-	logs := append(r.logs, r.p.log())
-	if r.procs != nil {
-		logs = r.logs
-		for _, p := range r.procs {
-			logs = append(logs, p.log())
-		}
+	procs := r.procs
+	if procs == nil {
+		procs = []*proc{r.p}
+	}
+	logs := append([]string(nil), r.logs...)
+	for _, p := range procs {
+		logs = append(logs, p.log())
 	}
 	for _, log := range logs {
 		for _, m := range droppedCallback.FindAllStringSubmatch(log, -1) {
