@@ -78,15 +78,29 @@ func TestRedisThreeInstancesSIGKILL(t *testing.T) {
 	r.underway(60)
 	time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
 	r.kill(1)
+	killed := time.Now()
 	time.Sleep(100 * time.Millisecond) // calls already with the platform finish there
 	before := r.plat.accepted()
 	wait()
 	if r.moved.Load() == 0 {
 		t.Fatal("no widget was connected to the killed instance: it was not killed in the middle of the burst")
 	}
-	// Its outbox is taken over within the claims' lease; 30 s is far
-	// beyond it.
+	// Its outbox is taken over within the claims' lease and a poll (10 s
+	// and 1 s, server/dispatch.go); 30 s is far beyond that.
+	waitFor(t, "the dead instance's outbox taken over: every acknowledged message with the platform", 30*time.Second, func() bool {
+		up := r.plat.accepted()
+		for _, v := range vs {
+			for _, text := range v.ackedTexts() {
+				if up[text] == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	t.Logf("every acknowledged message with the platform %s after the kill", time.Since(killed).Round(100*time.Millisecond))
 	r.settle(vs, 30*time.Second)
+	t.Logf("the platform's callbacks settled %s after the kill", time.Since(killed).Round(100*time.Millisecond))
 	r.spread()
 	repeats := map[string]int{} // visitor -> messages handed over twice
 	r.audit(vs, func(text string) bool {

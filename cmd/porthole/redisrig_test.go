@@ -28,15 +28,17 @@ import (
 
 // redisConfig is faultConfig on a shared Redis, with a session key all
 // instances share, so that a visitor token made by one is good on the
-// others. The first %s is the Redis URL. Three race-instrumented servers,
-// Redis and the emulator share the test machine, which stalls for
-// seconds when it is busy: an upstream call that the emulator took but
-// answered after the fault suite's 500 ms timeout would be handed over
-// again (ChatAIBot has no idempotency key), so calls get 15 s here; no
-// scenario here times calls out on purpose.
+// others. The first %s is the Redis URL. Three servers, Redis and the
+// emulator share the test machine, which stalls for a second or more
+// when it is busy: an upstream call that the emulator took but answered
+// after the fault suite's 500 ms timeout would be handed over again
+// (ChatAIBot has no idempotency key), so calls get 5 s here (no scenario
+// here times calls out on purpose). That keeps the dispatch lease at its
+// default, 10 s (it is at least the timeout and a second), so the
+// SIGKILL scenario sees the takeover bound a deployment has.
 const redisConfig = `store: {driver: redis, url: %q}
 session_keys: ["multi-instance-fault-suite-session-key-0123456789"]
-upstream: {timeout: 15s, max_backoff: 1s, retry_for: 5m}
+upstream: {timeout: 5s, max_backoff: 1s, retry_for: 5m}
 %s
 bots:
 %s`
