@@ -37,6 +37,10 @@ type faultRig struct {
 	p    *proc
 	// logs are the logs of the server processes before p.
 	logs []string
+	// procs, in a multi-instance rig (redisrig_test.go), are all its
+	// server processes, p among them, dead or alive: the audit reads
+	// every one's log.
+	procs []*proc
 
 	emuAddr string
 	emuMu   sync.Mutex
@@ -158,7 +162,15 @@ func (r *faultRig) relaunch() {
 // in a new platform conversation, which the visitor sees answered).
 func (r *faultRig) droppedRefs() map[string]bool {
 	out := map[string]bool{}
-	for _, log := range append(r.logs, r.p.log()) {
+	procs := r.procs
+	if procs == nil {
+		procs = []*proc{r.p}
+	}
+	logs := append([]string(nil), r.logs...)
+	for _, p := range procs {
+		logs = append(logs, p.log())
+	}
+	for _, log := range logs {
 		for _, m := range droppedCallback.FindAllStringSubmatch(log, -1) {
 			out[m[1]] = true
 		}
@@ -213,6 +225,7 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 	botSaid := map[string]int{}   // bot message text -> times stored
 	botIn := map[string]int{}     // conversation + "\x00" + bot message text -> times stored
 	storedIDs := map[string]int{} // client id -> times stored
+	convOf := map[string]string{} // user message text -> conversation, for the failure messages
 	transcripts := map[string][]*widget.Msg{}
 	for _, v := range vs {
 		w, msgs := replayBot(t, r.p, "shop", v.token, 0)
@@ -225,6 +238,7 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 			case "user":
 				stored[m.Body.Text]++
 				storedIDs[m.ClientID]++
+				convOf[m.Body.Text] = fmt.Sprintf("conversation %s seq %d", w.Conversation, m.Seq)
 				if seq, ok := v.ackSeq(m.ClientID); ok && seq != m.Seq {
 					t.Fatalf("%s: %s acknowledged as seq %d, stored as %d", v.name, m.ClientID, seq, m.Seq)
 				}
@@ -265,7 +279,7 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 			t.Fatalf("visitor message %q stored %d times", text, n)
 		}
 		if up[text] != 1 && !(up[text] == 2 && mayRepeat != nil && mayRepeat(text)) {
-			t.Fatalf("visitor message %q reached the platform %d times, want once", text, up[text])
+			t.Fatalf("visitor message %q (%s) reached the platform %d times, want once", text, convOf[text], up[text])
 		}
 	}
 	for text := range up {

@@ -33,6 +33,10 @@ type visitor struct {
 	// stay keeps the widget connected after its last message, as an open
 	// widget is, until run's context ends.
 	stay bool
+	// reroute, when set, is where the widget reconnects after its
+	// connection to addr failed: another instance, as a load balancer
+	// would send it. nil reconnects to the same address.
+	reroute func(addr string) string
 
 	mu       sync.Mutex
 	token    string
@@ -107,6 +111,9 @@ func (v *visitor) received() []*widget.Msg {
 func (v *visitor) run(ctx context.Context, addr string) {
 	for ctx.Err() == nil && (v.stay || !v.done()) {
 		if err := v.session(ctx, addr, false); err != nil {
+			if v.reroute != nil {
+				addr = v.reroute(addr)
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Duration(30+rand.IntN(120)) * time.Millisecond):
@@ -349,13 +356,20 @@ func runAll(t *testing.T, addr string, vs []*visitor, within time.Duration) {
 // are done, failing the test if one is not within its time.
 func startAll(t *testing.T, addr string, vs []*visitor, within time.Duration) (wait func()) {
 	t.Helper()
+	return startEach(t, func(int) string { return addr }, vs, within)
+}
+
+// startEach is startAll with visitor i starting on addrOf(i).
+func startEach(t *testing.T, addrOf func(i int) string, vs []*visitor, within time.Duration) (wait func()) {
+	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), within)
 		defer cancel()
 		var wg sync.WaitGroup
-		for _, v := range vs {
+		for i, v := range vs {
+			addr := addrOf(i)
 			wg.Go(func() { v.run(ctx, addr) })
 		}
 		wg.Wait()

@@ -38,6 +38,12 @@ bots:
 	w := c.start("st-1")
 	c.send(&widget.Send{ID: "m1", Text: "kept in Redis"})
 	c.ack("m1")
+	// The greeting is stored by the bot's own turn, which can come after
+	// the ack: wait for it, so that the kill finds both stored.
+	c.until("the greeting", func(f widget.Frame) bool {
+		m, ok := f.(*widget.Msg)
+		return ok && m.From == "bot"
+	})
 	p.kill()
 
 	p2 := launch(t, addr, t.TempDir(), "--config", cfg)

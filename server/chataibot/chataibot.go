@@ -170,11 +170,14 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 	if err != nil {
 		return err
 	}
-	if ref == "" {
-		a.mu.Lock()
-		s, ok := a.unsaved[m.Conversation]
-		a.mu.Unlock()
-		if !ok {
+	a.mu.Lock()
+	s, unsaved := a.unsaved[m.Conversation]
+	a.mu.Unlock()
+	// A write that failed may still have landed (a Redis reply that timed
+	// out): the id is stored, yet the start call carried its message all
+	// the same, and saving again is harmless.
+	if ref == "" || (unsaved && ref == s.ref) {
+		if !unsaved {
 			return a.start(ctx, m, text)
 		}
 		if err := a.save(ctx, m.Conversation, s.ref); err != nil {

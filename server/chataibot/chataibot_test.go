@@ -288,6 +288,33 @@ func TestStartIsNotRepeatedWhenStoringItsIDFails(t *testing.T) {
 	}
 }
 
+// TestStartIsNotRepeatedWhenAFailedSaveLanded: storing the id reported a
+// failure but the write landed (a Redis reply that timed out). The retry
+// of the message that went with the start call finds the id stored and
+// still sends nothing.
+func TestStartIsNotRepeatedWhenAFailedSaveLanded(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.sink.FailSetAttr(1)
+	first := text(convA, "c1", "Hello")
+	if err := r.send(first); err == nil {
+		t.Fatal("Send succeeded although the conversation id could not be stored")
+	}
+	convs := r.emu.Conversations()
+	if len(convs) != 1 {
+		t.Fatalf("%d conversations started", len(convs))
+	}
+	// The write that reported a failure had landed after all.
+	if err := r.sink.SetAttr(t.Context(), convA, chataibot.AttrConversation, convs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	r.mustSend(first)
+	r.mustSend(text(convA, "c2", "again"))
+	c, _ := r.emu.Conversation(convs[0].ID)
+	if len(r.emu.Conversations()) != 1 || !reflect.DeepEqual(c.Messages, []string{"Hello", "again"}) {
+		t.Fatalf("upstream: %d conversations, messages %q; want Hello once, then again", len(r.emu.Conversations()), c.Messages)
+	}
+}
+
 func TestLostUpstreamConversationStartsANewOne(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	r.sink.SetAttr(t.Context(), convA, chataibot.AttrConversation, "expired-id")

@@ -24,6 +24,12 @@ type Server struct {
 	// URL is the redis:// URL to connect to.
 	URL  string
 	Addr string
+	// Dir is the server's working directory, where an append-only file
+	// or a dump is written; Restart starts the new process on it.
+	Dir  string
+	bin  string
+	args []string // the whole command line but the binary
+	mu   sync.Mutex
 	cmd  *exec.Cmd
 	out  *lockedBuffer
 }
@@ -45,20 +51,41 @@ func Start(t testing.TB, args ...string) *Server {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), out: &lockedBuffer{}}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, bin: bin, out: &lockedBuffer{}}
 	s.URL = "redis://" + s.Addr + "/0"
-	cmdArgs := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+	// Later options override earlier ones: args can turn persistence on.
+	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no"}, args...)
-	s.cmd = exec.Command(bin, cmdArgs...)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting redis-server: %v", err)
-	}
 	t.Cleanup(s.Stop)
-	if err := s.waitReady(10 * time.Second); err != nil {
+	if err := s.run(); err != nil {
 		t.Fatalf("redis-server did not start: %v\n%s", err, s.out.String())
 	}
 	return s
+}
+
+// run starts the process and waits until it answers.
+func (s *Server) run() error {
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	return s.waitReady(10 * time.Second)
+}
+
+// Restart starts the server again after Stop (or stops it first, with
+// SIGKILL, if it is running), on the same port, directory and options:
+// what it persisted (an append-only file, with "--appendonly", "yes") is
+// loaded again, which is how a test crashes Redis under a running client.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := s.run(); err != nil {
+		t.Fatalf("redis-server did not start again: %v\n%s", err, s.out.String())
+	}
 }
 
 // Client returns a go-redis client of the server, closed when the test
@@ -70,12 +97,16 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 	return c
 }
 
-// Stop kills the server (SIGKILL: nothing is saved).
+// Stop kills the server (SIGKILL: nothing is saved but what it already
+// wrote to its append-only file, if it keeps one) and waits for its exit.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
 	}
 }
 
