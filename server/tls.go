@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -315,8 +317,18 @@ type certFiles struct {
 	mu      sync.Mutex
 	checked time.Time
 	stamp   [2]fileStamp // of the pair last read, loaded or not
-	failing bool         // the last check could not read a stamp
+	// fresh says a file was modified less than settleTime before stamp
+	// was read: a write in the same tick of the file system's clock, of
+	// the same size, would leave the stamp as it is, so the pair is read
+	// again at the next check.
+	fresh   bool
+	failing bool // the last check could not read a stamp
 }
+
+// settleTime is how long after its modification a file's stamp is
+// trusted to tell every later write: more than the coarsest mtime
+// granularity of the usual file systems.
+const settleTime = 2 * time.Second
 
 // fileStamp is what tells a file has changed.
 type fileStamp struct {
@@ -336,7 +348,8 @@ func loadCertFiles(certPath, keyPath string, log *slog.Logger) (*certFiles, erro
 	if err != nil {
 		return nil, err
 	}
-	f.stamp, f.checked = stamp, time.Now()
+	f.checked = time.Now()
+	f.stamp, f.fresh = stamp, isFresh(stamp, f.checked)
 	f.current.Store(cert)
 	log.Info("tls: serving the certificate files", append(certAttrs(cert), "cert", certPath, "key", keyPath)...)
 	return f, nil
@@ -367,19 +380,31 @@ func (f *certFiles) maybeReload(now time.Time) {
 		return
 	}
 	f.failing = false
-	if stamp == f.stamp {
+	if stamp == f.stamp && !f.fresh {
 		return
 	}
 	// Remember the stamps read before the files, so that a file written
 	// again while being read is read again at the next check.
-	f.stamp = stamp
+	wasFresh := stamp == f.stamp
+	f.stamp, f.fresh = stamp, isFresh(stamp, now)
 	cert, err := f.load()
 	if err != nil {
-		f.log.Warn("tls: the certificate files changed but do not load; still serving the certificate loaded before (it is tried again when they change)", "error", err)
+		if !wasFresh {
+			f.log.Warn("tls: the certificate files changed but do not load; still serving the certificate loaded before (it is tried again when they change)", "error", err)
+		}
 		return
+	}
+	if old := f.current.Load(); old != nil && slices.EqualFunc(old.Certificate, cert.Certificate, bytes.Equal) {
+		return // read again while fresh: the same pair
 	}
 	f.current.Store(cert)
 	f.log.Info("tls: certificate reloaded", certAttrs(cert)...)
+}
+
+// isFresh says whether a file of the stamp was modified less than
+// settleTime before now.
+func isFresh(stamp [2]fileStamp, now time.Time) bool {
+	return now.Sub(stamp[0].mod) < settleTime || now.Sub(stamp[1].mod) < settleTime
 }
 
 func (f *certFiles) stamps() ([2]fileStamp, error) {
