@@ -195,7 +195,7 @@ func NewTLS(cfg *Config, dataDir string, log *slog.Logger) (*TLS, error) {
 		t.Config = &tls.Config{GetCertificate: m.GetCertificate}
 		t.Config.NextProtos = []string{"h2", "http/1.1", acme.ALPNProto}
 		if c.HTTPListen != "" {
-			t.Redirect = m.HTTPHandler(redirectToHTTPS(cfg))
+			t.Redirect = withoutPort(m.HTTPHandler(redirectToHTTPS(cfg)))
 		}
 	}
 	t.Config.MinVersion = tls.VersionTLS12
@@ -270,6 +270,18 @@ func newAutocert(a *ACMEConfig, dataDir string) (*autocert.Manager, error) {
 		Email:      a.Email,
 		Client:     &acme.Client{DirectoryURL: dir, HTTPClient: hc, UserAgent: "porthole"},
 	}, nil
+}
+
+// withoutPort drops the port from the request's Host before h sees it:
+// autocert checks an HTTP-01 request's Host against the domains as it is,
+// so "chat.example.com:80", as a client may write it, would be refused.
+func withoutPort(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r.Host = strings.Trim(host, "[]")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // redirectToHTTPS answers a plain-HTTP request with a permanent redirect

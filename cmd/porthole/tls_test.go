@@ -49,7 +49,7 @@ func TestACMEWithPebble(t *testing.T) {
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no random badNonce answers
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	pb := startPebble(t, port)
+	pb := startPebble(t, unusedPort(t), port)
 
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -116,6 +116,55 @@ bots:
 	if _, err := os.Stat(filepath.Join(data, "acme", domain)); err != nil {
 		t.Errorf("the certificate is not cached in the data directory: %v", err)
 	}
+}
+
+// TestACMEHTTP01WithPebble: with tls.http_listen, a server whose
+// HTTPS port the CA cannot reach for TLS-ALPN-01 proves control with
+// HTTP-01 on the plain-HTTP listener instead, again really checked by
+// Pebble.
+func TestACMEHTTP01WithPebble(t *testing.T) {
+	const domain = "porthole.test"
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	addr, httpAddr := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	_, httpPort, _ := net.SplitHostPort(httpAddr)
+	pb := startPebble(t, httpPort, unusedPort(t)) // TLS-ALPN-01 goes nowhere
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "porthole.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`store: {driver: memory}
+tls:
+  http_listen: %s
+  acme:
+    domains: [%s]
+    cache: %s
+    directory: %s/dir
+    ca_roots: %s
+bots:
+  - id: demo
+    provider: demo
+    origins: [self]
+`, httpAddr, domain, filepath.Join(dir, "certs"), pb.acmeURL, pb.caRootsFile))
+
+	client, _ := pinnedClients(addr, pb.issuingRoots)
+	launchTLS(t, addr, filepath.Join(dir, "data"), "https://"+domain+":"+port, client, "--config", cfg)
+	resp := get(t, client, "https://"+domain+":"+port+"/widget.js")
+	if names := resp.TLS.PeerCertificates[0].DNSNames; len(names) != 1 || names[0] != domain {
+		t.Errorf("certificate names %v, want [%s]", names, domain)
+	}
+	if typ := pb.validatedChallenges(); len(typ) != 1 || typ[0] != "http-01" {
+		t.Errorf("challenges that validated: %v, want http-01", typ)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "certs", domain)); err != nil {
+		t.Errorf("the certificate is not in tls.acme.cache: %v", err)
+	}
+}
+
+// unusedPort returns a port nothing listens on just now.
+func unusedPort(t *testing.T) string {
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	return port
 }
 
 // TestTLSCertFilesReload: a server configured with tls.cert and tls.key
@@ -274,10 +323,11 @@ func (p *pebble) validatedChallenges() []string {
 	return types
 }
 
-// startPebble runs Pebble as cmd/pebble wires it, with its validation
-// of TLS-ALPN-01 on tlsPort and its names resolved by a DNS server of
-// the test that answers 127.0.0.1 for every name.
-func startPebble(t *testing.T, tlsPort string) *pebble {
+// startPebble runs Pebble as cmd/pebble wires it, validating HTTP-01 on
+// httpPort and TLS-ALPN-01 on tlsPort of 127.0.0.1: its names are
+// resolved by a DNS server of the test that answers 127.0.0.1 for every
+// name.
+func startPebble(t *testing.T, httpPort, tlsPort string) *pebble {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := log.New(logs, "pebble ", log.LstdFlags)
@@ -304,15 +354,12 @@ func startPebble(t *testing.T, tlsPort string) *pebble {
 		return err == nil
 	})
 
-	validationPort := 0
-	fmt.Sscan(tlsPort, &validationPort)
+	var vaHTTP, vaTLS int
+	fmt.Sscan(httpPort, &vaHTTP)
+	fmt.Sscan(tlsPort, &vaTLS)
 	store := db.NewMemoryStore()
 	issuer := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "The default profile"}})
-	// The HTTP-01 port is one nothing listens on: only TLS-ALPN-01 can pass.
-	unused := 0
-	_, free, _ := net.SplitHostPort(freeAddr(t))
-	fmt.Sscan(free, &unused)
-	validator := va.New(logger, unused, validationPort, false, dnsAddr, store)
+	validator := va.New(logger, vaHTTP, vaTLS, false, dnsAddr, store)
 	front := wfe.New(logger, store, validator, issuer, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 
 	acmeSrv := httptest.NewTLSServer(front.Handler())
