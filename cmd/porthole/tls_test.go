@@ -163,6 +163,7 @@ bots:
 
 // unusedPort returns a port nothing listens on just now.
 func unusedPort(t *testing.T) string {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	return port
 }
