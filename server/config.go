@@ -31,6 +31,9 @@ type Config struct {
 	// characters. Empty: a key generated once and kept in the data
 	// directory.
 	SessionKeys []Secret `yaml:"session_keys"`
+	// TLS makes the server speak HTTPS itself, with certificate files
+	// or certificates obtained by ACME; nil: plain HTTP (see TLSConfig).
+	TLS *TLSConfig `yaml:"tls"`
 	// Store says where conversations are kept.
 	Store StoreConfig `yaml:"store"`
 	// Retention is how long a conversation is kept after its last

@@ -176,11 +176,17 @@ func serve(args []string, stderr io.Writer) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	door, err := openDoor(cfg, *dataDir, srv, hs, log)
+	if err != nil {
+		ln.Close()
+		srv.Close()
+		return err
+	}
 	bots := make([]string, 0, len(cfg.Bots))
 	for _, b := range cfg.Bots {
 		bots = append(bots, b.ID+" ("+b.Provider+")")
 	}
-	log.Info("porthole serving", "addr", "http://"+displayAddr(ln.Addr()), "bots", bots, "data", *dataDir, "version", version)
+	log.Info("porthole serving", "addr", door.scheme+"://"+displayAddr(ln.Addr()), "bots", bots, "data", *dataDir, "version", version)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -189,7 +195,7 @@ func serve(args []string, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	srv.StartPruning(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- door.serve(hs, ln) }()
 	for running := true; running; {
 		select {
 		case err := <-errc:
@@ -205,7 +211,7 @@ func serve(args []string, stderr io.Writer) error {
 	log.Info("shutting down: closing sockets with 1012 so widgets reconnect")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	herr := hs.Shutdown(sctx)
+	herr := errors.Join(hs.Shutdown(sctx), door.shutdown(sctx))
 	serr := srv.Shutdown(sctx)
 	if err := errors.Join(herr, serr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
