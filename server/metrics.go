@@ -149,6 +149,7 @@ func NewMetrics(bots map[string]string, version string, st store.Store, sockets 
 			v.WithLabelValues(bot)
 		}
 		m.retries.WithLabelValues(bot, prov)
+		m.upstreamTime.WithLabelValues(bot, prov)
 		for _, o := range outcomes {
 			m.upstreamCalls.WithLabelValues(bot, prov, o)
 		}

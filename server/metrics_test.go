@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -289,5 +290,44 @@ func TestHarnessMetrics(t *testing.T) {
 			t.Fatalf("sockets open = %v after the close, want 0", sockets())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDocsNameRealMetrics: every porthole_ metric the README's Metrics
+// table and the Grafana dashboard name is one the server serves, and
+// the README lists every one it serves.
+func TestDocsNameRealMetrics(t *testing.T) {
+	m := NewMetrics(map[string]string{"acme": "demo"}, "test", store.NewMemory(), nil)
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, f := range fams {
+		if strings.HasPrefix(f.GetName(), "porthole_") {
+			served[f.GetName()] = true
+		}
+	}
+	name := regexp.MustCompile(`porthole_[a-z_]+[a-z]`)
+	for _, doc := range []string{"../README.md", "../docs/grafana-dashboard.json"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := map[string]bool{}
+		for _, n := range name.FindAllString(string(b), -1) {
+			n = strings.TrimSuffix(n, "_bucket")
+			named[n] = true
+			if !served[n] {
+				t.Errorf("%s names %s, which the server does not serve", doc, n)
+			}
+		}
+		if doc == "../README.md" {
+			for n := range served {
+				if !named[n] {
+					t.Errorf("the README's Metrics table lacks %s", n)
+				}
+			}
+		}
 	}
 }
