@@ -59,6 +59,12 @@ type Config struct {
 	// Upstream says how long calls to the bot platforms may take and how
 	// long a message the platform did not take is retried.
 	Upstream UpstreamConfig `yaml:"upstream"`
+	// Admin is the operators' listener (/metrics), off by default.
+	Admin AdminConfig `yaml:"admin"`
+	// AdminToken is the bearer token the admin API on the admin listener
+	// will require; write it as "${ADMIN_TOKEN}". Reserved: nothing on
+	// the admin listener asks for it yet.
+	AdminToken Secret `yaml:"admin_token"`
 	// Bots are the chat bots this server fronts.
 	Bots []BotConfig `yaml:"bots"`
 }

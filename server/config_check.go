@@ -100,6 +100,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not a listen address; write it like :8080 or 127.0.0.1:8080", c.Listen)
 	}
+	errs = append(errs, c.checkAdmin()...)
 	if c.PublicURL != "" {
 		if o, err := parseOrigin(c.PublicURL); err != nil || o != strings.TrimSuffix(c.PublicURL, "/") {
 			bad("public_url", "%q is not an origin; write it like https://chat.example.com (scheme and host, no path)", c.PublicURL)

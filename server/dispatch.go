@@ -548,9 +548,11 @@ func (s *Service) attempt(conv string, it *item) bool {
 	// waits for it, so the message is recorded as delivered and never
 	// handed over again after the restart.
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.retry.Timeout)
+	start := time.Now()
 	err = p.Send(callCtx, pm)
 	cancel()
 	<-s.sem
+	s.metrics.upstream(c.Bot, attempts > 0, time.Since(start), err)
 	attempts++
 
 	if err == nil {

@@ -241,6 +241,7 @@ func (so *socket) postback(ctx context.Context, f *widget.Postback) {
 // save stores a visitor message on the socket's conversation and
 // acknowledges it.
 func (so *socket) save(ctx context.Context, id string, in Inbound) {
+	in.Bot = so.botID
 	m, err := so.srv.service.Post(ctx, so.conv.ID, in)
 	if err != nil {
 		so.reply(ctx, so.storeError(err, id))
@@ -255,6 +256,7 @@ func (so *socket) save(ctx context.Context, id string, in Inbound) {
 func (so *socket) allow(ctx context.Context, id string) bool {
 	ok, wait := so.srv.limits.Allow(ctx, so.visitor, so.ip)
 	if !ok {
+		so.srv.metrics.limit(LimitMessages)
 		so.reply(ctx, &widget.ErrorFrame{Code: widget.CodeRateLimited, Message: "too many messages; wait a moment", ID: id, RetryMS: max(wait.Milliseconds(), 1)})
 	}
 	return ok

@@ -51,11 +51,13 @@ func (l *capListener) Accept() (net.Conn, error) {
 		case l.total >= lim.MaxTCPConnections:
 			l.mu.Unlock()
 			c.Close()
+			l.srv.metrics.limit(LimitMaxTCPConnections)
 			l.srv.log.Warn("connection closed at accept: the server is at limits.max_tcp_connections", "max_tcp_connections", lim.MaxTCPConnections)
 			continue
 		case key != "" && l.perIP[key] >= lim.TCPConnectionsPerIP:
 			l.mu.Unlock()
 			c.Close()
+			l.srv.metrics.limit(LimitTCPConnectionsPerIP)
 			l.srv.log.Warn("connection closed at accept: the address is at limits.tcp_connections_per_ip", "tcp_connections_per_ip", lim.TCPConnectionsPerIP)
 			continue
 		}

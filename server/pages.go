@@ -89,6 +89,7 @@ func (s *Server) resolveVisitor(r *http.Request, bot *Bot, token string) pageVis
 		pv.id, pv.token = fromToken, true
 	default:
 		pv.id = NewVisitorID()
+		s.metrics.visitorStarted(bot.Config.ID)
 	}
 	return pv
 }
@@ -298,6 +299,7 @@ func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
 	}
 	if in != nil {
 		if ok, _ := s.limits.Allow(r.Context(), pv.id, s.clientIP(r)); !ok {
+			s.metrics.limit(LimitMessages)
 			fail(http.StatusTooManyRequests, func(t web.ChatTexts) string { return t.Get(web.TextTooFast) })
 			return
 		}
@@ -309,6 +311,7 @@ func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err == nil {
+			in.Bot = bot.Config.ID
 			_, err = s.service.Post(r.Context(), c.ID, *in)
 		}
 		if err != nil {

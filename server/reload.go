@@ -238,7 +238,9 @@ func keepRestartOnly(next, cur *Config) []string {
 	keep(&kept, "store", &next.Store, cur.Store)
 	keep(&kept, "upstream", &next.Upstream, cur.Upstream)
 	keep(&kept, "limits.header_timeout", &next.Limits.HeaderTimeout, cur.Limits.HeaderTimeout)
-	keep(&kept, "tls", &next.TLS, cur.TLS) // the listener and its certificates are made at start
+	keep(&kept, "tls", &next.TLS, cur.TLS)       // the listener and its certificates are made at start
+	keep(&kept, "admin", &next.Admin, cur.Admin) // the admin listener is made at start
+	keep(&kept, "admin_token", &next.AdminToken, cur.AdminToken)
 	return kept
 }
 

@@ -78,7 +78,9 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.bodyDeadline(w, r)
-	hook.ServeHTTP(w, r)
+	rec, note := &statusRecorder{ResponseWriter: w, status: http.StatusOK}, &hookNote{}
+	hook.ServeHTTP(rec, r.WithContext(withHookNote(r.Context(), note)))
+	s.metrics.callback(bot.Config.ID, rec.status, note)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -71,6 +71,8 @@ type Options struct {
 	// Providers replaces the configured provider of the bots it names
 	// (tests count upstream calls with it).
 	Providers map[string]provider.Provider
+	// Version is the build's version, for porthole_build_info.
+	Version string
 }
 
 // Bot is a configured bot.
@@ -104,6 +106,12 @@ type Server struct {
 	limits  Limiter
 	mux     *http.ServeMux
 	sockets sync.Map // *socket -> struct{}
+
+	// admin is the admin listener's mux (adminRoutes), adminPatterns
+	// its endpoints' patterns (adminHandle).
+	admin         *http.ServeMux
+	adminPatterns []string
+	metrics       *Metrics
 
 	mu       sync.Mutex
 	draining bool
@@ -179,6 +187,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		retry = *opts.Retry
 	}
 	s.service = NewService(s.store, s.bus, log, retry)
+	s.metrics = NewMetrics(botProviders(cfg), opts.Version, s.store, s.openSockets)
+	s.service.metrics = s.metrics
 	switch {
 	case opts.Shared != nil:
 		s.service.Share(*opts.Shared)
@@ -208,6 +218,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.warnSelfWithoutPublicURL()
 	s.routes()
+	s.adminRoutes()
 	s.warmStyles()
 	return s, nil
 }
@@ -344,6 +355,7 @@ func (s *Server) startConversation(ctx context.Context, bot *Bot, ip, key string
 	}
 	ok, wait, refund := s.limits.ReserveStart(ctx, ip, id)
 	if !ok {
+		s.metrics.limit(LimitStarts)
 		s.log.Warn("conversation start refused: too many new conversations", "bot", id, "retry_ms", wait.Milliseconds())
 		return Conv{}, wait, nil
 	}

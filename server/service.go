@@ -53,6 +53,8 @@ type Service struct {
 	// shared is set when several processes share the store's outbox
 	// (Share); nil when this process is alone on it.
 	shared *SharedDispatch
+	// metrics counts what goes through; nil counts nothing.
+	metrics *Metrics
 
 	pmu    sync.Mutex // orders SetProviders
 	mu     sync.Mutex
@@ -150,7 +152,9 @@ type Opening struct {
 func (s *Service) Open(ctx context.Context, o Opening) (c Conv, found, created bool, err error) {
 	var sc store.Conversation
 	if o.Create {
+		start := time.Now()
 		sc, created, err = s.store.Conversation(ctx, o.Bot, o.Key)
+		s.metrics.storeWrite(storeCreate, start)
 	} else {
 		sc, err = s.store.Find(ctx, o.Bot, o.Key)
 		if errors.Is(err, store.ErrNotFound) {
@@ -175,6 +179,7 @@ func (s *Service) Open(ctx context.Context, o Opening) (c Conv, found, created b
 		o.Setup(c)
 	}
 	if created {
+		s.metrics.conversationStarted(o.Bot)
 		s.enqueue(c.ID, 0, false)
 	}
 	return c, true, created, nil
@@ -194,6 +199,8 @@ func (s *Service) recordVisitor(ctx context.Context, conv string, v provider.Vis
 
 // Inbound is a visitor message entering the service.
 type Inbound struct {
+	// Bot is the conversation's bot, for the metrics.
+	Bot      string
 	ClientID string
 	Text     string // typed text, or the clicked button's title
 	Payload  string // postback payload; empty for typed text
@@ -205,14 +212,17 @@ type Inbound struct {
 // upstream again, except that a failed message is retried.
 func (s *Service) Post(ctx context.Context, conv string, in Inbound) (Entry, error) {
 	body := widget.Text(in.Text).AppendJSON(nil)
+	start := time.Now()
 	m, dup, err := s.store.Append(ctx, store.Message{
 		Conversation: conv, ClientID: in.ClientID, From: store.FromUser,
 		Body: body, Payload: in.Payload, State: store.Pending,
 	})
+	s.metrics.storeWrite(storeAppend, start)
 	if err != nil {
 		return Entry{}, err
 	}
 	if !dup {
+		s.metrics.messageIn(in.Bot)
 		s.publish(ctx, bus.Event{Conversation: conv, Seq: m.Seq})
 		s.enqueue(conv, m.Seq, false)
 		return entryOf(m), nil

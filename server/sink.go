@@ -68,6 +68,13 @@ func (s *Service) writeReads() {
 // stores nothing twice. A body that fails validation is replaced by its
 // plain-text summary, or dropped with a warning when it has none.
 func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
+	_, _, err := s.deliver(ctx, conv, key, bodies...)
+	return err
+}
+
+// deliver is Deliver, reporting how many bodies it stored and how many
+// were stored before (dups), for the metrics.
+func (s *Service) deliver(ctx context.Context, conv, key string, bodies ...widget.Body) (stored, dups int, err error) {
 	for i, b := range bodies {
 		if err := b.Validate(); err != nil {
 			s.log.Warn("bot message does not validate", "conversation", conv, "error", err)
@@ -80,15 +87,20 @@ func (s *Service) Deliver(ctx context.Context, conv, key string, bodies ...widge
 		if key != "" {
 			m.ClientID = fmt.Sprintf("%s/%d", key, i)
 		}
-		stored, dup, err := s.store.Append(ctx, m)
+		start := time.Now()
+		saved, dup, err := s.store.Append(ctx, m)
+		s.metrics.storeWrite(storeAppend, start)
 		if err != nil {
-			return err
+			return stored, dups, err
 		}
-		if !dup {
-			s.publish(ctx, bus.Event{Conversation: conv, Seq: stored.Seq})
+		if dup {
+			dups++
+			continue
 		}
+		stored++
+		s.publish(ctx, bus.Event{Conversation: conv, Seq: saved.Seq})
 	}
-	return nil
+	return stored, dups, nil
 }
 
 // attrTyping is the conversation attribute that says the bot is typing:
@@ -208,7 +220,10 @@ func (b botSink) Deliver(ctx context.Context, conv, key string, bodies ...widget
 	if err := b.owned(ctx, conv); err != nil {
 		return err
 	}
-	return b.Service.Deliver(ctx, conv, key, bodies...)
+	stored, dups, err := b.deliver(ctx, conv, key, bodies...)
+	b.metrics.messagesOutAdd(b.bot, stored)
+	noteDelivered(ctx, stored, dups)
+	return err
 }
 
 // Attr returns provider state of one of the bot's conversations.

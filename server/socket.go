@@ -214,6 +214,7 @@ func (so *socket) open(ctx context.Context, h *widget.Hello) (refused, err error
 	visitor, ok := so.srv.keys.Visitor(so.bot().Config.ID, h.Visitor)
 	if !ok {
 		visitor = NewVisitorID()
+		so.srv.metrics.visitorStarted(so.botID)
 	}
 	so.visitor, so.key = visitor, visitor
 	so.info = visitorInfo(visitor, h)

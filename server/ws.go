@@ -61,6 +61,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.conns >= s.config().Limits.MaxConnections {
 		s.mu.Unlock()
+		s.metrics.limit(LimitMaxConnections)
 		s.log.Warn("socket refused: the server is at limits.max_connections", "max_connections", s.config().Limits.MaxConnections)
 		w.Header().Set("Retry-After", "30")
 		httpError(w, http.StatusServiceUnavailable, widget.CodeUpstreamUnavailable, "the server is at its connection ceiling; reconnect later")
@@ -72,6 +73,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// process on Redis; the server's ceiling above is this process's.
 	ok, release := s.limits.Connect(r.Context(), ip)
 	if !ok {
+		s.metrics.limit(LimitConnectionsPerIP)
 		s.releaseSocket(nil)
 		httpError(w, http.StatusTooManyRequests, widget.CodeRateLimited, "too many connections from this address")
 		return

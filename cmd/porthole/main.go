@@ -128,6 +128,9 @@ func serve(args []string, stderr io.Writer) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	if err := cfg.AdminListenError(); err != nil {
+		return err
+	}
 
 	var styles *web.Styles
 	if frame, err := web.Frame(); err == nil {
@@ -156,6 +159,7 @@ func serve(args []string, stderr io.Writer) error {
 		Loader:  web.Loader(),
 		Styles:  styles,
 		Index:   index,
+		Version: version,
 	})
 	if err != nil {
 		be.Close()
@@ -186,6 +190,23 @@ func serve(args []string, stderr io.Writer) error {
 	for _, b := range cfg.Bots {
 		bots = append(bots, b.ID+" ("+b.Provider+")")
 	}
+	// The admin listener (admin.listen) serves /metrics on a port of
+	// its own; the public one serves nothing of it.
+	var admin *http.Server
+	var aln net.Listener
+	if cfg.Admin.Listen != "" {
+		if aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			ln.Close()
+			srv.Close()
+			return fmt.Errorf("admin.listen %s: %w (is another process using the port? pick another admin.listen)", cfg.Admin.Listen, err)
+		}
+		admin = &http.Server{
+			Handler:           srv.AdminHandler(),
+			ReadHeaderTimeout: time.Duration(cfg.Limits.HeaderTimeout),
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
 	log.Info("porthole serving", "addr", door.scheme+"://"+displayAddr(ln.Addr()), "bots", bots, "data", *dataDir, "version", version)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -194,11 +215,19 @@ func serve(args []string, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	srv.StartPruning(ctx)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- door.serve(hs, ln) }()
+	if admin != nil {
+		log.Info("admin listener serving", "addr", "http://"+displayAddr(aln.Addr()), "paths", []string{"/metrics", "/admin/v1/"})
+		go func() { errc <- admin.Serve(aln) }()
+	}
 	for running := true; running; {
 		select {
 		case err := <-errc:
+			hs.Close()
+			if admin != nil {
+				admin.Close()
+			}
 			srv.Close()
 			return err
 		case <-hup:
@@ -212,8 +241,12 @@ func serve(args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	herr := errors.Join(hs.Shutdown(sctx), door.shutdown(sctx))
+	var aerr error
+	if admin != nil {
+		aerr = admin.Shutdown(sctx)
+	}
 	serr := srv.Shutdown(sctx)
-	if err := errors.Join(herr, serr); err != nil {
+	if err := errors.Join(herr, aerr, serr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

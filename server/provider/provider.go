@@ -114,6 +114,11 @@ var ErrOtherBot = errors.New("the conversation belongs to another bot")
 // the store.
 var ErrUnknownConversation = errors.New("unknown conversation")
 
+// ErrTimeout is what an upstream call that got no answer in time wraps
+// (Upstream.Do), so that the metrics can tell a timeout from another
+// network error; it is still ReasonUnavailable and temporary.
+var ErrTimeout = errors.New("timeout")
+
 // Failure reason codes, shown to the visitor in a failed status frame.
 const (
 	ReasonUnavailable = "upstream_unavailable" // network error, 5xx, timeout after all retries

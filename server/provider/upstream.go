@@ -118,11 +118,11 @@ func (u *Upstream) Do(ctx context.Context, r Request) (*Response, error) {
 	if err != nil {
 		// The transport's error names the full URL; keep only the cause.
 		var ue interface{ Timeout() bool }
-		cause := "network error"
+		cause := errors.New("network error")
 		if errors.As(err, &ue) && ue.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			cause = "timeout"
+			cause = ErrTimeout
 		}
-		return nil, &Error{Reason: ReasonUnavailable, Temporary: true, Err: errors.New(what + ": " + cause)}
+		return nil, &Error{Reason: ReasonUnavailable, Temporary: true, Err: fmt.Errorf("%s: %w", what, cause)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse))
