@@ -211,16 +211,24 @@ func (s *Service) EraseConversation(ctx context.Context, id string) error {
 	return nil
 }
 
-// AdminAPI returns the admin API's handler: every path under /admin/v1/,
-// each checked against token (a bearer token, compared in constant
-// time). An empty token serves nothing but 404s: the API is off.
+// AdminAPI returns the admin API's handler alone: every path under
+// /admin/v1/, each checked against token (a bearer token, compared in
+// constant time). An empty token serves nothing but 404s: the API is
+// off. The admin listener mounts the same routes (adminRoutes).
 func (s *Server) AdminAPI(token string) http.Handler {
 	mux := http.NewServeMux()
+	s.adminAPIRoutes(token, func(pattern string, h http.Handler) { mux.Handle(pattern, h) })
+	return mux
+}
+
+// adminAPIRoutes hands each route of the admin API to handle; none
+// without a token.
+func (s *Server) adminAPIRoutes(token string, handle func(pattern string, h http.Handler)) {
 	if token == "" {
-		return mux
+		return
 	}
-	auth := func(h http.HandlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
+	auth := func(h http.HandlerFunc) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="porthole admin"`)
@@ -229,16 +237,12 @@ func (s *Server) AdminAPI(token string) http.Handler {
 			}
 			w.Header().Set("Cache-Control", "no-store")
 			h(w, r)
-		}
+		})
 	}
-	mux.HandleFunc("GET /admin/v1/bots/{bot}/conversations", auth(s.adminList))
-	mux.HandleFunc("GET /admin/v1/conversations/{id}", auth(s.adminDump))
-	mux.HandleFunc("GET /admin/v1/bots/{bot}/export", auth(s.adminExport))
-	mux.HandleFunc("POST /admin/v1/bots/{bot}/erase", auth(s.adminErase))
-	mux.HandleFunc("/admin/", auth(func(w http.ResponseWriter, r *http.Request) {
-		httpError(w, http.StatusNotFound, "not_found", "no such admin path; see the README's Admin API")
-	}))
-	return mux
+	handle("GET /admin/v1/bots/{bot}/conversations", auth(s.adminList))
+	handle("GET /admin/v1/conversations/{id}", auth(s.adminDump))
+	handle("GET /admin/v1/bots/{bot}/export", auth(s.adminExport))
+	handle("POST /admin/v1/bots/{bot}/erase", auth(s.adminErase))
 }
 
 // adminBot returns the bot the path names, answering 404 when there is

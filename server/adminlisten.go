@@ -69,7 +69,7 @@ func unspecified(host string) bool {
 func (s *Server) adminRoutes() {
 	s.admin = http.NewServeMux()
 	s.adminHandle("GET /metrics", s.metrics.Handler())
-	s.adminHandle("/admin/", s.AdminAPI(s.config().AdminToken.Reveal()))
+	s.adminAPIRoutes(s.config().AdminToken.Reveal(), s.adminHandle)
 }
 
 // adminHandle adds an admin endpoint and records its pattern.

@@ -122,7 +122,7 @@ bots:
 // TestPublicPortServesNoAdminPath requests every admin endpoint's path
 // from the public handler, and from the admin one.
 func TestPublicPortServesNoAdminPath(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(c *Config, _ *Options) { c.AdminToken = testAdminToken })
 	if len(h.srv.adminPatterns) == 0 {
 		t.Fatal("no admin endpoints recorded")
 	}
