@@ -56,6 +56,9 @@ type Config struct {
 	// Upstream says how long calls to the bot platforms may take and how
 	// long a message the platform did not take is retried.
 	Upstream UpstreamConfig `yaml:"upstream"`
+	// Tracing exports OpenTelemetry traces of each message's path; off
+	// unless tracing.endpoint is set.
+	Tracing TracingConfig `yaml:"tracing"`
 	// Bots are the chat bots this server fronts.
 	Bots []BotConfig `yaml:"bots"`
 }

@@ -62,8 +62,8 @@ const CloseOriginRefused = websocket.StatusPolicyViolation
 // calls it has in flight have had the upstream timeout to end.
 //
 // What cannot change in place (restartOnly: the listen address, the
-// public URL, the session keys, the store, the upstream policy and the
-// header timeout) keeps its running value, each change logged as a
+// public URL, the session keys, the store, the upstream policy, the
+// header timeout and tracing) keeps its running value, each change logged as a
 // warning naming the field with "restart to change it", and the rest
 // applies. Why not refuse the whole reload: the reason for a reload is
 // nearly always what can change in place (a client's new domain, a
@@ -238,6 +238,7 @@ func keepRestartOnly(next, cur *Config) []string {
 	keep(&kept, "store", &next.Store, cur.Store)
 	keep(&kept, "upstream", &next.Upstream, cur.Upstream)
 	keep(&kept, "limits.header_timeout", &next.Limits.HeaderTimeout, cur.Limits.HeaderTimeout)
+	keep(&kept, "tracing", &next.Tracing, cur.Tracing)
 	return kept
 }
 
