@@ -62,9 +62,11 @@ type Config struct {
 	// Admin is the operators' listener (/metrics), off by default.
 	Admin AdminConfig `yaml:"admin"`
 	// AdminToken is the bearer token the admin API on the admin listener
-	// will require; write it as "${ADMIN_TOKEN}". Reserved: nothing on
-	// the admin listener asks for it yet.
+	// requires (off without one); write it as "${ADMIN_TOKEN}".
 	AdminToken Secret `yaml:"admin_token"`
+	// Tracing exports OpenTelemetry traces of each message's path; off
+	// unless tracing.endpoint is set.
+	Tracing TracingConfig `yaml:"tracing"`
 	// Bots are the chat bots this server fronts.
 	Bots []BotConfig `yaml:"bots"`
 }

@@ -182,6 +182,7 @@ func (c *Config) Validate() error {
 		bad("upstream.retry_for", "%s is out of range; use at least upstream.timeout (%s) and at most 7d, e.g. 10m", time.Duration(u.RetryFor), time.Duration(u.Timeout))
 	}
 	errs = append(errs, c.TLS.validate(c.Listen)...)
+	errs = append(errs, c.Tracing.check()...)
 	if len(c.Bots) == 0 {
 		bad("bots", "is empty; add at least one bot (see examples/)")
 	}

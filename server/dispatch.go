@@ -13,6 +13,7 @@ import (
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RetryPolicy says how the service retries a temporary upstream failure.
@@ -212,16 +213,21 @@ type item struct {
 	// gen counts the visitor's retries: an attempt that was in flight
 	// when the visitor pressed retry must not record its stale outcome.
 	gen int
+	// link is the span of the send that queued it (tracing): the
+	// upstream span links to it.
+	link trace.SpanContext
 }
 
 // enqueue adds seq to the conversation's queue, starting its worker if
 // needed. reset restarts the retry schedule of an item already queued.
-// It reports whether the item is new.
-func (s *Service) enqueue(conv string, seq uint64, reset bool) bool {
+// It reports whether the item is new. from, when given, is the span of
+// the send that stored it (tracing).
+func (s *Service) enqueue(conv string, seq uint64, reset bool, from ...trace.SpanContext) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queueLocked(conv)
 	added := q.add(seq, reset, time.Now())
+	q.link(seq, from)
 	q.nudge()
 	return added
 }
@@ -491,6 +497,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 	// later record the outcome, under the lock only.
 	s.mu.Lock()
 	seq, attempts, first, shown, gen := it.seq, it.attempts, it.first, it.shown, it.gen
+	link := it.link
 	s.mu.Unlock()
 	if it.taken {
 		return s.recordTaken(conv, it)
@@ -549,7 +556,9 @@ func (s *Service) attempt(conv string, it *item) bool {
 	// handed over again after the restart.
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.retry.Timeout)
 	start := time.Now()
+	callCtx, span := traceUpstream(callCtx, c.Bot, conv, seq, pm.Kind, attempts+1, link)
 	err = p.Send(callCtx, pm)
+	endUpstream(span, err)
 	cancel()
 	<-s.sem
 	s.metrics.upstream(c.Bot, attempts > 0, time.Since(start), err)

@@ -56,9 +56,13 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 			so.begin(ctx, f.ID)
 		}
 	case *widget.Send:
+		ctx, end := so.traceSend(ctx, f.ID, "text")
 		so.post(ctx, f.ID, Inbound{ClientID: f.ID, Text: f.Text})
+		end()
 	case *widget.Postback:
+		ctx, end := so.traceSend(ctx, f.ID, "postback")
 		so.postback(ctx, f)
+		end()
 	case *widget.Session:
 		if !so.allow(ctx, f.ID) {
 			return

@@ -62,8 +62,8 @@ const CloseOriginRefused = websocket.StatusPolicyViolation
 // calls it has in flight have had the upstream timeout to end.
 //
 // What cannot change in place (restartOnly: the listen address, the
-// public URL, the session keys, the store, the upstream policy and the
-// header timeout) keeps its running value, each change logged as a
+// public URL, the session keys, the store, the upstream policy, the
+// header timeout and tracing) keeps its running value, each change logged as a
 // warning naming the field with "restart to change it", and the rest
 // applies. Why not refuse the whole reload: the reason for a reload is
 // nearly always what can change in place (a client's new domain, a
@@ -241,6 +241,7 @@ func keepRestartOnly(next, cur *Config) []string {
 	keep(&kept, "tls", &next.TLS, cur.TLS)       // the listener and its certificates are made at start
 	keep(&kept, "admin", &next.Admin, cur.Admin) // the admin listener is made at start
 	keep(&kept, "admin_token", &next.AdminToken, cur.AdminToken)
+	keep(&kept, "tracing", &next.Tracing, cur.Tracing)
 	return kept
 }
 

@@ -77,6 +77,8 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, widget.CodeBadRequest, "this bot's provider takes no callbacks")
 		return
 	}
+	w, r, end := traceHook(w, r, bot.Config.ID, bot.Config.Provider)
+	defer end()
 	s.bodyDeadline(w, r)
 	rec, note := &statusRecorder{ResponseWriter: w, status: http.StatusOK}, &hookNote{}
 	hook.ServeHTTP(rec, r.WithContext(withHookNote(r.Context(), note)))

@@ -21,6 +21,7 @@ import (
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/web"
 	"github.com/porthole-chat/porthole/widget"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Attribute keys the service keeps per conversation.
@@ -213,18 +214,20 @@ type Inbound struct {
 func (s *Service) Post(ctx context.Context, conv string, in Inbound) (Entry, error) {
 	body := widget.Text(in.Text).AppendJSON(nil)
 	start := time.Now()
-	m, dup, err := s.store.Append(ctx, store.Message{
+	actx, span := traceAppend(ctx, conv)
+	m, dup, err := s.store.Append(actx, store.Message{
 		Conversation: conv, ClientID: in.ClientID, From: store.FromUser,
 		Body: body, Payload: in.Payload, State: store.Pending,
 	})
 	s.metrics.storeWrite(storeAppend, start)
+	endPost(ctx, span, m.Seq, dup, err)
 	if err != nil {
 		return Entry{}, err
 	}
 	if !dup {
 		s.metrics.messageIn(in.Bot)
 		s.publish(ctx, bus.Event{Conversation: conv, Seq: m.Seq})
-		s.enqueue(conv, m.Seq, false)
+		s.enqueue(conv, m.Seq, false, trace.SpanContextFromContext(ctx))
 		return entryOf(m), nil
 	}
 	switch m.State {
@@ -232,7 +235,7 @@ func (s *Service) Post(ctx context.Context, conv string, in Inbound) (Entry, err
 		if m, err = s.store.SetState(ctx, conv, m.Seq, store.Pending, ""); err != nil {
 			return Entry{}, err
 		}
-		s.enqueue(conv, m.Seq, true)
+		s.enqueue(conv, m.Seq, true, trace.SpanContextFromContext(ctx))
 	case store.Pending:
 		s.enqueue(conv, m.Seq, false) // no-op when already queued
 	}

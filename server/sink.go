@@ -88,8 +88,10 @@ func (s *Service) deliver(ctx context.Context, conv, key string, bodies ...widge
 			m.ClientID = fmt.Sprintf("%s/%d", key, i)
 		}
 		start := time.Now()
-		saved, dup, err := s.store.Append(ctx, m)
+		actx, span := traceAppend(ctx, conv)
+		saved, dup, err := s.store.Append(actx, m)
 		s.metrics.storeWrite(storeAppend, start)
+		endAppend(span, saved.Seq, dup, err)
 		if err != nil {
 			return stored, dups, err
 		}
@@ -182,7 +184,10 @@ func (s *Service) CompareAndSetAttr(ctx context.Context, conv, key, old, value s
 // costs them latency only: what changed is stored, and each socket
 // checks the store on its heartbeat.
 func (s *Service) publish(ctx context.Context, ev bus.Event) {
-	if err := s.bus.Publish(context.WithoutCancel(ctx), ev); err != nil {
+	pctx, span := tracePublish(ctx, ev.Conversation)
+	err := s.bus.Publish(context.WithoutCancel(pctx), ev)
+	endSpan(span, "bus_error", err)
+	if err != nil {
 		s.log.Warn("cannot publish an event; sockets catch up on their heartbeat", "conversation", ev.Conversation, "error", err)
 	}
 }

@@ -57,6 +57,7 @@ func (so *socket) addStatus(st *widget.Status) {
 // is full the reader waits here: the client is sending faster than it
 // reads, and only its own socket slows down.
 func (so *socket) reply(ctx context.Context, f widget.Frame) {
+	traceReply(ctx, f)
 	for {
 		so.mu.Lock()
 		if len(so.out) < sendQueue {
@@ -283,7 +284,9 @@ func (so *socket) flush(ctx context.Context, conv string) error {
 func (so *socket) writeFrame(ctx context.Context, f widget.Frame) error {
 	ctx, cancel := context.WithTimeout(ctx, so.srv.opts.WriteTimeout)
 	defer cancel()
+	_, span := so.traceWrite(ctx, f)
 	err := so.conn.Write(ctx, websocket.MessageText, widget.Encode(f))
+	endSpan(span, "write_failed", err)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		so.drop()
 	}

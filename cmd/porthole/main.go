@@ -145,6 +145,11 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	// The binary wires the parts: the store and the bus here, the bot
 	// platforms through platforms.Register.
+	stopTracing, err := startTracing(cfg.Tracing, log)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer flushTraces(stopTracing, log)
 	be, err := server.OpenBackend(cfg, *dataDir, log)
 	if err != nil {
 		return err
