@@ -244,7 +244,9 @@ func (so *socket) traceWrite(ctx context.Context, f widget.Frame) (context.Conte
 		return ctx, noSpan
 	}
 	return tracer.Start(ctx, "porthole.socket.write", trace.WithSpanKind(trace.SpanKindProducer), trace.WithNewRoot(),
-		trace.WithAttributes(attrBotKey.String(so.bot().Config.ID), attrConvKey.String(so.conv.ID),
+		// No conversation id: so.conv belongs to the reader (a login
+		// switches it) and the writer reads it only under so.mu.
+		trace.WithAttributes(attrBotKey.String(so.botID),
 			attrSeqKey.Int64(int64(m.Seq)), attribute.String("porthole.from", m.From)))
 }
 

@@ -309,7 +309,7 @@ func TestTracesOfAMessage(t *testing.T) {
 	// The reply's write to the socket.
 	wrote := false
 	for _, s := range col.named("porthole.socket.write") {
-		if attr(s, "porthole.seq") == fmt.Sprint(reply.Seq) && attr(s, "porthole.from") == "bot" && attr(s, "porthole.conversation") == conv {
+		if attr(s, "porthole.seq") == fmt.Sprint(reply.Seq) && attr(s, "porthole.from") == "bot" && attr(s, "porthole.bot") != "" {
 			wrote = true
 		}
 	}
