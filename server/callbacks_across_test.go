@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,8 +84,9 @@ func TestChatlayerCallbacksAcrossInstances(t *testing.T) {
 	if want := "m1,m2,m3,m4,m5,m6,m7,m8"; strings.Join(got, ",") != want {
 		t.Errorf("transcript %s, want %s", strings.Join(got, ","), want)
 	}
-	if v, _ := hs[0].st.Attr(ctx, sc.ID, "p:"+chatlayer.AttrCounter); v != strconv.Itoa(len(order)) {
-		t.Errorf("stored counter %q, want %d", v, len(order))
+	v, _ := hs[0].st.Attr(ctx, sc.ID, "p:"+chatlayer.AttrCounter)
+	if c, ok := chatlayer.ParseCounter(v); !ok || c.Epoch != 0 || c.Last != uint64(len(order)) {
+		t.Errorf("stored counter %q, want epoch 0 at %d", v, len(order))
 	}
 }
 

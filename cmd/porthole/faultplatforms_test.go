@@ -90,12 +90,18 @@ func (p aiPlatform) replies(t *testing.T, dropped map[string]bool) []reply {
 // clPlatform is the Chatlayer emulator as a platform.
 type clPlatform struct{ *chatlayertest.Server }
 
+// bot: when the emulator's sessions expire, the bot's retry_window is a
+// third of the expiry, well below it as a deployment's must be.
 func (p clPlatform) bot(base string) string {
+	window := ""
+	if e := p.SessionExpiry(); e > 0 {
+		window = ", retry_window: " + (e / 3).String()
+	}
 	return fmt.Sprintf(`  - id: shop
     provider: chatlayer
     origins: ["self"]
-    chatlayer: {base_url: %q, channel_id: %q, token: %q, verify_token: %q, reorder_wait: 500ms}
-`, base, chatlayertest.DefaultChannelID, chatlayertest.DefaultToken, chatlayertest.DefaultVerifyToken)
+    chatlayer: {base_url: %q, channel_id: %q, token: %q, verify_token: %q, reorder_wait: 500ms%s}
+`, base, chatlayertest.DefaultChannelID, chatlayertest.DefaultToken, chatlayertest.DefaultVerifyToken, window)
 }
 
 func (p clPlatform) setHook(proxy string) { p.SetCallback(proxy + "/hooks/chatlayer/shop") }
@@ -119,16 +125,18 @@ func (p clPlatform) accepted() map[string]int {
 	return n
 }
 
-// replies: a message posted twice is one message (its user and counter).
+// replies: a message posted twice is one message (its user, session and
+// counter). The order is the session, then the counter: a new session
+// (after an expiry) numbers its messages from 1 again.
 func (p clPlatform) replies(t *testing.T, _ map[string]bool) []reply {
 	type key struct {
-		user    string
-		counter uint64
+		user             string
+		session, counter uint64
 	}
 	seen := map[key]bool{}
 	var out []reply
 	for _, c := range p.Callbacks() {
-		k := key{c.Conversation, c.Seq}
+		k := key{c.Conversation, c.Epoch, c.Seq}
 		if c.Status < 200 || c.Status > 299 || seen[k] {
 			continue
 		}
@@ -137,7 +145,7 @@ func (p clPlatform) replies(t *testing.T, _ map[string]bool) []reply {
 		if err := json.Unmarshal(c.Body, &cb); err != nil {
 			t.Fatalf("callback message: %v", err)
 		}
-		out = append(out, reply{conv: c.Conversation, text: cb.Message.Text, order: c.Seq})
+		out = append(out, reply{conv: c.Conversation, text: cb.Message.Text, order: c.Epoch<<32 | c.Seq})
 	}
 	return out
 }

@@ -366,6 +366,51 @@ func TestFaultChatlayerCallbacks(t *testing.T) {
 	r.audit(all, nil)
 }
 
+// TestFaultChatlayerSessionExpiry: visitors talk to a Chatlayer bot,
+// stay away past the emulated session expiry, and come back to the same
+// conversation. Chatlayer starts a new session for each and numbers its
+// messages from 1 again, while callbacks are duplicated and the reply
+// batches arrive last first. Every new reply is shown once, after the
+// old ones, in the platform's order (the audit), and each conversation
+// did have a second session.
+func TestFaultChatlayerSessionExpiry(t *testing.T) {
+	t.Parallel()
+	const expiry = 3 * time.Second
+	emu := chatlayertest.New(chatlayertest.Options{SessionExpiry: expiry})
+	r := newRigOn(t, clPlatform{emu}, "", "")
+	emu.URL = "http://" + r.emuAddr
+	vs := visitors("clexp", 3, 3, 30*time.Millisecond)
+	for _, v := range vs {
+		v.plan = "plan-" + v.name // each reply is a batch of two: "You said" and "Your plan is"
+	}
+	runAll(t, r.addr, vs, time.Minute)
+	r.settle(vs, time.Minute)
+
+	time.Sleep(expiry + 500*time.Millisecond)
+	for _, v := range vs {
+		v.mu.Lock()
+		for range 3 {
+			v.texts = append(v.texts, fmt.Sprintf("%s-m%d", v.name, len(v.texts)+1))
+		}
+		v.mu.Unlock()
+	}
+	emu.DuplicateCallbacks(4)
+	emu.ReorderCallbacks(4)
+	runAll(t, r.addr, vs, time.Minute)
+	r.settle(vs, time.Minute)
+
+	renewed := map[string]bool{}
+	for _, c := range emu.Callbacks() {
+		if c.Epoch == 1 {
+			renewed[c.Conversation] = true
+		}
+	}
+	if len(renewed) != len(vs) {
+		t.Fatalf("%d of %d conversations had a second Chatlayer session; the expiry did not happen", len(renewed), len(vs))
+	}
+	r.audit(vs, nil)
+}
+
 // TestFaultRateLimitsUnderLoad: eight widgets on one address send far
 // faster than their per-visitor and per-address limits. Each message over
 // a limit gets a rate_limited error frame naming it, with retry_ms; the

@@ -3,6 +3,7 @@ package chatlayer
 import (
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/porthole-chat/porthole/server/provider"
 )
@@ -34,11 +35,51 @@ import (
 //     identity keys (provider.ReservedKeys) come from the login only: they
 //     are dropped from the page's session data and from a click's
 //     sessionDataToSet. See contactSessionData and v1Postback.
+//  8. When Chatlayer's session of a conversation expires (30 days by
+//     default), the next visitor message starts a new session whose
+//     messageCounter starts again at 1, while our conversation goes on.
+//     A callback carries no session id, timestamp or message id, so the
+//     counter and the time are all there is to see it by; and a
+//     callback Chatlayer retries (3 times, timing undocumented) or that
+//     is merely late reaches us within Config.RetryWindow (10 minutes by
+//     default) of the callbacks numbered after it, while a session
+//     expires only after far longer. See restarted.
 
 // firstCounter is the messageCounter expected first in a conversation
 // for which no counter was stored yet (assumption 4). A conversation
 // whose counters start higher pays one reorder wait, once.
 const firstCounter = 1
+
+// restarted reports whether a callback numbered counter, arriving at
+// now while the conversation's stored state is s, belongs to a new
+// Chatlayer session (assumption 8), so that a new counter epoch begins
+// with it. It does when the counter is at or below the highest one
+// delivered in the current epoch, and that counter last moved more than
+// window ago.
+//
+// Why this rule: a copy of an old callback (a retry, a late one, or a
+// duplicate) numbered at or below s.Last was sent before the callback
+// numbered s.Last was delivered, and arrives within window of its first
+// sending, so it comes within window of s.At; past that, a counter at or
+// below s.Last can only be a counter that started again. Neither the
+// counter alone (a retry of counter 1 can come after counter 5 was
+// stored) nor the body (a new session's greeting repeats the old one
+// word for word) tells the two apart.
+//
+// What it cannot see: a new session whose first callbacks come within
+// window of the old session's last (Chatlayer's expiry would have to be
+// shorter than window); its callbacks at or below s.Last are taken for
+// copies and dropped, those above it are shown. And a callback of the
+// new session numbered above s.Last that arrives before the new
+// session's lower ones is shown in the old epoch, and the lower ones
+// then within window are taken for copies; with sessions of more than a
+// couple of bot messages that needs a reordering of many callbacks at
+// once. When the time of s is unknown (a value stored before epochs),
+// it counts as long ago: a returning visitor gets the new replies, and
+// only a retry in the minutes of the upgrade could show twice.
+func restarted(s Counter, counter uint64, now time.Time, window time.Duration) bool {
+	return s.Last >= firstCounter && counter <= s.Last && (s.At.IsZero() || now.Sub(s.At) > window)
+}
 
 // clickPayload is the JSON kind of postback payload Chatlayer puts on
 // buttons and quick replies, in both generations: "parameters" (current)

@@ -41,6 +41,15 @@ const DefaultReorderWait = time.Second
 // HTTP request open, so the wait must stay well under its timeout.
 const maxReorderWait = 10 * time.Second
 
+// DefaultRetryWindow is how long after a conversation's counter last
+// moved a callback numbered at or below it is still taken for a copy (a
+// retry or a late one) rather than for a new Chatlayer session.
+const DefaultRetryWindow = 10 * time.Minute
+
+// maxRetryWindow bounds retry_window below Chatlayer's default session
+// expiry (30 days): past that, no new session would ever be seen.
+const maxRetryWindow = 7 * 24 * time.Hour
+
 // Config is one bot's Chatlayer settings, the `chatlayer:` block of a bot
 // in the server configuration. Secrets are provider.Secret, so printing
 // or logging a Config never shows them.
@@ -83,6 +92,15 @@ type Config struct {
 	// the next expected one waits for the missing ones before it is shown
 	// anyway, such as "1s" (default). At most 10s.
 	ReorderWait time.Duration `yaml:"reorder_wait"`
+	// RetryWindow is how long Chatlayer may still send a callback after
+	// the ones numbered after it arrived (its retries and delays), such
+	// as "10m" (default). A callback numbered at or below the last one
+	// shown that comes later than this after it means Chatlayer started
+	// a new session (the old one expired, 30 days by default) and
+	// restarted its messageCounter, so its replies are shown as new
+	// instead of being dropped as copies. Keep it well below the bot's
+	// session expiry in Chatlayer and above reorder_wait.
+	RetryWindow time.Duration `yaml:"retry_window"`
 }
 
 // ApplyDefaults fills the settings left empty, so that a Config read from
@@ -104,6 +122,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.ReorderWait == 0 {
 		c.ReorderWait = DefaultReorderWait
+	}
+	if c.RetryWindow == 0 {
+		c.RetryWindow = DefaultRetryWindow
 	}
 }
 
@@ -174,6 +195,12 @@ func (c Config) Validate(prefix string) []error {
 	}
 	if c.ReorderWait < 0 || c.ReorderWait > maxReorderWait {
 		bad("reorder_wait", "%s is out of range; use a duration between 1ms and 10s, such as 1s (default)", c.ReorderWait)
+	}
+	switch {
+	case c.RetryWindow < 0 || c.RetryWindow > maxRetryWindow:
+		bad("retry_window", "%s is out of range; use a duration between reorder_wait and 168h, well below the bot's session expiry in Chatlayer, such as 10m (default)", c.RetryWindow)
+	case c.RetryWindow <= c.ReorderWait:
+		bad("retry_window", "%s is not longer than reorder_wait (%s); a callback held for its turn must not outlast it: use a longer duration, such as 10m (default)", c.RetryWindow, c.ReorderWait)
 	}
 	return errs
 }

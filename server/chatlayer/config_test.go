@@ -15,7 +15,7 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	var c Config
 	c.ApplyDefaults()
-	if c.Mode != ModeV1 || c.Region != "eu" || c.Greet == nil || !*c.Greet || c.ReplyTyping == nil || !*c.ReplyTyping || c.ReorderWait != time.Second {
+	if c.Mode != ModeV1 || c.Region != "eu" || c.Greet == nil || !*c.Greet || c.ReplyTyping == nil || !*c.ReplyTyping || c.ReorderWait != time.Second || c.RetryWindow != 10*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.Endpoint() != "https://api.chatlayer.ai" {
@@ -95,6 +95,9 @@ func TestConfigValidate(t *testing.T) {
 		{"legacy without bot id", func(c *Config) { c.Mode = ModeLegacy }, "bots[0].chatlayer.bot_id", "bot id"},
 		{"negative wait", func(c *Config) { c.ReorderWait = -time.Second }, "bots[0].chatlayer.reorder_wait", "between 1ms and 10s"},
 		{"long wait", func(c *Config) { c.ReorderWait = time.Minute }, "bots[0].chatlayer.reorder_wait", "between 1ms and 10s"},
+		{"negative retry window", func(c *Config) { c.RetryWindow = -time.Minute }, "bots[0].chatlayer.retry_window", "below the bot's session expiry"},
+		{"retry window of a month", func(c *Config) { c.RetryWindow = 30 * 24 * time.Hour }, "bots[0].chatlayer.retry_window", "168h"},
+		{"retry window under the wait", func(c *Config) { c.ReorderWait = 2 * time.Second; c.RetryWindow = time.Second }, "bots[0].chatlayer.retry_window", "longer than reorder_wait"},
 	}
 	for _, tc := range cases {
 		c := valid

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,16 @@ func newHookAdapter(t *testing.T, sink *providertest.Sink, logs *providertest.Lo
 	}
 	t.Cleanup(func() { a.Close() })
 	return a
+}
+
+// epochLast shows a stored AttrCounter value as "<epoch>:<last>", for
+// comparisons that leave out its time; "?" when it does not parse.
+func epochLast(v string) string {
+	c, ok := ParseCounter(v)
+	if !ok {
+		return "?" + v
+	}
+	return strconv.FormatUint(c.Epoch, 10) + ":" + strconv.FormatUint(c.Last, 10)
 }
 
 func textMsg(s string) map[string]any { return map[string]any{"text": s} }

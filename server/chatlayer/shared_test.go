@@ -47,10 +47,12 @@ func (w *counterWatch) CompareAndSetAttr(ctx context.Context, conv, key, old, va
 	return ok, err
 }
 
-// note records a counter value of conv; w.mu is held.
+// note records a counter value of conv, its epoch in the high bits; w.mu
+// is held.
 func (w *counterWatch) note(conv, v string) {
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
+	c, ok := ParseCounter(v)
+	n := c.Epoch<<40 | c.Last
+	if !ok || c.At.IsZero() {
 		n = 1<<64 - 1 // shows up as a regression at the next write
 	}
 	w.values[conv] = append(w.values[conv], n)
@@ -106,7 +108,7 @@ func held(t *testing.T, a *Adapter, conv string, counter uint64) {
 		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.waiting[counter] > 0
+		return l.waiting[heldKey{l.epoch, counter}] > 0
 	})
 }
 
@@ -208,7 +210,7 @@ func TestWebhookShuffledAcrossProcesses(t *testing.T) {
 		if got := strings.Join(w.Texts(conv), ","); got != strings.Join(want, ",") {
 			t.Errorf("%s stored %s, want 1..%d in order", conv[:4], got, n)
 		}
-		if v, _ := w.Attr(t.Context(), conv, AttrCounter); v != strconv.Itoa(n) {
+		if v, _ := w.Attr(t.Context(), conv, AttrCounter); epochLast(v) != "0:"+strconv.Itoa(n) {
 			t.Errorf("%s stored counter %q, want %d", conv[:4], v, n)
 		}
 		w.check(t, conv, n)

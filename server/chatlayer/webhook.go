@@ -31,10 +31,14 @@ import (
 // connection caps.
 const MaxCallback = 256 << 10
 
-// AttrCounter is the Sink attribute holding the highest messageCounter
-// delivered in a conversation, so that ordering survives a restart and
-// holds across the processes sharing a store. It only ever moves forward
-// (see advance).
+// AttrCounter is the Sink attribute holding a conversation's ordering
+// state: its counter epoch (the Chatlayer session it is in, see
+// epochOf), the highest messageCounter delivered in that epoch and when
+// that counter last moved, written "<epoch>:<counter>:<unix ms>" (see
+// ParseCounter, which also reads the plain "<counter>" of older
+// versions as epoch 0). Ordering survives a restart and holds across the
+// processes sharing a store. It only ever moves forward: to a higher
+// counter in its epoch (advance), or to the next epoch (epochOf).
 const AttrCounter = "chatlayer.counter"
 
 // deliverTimeout bounds one store write for a callback. It does not
@@ -101,12 +105,12 @@ func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("chatlayer message has nothing to show; skipped", "conversation", conv, "err", err)
 	}
 	counter, counted := counterOf(cb["messageCounter"])
-	key := dedupKey(conv, counter, counted, raw)
 
-	deliver := func() error {
+	deliver := func(epoch uint64) error {
 		if len(shown) == 0 {
 			return nil
 		}
+		key := dedupKey(conv, epoch, counter, counted, raw)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), deliverTimeout)
 		defer cancel()
 		if err := a.sink.Deliver(ctx, conv, key, shown...); err != nil {
@@ -197,23 +201,34 @@ func counterOf(raw json.RawMessage) (uint64, bool) {
 	return 0, false
 }
 
-// dedupKey names a callback for the Sink's idempotency: its
-// messageCounter when present, else a hash of the whole body (a retried
-// callback repeats it byte for byte).
-func dedupKey(conv string, counter uint64, counted bool, body []byte) string {
+// dedupKey names a callback for the Sink's idempotency: its counter
+// epoch and messageCounter when present, else a hash of the whole body
+// (a retried callback repeats it byte for byte). Epoch 0 keeps the key
+// of the versions before epochs, "chatlayer/<conv>/<counter>", so that a
+// callback retried across an upgrade is still known; a later epoch adds
+// "e<epoch>/", so that a new Chatlayer session's counter 1 is not taken
+// for the old session's.
+func dedupKey(conv string, epoch, counter uint64, counted bool, body []byte) string {
+	prefix := "chatlayer/" + conv + "/"
+	if epoch > 0 {
+		prefix += "e" + strconv.FormatUint(epoch, 10) + "/"
+	}
 	if counted {
-		return "chatlayer/" + conv + "/" + strconv.FormatUint(counter, 10)
+		return prefix + strconv.FormatUint(counter, 10)
 	}
 	sum := sha256.Sum256(body)
-	return "chatlayer/" + conv + "/" + hex.EncodeToString(sum[:])[:16]
+	return prefix + hex.EncodeToString(sum[:])[:16]
 }
 
-// unordered delivers a callback without messageCounter right away.
-func (a *Adapter) unordered(ctx context.Context, conv string, deliver func() error) int {
-	if _, err := a.sink.Attr(ctx, conv, AttrCounter); err != nil {
+// unordered delivers a callback without messageCounter right away, in
+// the conversation's current epoch.
+func (a *Adapter) unordered(ctx context.Context, conv string, deliver func(epoch uint64) error) int {
+	v, err := a.sink.Attr(ctx, conv, AttrCounter)
+	if err != nil {
 		return a.lookupFailed(conv, err)
 	}
-	if err := deliver(); err != nil {
+	s, _ := ParseCounter(v)
+	if err := deliver(s.Epoch); err != nil {
 		return a.deliverFailed(conv, err)
 	}
 	return http.StatusOK
@@ -253,29 +268,75 @@ func (a *Adapter) lookupFailed(conv string, err error) int {
 	return http.StatusInternalServerError
 }
 
+// Counter is a conversation's ordering state, as stored in AttrCounter.
+type Counter struct {
+	// Epoch numbers the Chatlayer sessions of the conversation: 0 until
+	// Chatlayer first restarts messageCounter (see epochOf).
+	Epoch uint64
+	// Last is the highest messageCounter delivered in Epoch; 0 when none.
+	Last uint64
+	// At is when Last last moved, or when Epoch began; zero when unknown
+	// (a value written before epochs existed).
+	At time.Time
+}
+
+// String is the stored form, "<epoch>:<counter>:<unix ms>".
+func (c Counter) String() string {
+	return strconv.FormatUint(c.Epoch, 10) + ":" + strconv.FormatUint(c.Last, 10) + ":" + strconv.FormatInt(c.At.UnixMilli(), 10)
+}
+
+// ParseCounter reads a stored AttrCounter value: "" (nothing stored
+// yet) is epoch 0 at counter 0; the plain "<counter>" that versions
+// before epochs wrote is epoch 0 with an unknown time. It reports false
+// for anything else, which the next advance overwrites.
+func ParseCounter(v string) (Counter, bool) {
+	if v == "" {
+		return Counter{}, true
+	}
+	parts := strings.Split(v, ":")
+	if len(parts) == 1 {
+		n, err := strconv.ParseUint(v, 10, 64)
+		return Counter{Last: n}, err == nil
+	}
+	if len(parts) != 3 {
+		return Counter{}, false
+	}
+	e, err1 := strconv.ParseUint(parts[0], 10, 64)
+	n, err2 := strconv.ParseUint(parts[1], 10, 64)
+	ms, err3 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Counter{}, false
+	}
+	return Counter{Epoch: e, Last: n, At: time.UnixMilli(ms)}, true
+}
+
 // lane orders one conversation's counted callbacks in this process. Its
 // mutex is held while a callback is stored, so deliveries of a
 // conversation never overlap here; a callback ahead of its turn waits on
 // changed, unlocked.
 //
 // Several processes may share the store, and Chatlayer's callbacks of one
-// conversation may land on any of them, so the lane's next is only a
-// cache of the stored counter (AttrCounter): it is reloaded when a lane
-// starts and whenever a callback is ahead of it (the gap may have been
-// filled elsewhere), re-read every counterPoll while a callback waits,
-// and the stored counter is only ever moved forward, by compare-and-set
-// (advance). A callback is delivered before the counter moves past it,
-// so a process that sees the counter at n knows 1..n are stored.
+// conversation may land on any of them, so the lane's epoch and next are
+// only a cache of the stored state (AttrCounter): it is read for every
+// callback (epochOf), re-read every counterPoll while a callback waits,
+// and the stored state only ever moves forward, by compare-and-set
+// (advance, epochOf). A callback is delivered before the counter moves
+// past it, so a process that sees the counter at n in epoch e knows
+// 1..n of e are stored.
 type lane struct {
 	refs int // callbacks using the lane; guarded by Adapter.mu
 
 	mu      sync.Mutex
 	loaded  bool
-	next    uint64         // the counter expected next, as far as this process knows
-	stored  string         // the stored counter as last read or written: advance's first guess
-	waiting map[uint64]int // counters held ahead of next, with how many copies
-	changed chan struct{}  // closed and replaced whenever next moves
+	epoch   uint64          // the epoch of next
+	next    uint64          // the counter expected next, as far as this process knows
+	stored  string          // the stored state as last read or written: the compare-and-sets' first guess
+	waiting map[heldKey]int // callbacks held ahead of next, with how many copies
+	changed chan struct{}   // closed and replaced whenever epoch or next moves
 }
+
+// heldKey names a callback held for its turn.
+type heldKey struct{ epoch, counter uint64 }
 
 // counterPoll is how often a callback held for a gap re-reads the stored
 // counter, to see the gap filled by another process (in this one,
@@ -288,12 +349,14 @@ type lane struct {
 // arrive out of order.
 const counterPoll = 50 * time.Millisecond
 
-// inOrder delivers the callback numbered counter in messageCounter order:
-// one ahead of the next expected counter waits up to ReorderWait for the
-// missing ones, then the gap is skipped (never lost: a late callback is
-// delivered when it comes). One behind is delivered at once; its key
-// makes a duplicate a no-op. The highest counter delivered is stored
-// (advance), so a restart, or another process, resumes the order.
+// inOrder delivers the callback numbered counter in messageCounter order,
+// within the conversation's epoch (epochOf, which starts a new one when
+// Chatlayer restarted the counter): one ahead of the next expected
+// counter waits up to ReorderWait for the missing ones, then the gap is
+// skipped (never lost: a late callback is delivered when it comes). One
+// behind is delivered at once; its key makes a duplicate a no-op. The
+// highest counter delivered is stored (advance), so a restart, or
+// another process, resumes the order.
 //
 // The skip after ReorderWait is decided by each process alone, from the
 // callbacks it holds. The residual case: a gap (a lost or slow callback)
@@ -306,37 +369,32 @@ const counterPoll = 50 * time.Millisecond
 // ReorderWait and the platform also swapped the two after it. (When the
 // earlier one arrived first its wait ends first, it is stored and its
 // counter written, and the other process sees that on its next poll.)
-func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deliver func() error) int {
+func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deliver func(epoch uint64) error) int {
 	l := a.acquire(conv)
 	defer a.release(conv, l)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
-	if !l.loaded || counter > l.next {
-		// A new lane, or a callback ahead of the cached next: another
-		// process may have moved the counter since it was read.
-		v, err := a.sink.Attr(ctx, conv, AttrCounter)
-		if err != nil {
-			return a.lookupFailed(conv, err)
-		}
-		if !l.loaded {
-			l.next, l.loaded = firstCounter, true
-		}
-		l.observe(v)
+	epoch, status := a.epochOf(ctx, l, conv, counter)
+	if status != 0 {
+		return status
 	}
 
-	if counter > l.next {
-		l.waiting[counter]++
+	if l.epoch == epoch && counter > l.next {
+		me := heldKey{epoch, counter}
+		l.waiting[me]++
 		timer := time.NewTimer(a.cfg.ReorderWait)
 		defer timer.Stop()
 		poll := time.NewTicker(counterPoll)
 		defer poll.Stop()
 		expired := false
-		for counter > l.next {
+		// A newer epoch ends the wait: the old session's order no longer
+		// matters to what comes next.
+		for l.epoch == epoch && counter > l.next {
 			if expired {
 				// Skip the gap up to the lowest held counter: it goes
 				// next, and the others follow it in order.
-				if low := l.lowestWaiting(); low > l.next {
+				if low := l.lowestWaiting(epoch); low > l.next {
 					l.next = low
 					l.broadcast()
 				}
@@ -367,7 +425,7 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 			}
 			l.mu.Lock()
 			if gone {
-				l.unwait(counter)
+				l.unwait(me)
 				l.broadcast() // the others re-check the lowest held counter
 				return http.StatusServiceUnavailable
 			}
@@ -377,10 +435,10 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 			// A failed read is not fatal: the local wake-ups and the
 			// wait's end still move this callback on.
 		}
-		l.unwait(counter)
+		l.unwait(me)
 	}
 
-	if err := deliver(); err != nil {
+	if err := deliver(epoch); err != nil {
 		l.broadcast() // held callbacks whose wait is over must not wait for this one's retry
 		if errors.Is(err, provider.ErrOtherBot) {
 			return a.refused(conv)
@@ -388,13 +446,13 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 		a.log.Error("chatlayer reply not stored; Chatlayer will retry", "conversation", conv, "counter", counter, "err", err)
 		return http.StatusInternalServerError
 	}
-	if counter >= l.next {
-		if err := a.advance(ctx, l, conv, counter); err != nil {
+	if l.epoch == epoch && counter >= l.next {
+		if err := a.advance(ctx, l, conv, epoch, counter); err != nil {
 			a.log.Error("chatlayer message counter not stored; Chatlayer will retry", "conversation", conv, "err", err)
 			l.broadcast()
 			return http.StatusInternalServerError
 		}
-		if counter+1 > l.next {
+		if l.epoch == epoch && counter+1 > l.next {
 			l.next = counter + 1
 		}
 		l.broadcast()
@@ -402,23 +460,64 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 	return http.StatusOK
 }
 
-// maxAdvance bounds advance's compare-and-set rounds. Each lost round
-// means another process moved the counter forward meanwhile, which can
-// happen only a few times before it passes ours; the bound is against a
-// writer that does not follow the protocol.
+// epochOf returns the counter epoch a callback numbered counter belongs
+// to, reading the stored state (always: another process may have begun
+// an epoch since this lane last looked), and begins the next epoch when
+// the callback shows that Chatlayer restarted messageCounter
+// (restarted, assumption 8). The new epoch is written by compare-and-
+// set from the state read, so when callbacks of the new session land on
+// several processes at once exactly one begins it and the others see it
+// on their next read. It returns a status other than 0 when the state
+// cannot be read or written. l.mu is held.
+func (a *Adapter) epochOf(ctx context.Context, l *lane, conv string, counter uint64) (uint64, int) {
+	for range maxAdvance {
+		v, err := a.sink.Attr(ctx, conv, AttrCounter)
+		if err != nil {
+			return 0, a.lookupFailed(conv, err)
+		}
+		l.observe(v)
+		s, ok := ParseCounter(v)
+		now := time.Now()
+		if !ok || !restarted(s, counter, now, a.cfg.RetryWindow) {
+			return l.epoch, 0
+		}
+		begun := Counter{Epoch: s.Epoch + 1, At: now}.String()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverTimeout)
+		ok, err = a.sink.CompareAndSetAttr(wctx, conv, AttrCounter, v, begun)
+		cancel()
+		if err != nil {
+			return 0, a.lookupFailed(conv, err)
+		}
+		if ok {
+			a.log.Info("chatlayer restarted the message counter (a new session); new counter epoch",
+				"conversation", conv, "epoch", s.Epoch+1, "counter", counter, "previous", s.Last)
+			l.observe(begun)
+			return l.epoch, 0
+		}
+		// Another process moved the state meanwhile: judge again on it.
+	}
+	a.log.Error("chatlayer callback: the stored message counter keeps changing", "conversation", conv)
+	return 0, http.StatusInternalServerError
+}
+
+// maxAdvance bounds advance's and epochOf's compare-and-set rounds. Each
+// lost round means another process moved the state forward meanwhile,
+// which can happen only a few times before it passes ours; the bound is
+// against a writer that does not follow the protocol.
 const maxAdvance = 100
 
-// advance moves the stored counter forward to counter, never back: a
-// compare-and-set from the value last seen, re-read when another process
-// changed it meanwhile, and nothing written when it is already at or
-// past counter. l.mu is held.
-func (a *Adapter) advance(ctx context.Context, l *lane, conv string, counter uint64) error {
+// advance moves the stored counter of epoch forward to counter, never
+// back: a compare-and-set from the value last seen, re-read when another
+// process changed it meanwhile, and nothing written when it is already
+// at or past counter, or in a later epoch. The time written with it is
+// what restarted measures the retry window from. l.mu is held.
+func (a *Adapter) advance(ctx context.Context, l *lane, conv string, epoch, counter uint64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverTimeout)
 	defer cancel()
-	want := strconv.FormatUint(counter, 10)
+	want := Counter{Epoch: epoch, Last: counter, At: time.Now()}.String()
 	old := l.stored
 	for range maxAdvance {
-		if last, err := strconv.ParseUint(old, 10, 64); err == nil && last >= counter {
+		if s, ok := ParseCounter(old); ok && (s.Epoch > epoch || s.Epoch == epoch && s.Last >= counter) {
 			l.observe(old)
 			return nil
 		}
@@ -427,7 +526,7 @@ func (a *Adapter) advance(ctx context.Context, l *lane, conv string, counter uin
 			return err
 		}
 		if ok {
-			l.stored = want
+			l.observe(want)
 			return nil
 		}
 		if old, err = a.sink.Attr(ctx, conv, AttrCounter); err != nil {
@@ -437,17 +536,31 @@ func (a *Adapter) advance(ctx context.Context, l *lane, conv string, counter uin
 	return errors.New("chatlayer: the stored message counter keeps changing")
 }
 
-// observe takes a stored counter read from the Sink: next moves up to
-// follow it (never down: a skip may have put it ahead), and waiters are
-// woken when it moved. l.mu is held.
+// observe takes a stored state read from (or written to) the Sink. A
+// later epoch replaces the lane's (next restarts from its counter, and
+// the callbacks held for the old one stop waiting); in the same epoch
+// next moves up to follow the counter (never down: a skip may have put
+// it ahead). Waiters are woken when anything moved. An earlier epoch is
+// a stale read and changes nothing. l.mu is held.
 func (l *lane) observe(v string) {
-	l.stored = v
-	last, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || last+1 <= l.next {
+	s, ok := ParseCounter(v)
+	if !ok {
+		l.stored = v // advance overwrites it
 		return
 	}
-	l.next = last + 1
-	l.broadcast()
+	if l.loaded && s.Epoch < l.epoch {
+		return
+	}
+	l.stored = v
+	if !l.loaded || s.Epoch > l.epoch {
+		l.loaded, l.epoch, l.next = true, s.Epoch, max(s.Last+1, firstCounter)
+		l.broadcast()
+		return
+	}
+	if s.Last+1 > l.next {
+		l.next = s.Last + 1
+		l.broadcast()
+	}
 }
 
 func (l *lane) broadcast() {
@@ -455,18 +568,19 @@ func (l *lane) broadcast() {
 	l.changed = make(chan struct{})
 }
 
-func (l *lane) unwait(counter uint64) {
-	if l.waiting[counter]--; l.waiting[counter] <= 0 {
-		delete(l.waiting, counter)
+func (l *lane) unwait(h heldKey) {
+	if l.waiting[h]--; l.waiting[h] <= 0 {
+		delete(l.waiting, h)
 	}
 }
 
-// lowestWaiting returns the lowest held counter, or 0 when none is held.
-func (l *lane) lowestWaiting() uint64 {
+// lowestWaiting returns the lowest counter held in epoch, or 0 when none
+// is held.
+func (l *lane) lowestWaiting(epoch uint64) uint64 {
 	var low uint64
-	for c := range l.waiting {
-		if low == 0 || c < low {
-			low = c
+	for h := range l.waiting {
+		if h.epoch == epoch && (low == 0 || h.counter < low) {
+			low = h.counter
 		}
 	}
 	return low
@@ -478,7 +592,7 @@ func (a *Adapter) acquire(conv string) *lane {
 	defer a.mu.Unlock()
 	l := a.lanes[conv]
 	if l == nil {
-		l = &lane{waiting: map[uint64]int{}, changed: make(chan struct{})}
+		l = &lane{waiting: map[heldKey]int{}, changed: make(chan struct{})}
 		a.lanes[conv] = l
 	}
 	l.refs++

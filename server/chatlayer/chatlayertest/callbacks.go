@@ -28,6 +28,7 @@ type job struct {
 // outgoing is one bot message with its counter and faults.
 type outgoing struct {
 	user    string
+	session uint64 // sessions of the user before this one
 	counter uint64
 	message json.RawMessage
 	drop    bool
@@ -52,13 +53,14 @@ func (s *Server) accept(user string, in incoming, base string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accepted[user]++
+	se := s.touch(user)
 	if s.kit.Closed() || len(msgs) == 0 {
 		return
 	}
 	j := job{delay: s.opts.ReplyDelay, reverse: s.kit.TakeReorder()}
 	for _, m := range msgs {
 		s.counters[user]++
-		o := outgoing{user: user, counter: s.counters[user], message: m}
+		o := outgoing{user: user, session: se.n, counter: s.counters[user], message: m}
 		if s.kit.TakeDrop() {
 			o.drop = true
 		} else if s.kit.TakeDuplicate() {
@@ -77,6 +79,26 @@ func (s *Server) accept(user string, in incoming, base string) {
 		q.running = true
 		s.kit.Go(func() { s.drain(user, q) })
 	}
+}
+
+// touch records an accepted message of user in its session, first
+// starting a new session when the last one expired
+// (Options.SessionExpiry): Chatlayer then numbers the bot's messages
+// from 1 again. s.mu is held.
+func (s *Server) touch(user string) *session {
+	now := time.Now()
+	se := s.sessions[user]
+	switch {
+	case se == nil:
+		se = &session{}
+		s.sessions[user] = se
+	case s.opts.SessionExpiry > 0 && now.Sub(se.last) > s.opts.SessionExpiry:
+		se.n++
+		s.counters[user] = 0
+		s.log.Info("chatlayer emulator: session expired; a new one starts", "user", user, "session", se.n+1)
+	}
+	se.last = now
+	return se
 }
 
 // drain sends a conversation's batches one after the other.
@@ -123,7 +145,7 @@ func (s *Server) drain(user string, q *queue) {
 
 // deliver sends one bot message, applying its faults.
 func (s *Server) deliver(o outgoing) {
-	cb := providertest.Callback{Conversation: o.user, Seq: o.counter, Body: s.callbackBody(o)}
+	cb := providertest.Callback{Conversation: o.user, Epoch: o.session, Seq: o.counter, Body: s.callbackBody(o)}
 	if o.drop {
 		s.kit.Drop(cb)
 		return

@@ -68,6 +68,12 @@ type Options struct {
 	// ReorderGap spaces the callbacks of a reordered batch, so they reach
 	// the proxy in reverse order. Zero means 20ms.
 	ReorderGap time.Duration
+	// SessionExpiry, when set, ends a user's session after that long
+	// without an accepted message (Chatlayer's default is 30 days): the
+	// next message starts a new session, whose messageCounter starts
+	// again at 1 (Callback.Epoch numbers the sessions, from 0). Zero:
+	// sessions never expire.
+	SessionExpiry time.Duration
 	// RateLimit is the number of requests accepted per one-minute window,
 	// reported in x-ratelimit-* headers; more answer 429. Zero means 600.
 	RateLimit int
@@ -94,8 +100,8 @@ type Request struct {
 // Server is a running emulator. Its Controls inject faults and read
 // the callbacks: on Chatlayer, FailNext applies to every API request
 // before any other check; a callback is one bot message
-// (Callback.Conversation is the user id, Callback.Seq its
-// messageCounter), so DropCallbacks, DuplicateCallbacks and
+// (Callback.Conversation is the user id, Callback.Epoch its session
+// and Callback.Seq its messageCounter), so DropCallbacks, DuplicateCallbacks and
 // DelayCallbacks count bot messages; ReorderCallbacks sends the replies
 // to each of the next n user messages last first, ReorderGap apart (the
 // messageCounter still numbers them in order).
@@ -111,7 +117,14 @@ type Server struct {
 	requests []Request
 	accepted map[string]int
 	counters map[string]uint64
+	sessions map[string]*session
 	queues   map[string]*queue
+}
+
+// session is a user's current Chatlayer session.
+type session struct {
+	n    uint64    // sessions before this one
+	last time.Time // its last accepted message
 }
 
 // New returns an emulator that is not listening: serve Handler on a
@@ -130,7 +143,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts: opts, log: opts.Log,
 		rate:     providertest.RateWindow{Limit: opts.RateLimit, Window: time.Minute},
-		accepted: map[string]int{}, counters: map[string]uint64{}, queues: map[string]*queue{},
+		accepted: map[string]int{}, counters: map[string]uint64{}, sessions: map[string]*session{}, queues: map[string]*queue{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -179,10 +192,25 @@ func (s *Server) Accepted(userID string) int {
 	return s.accepted[userID]
 }
 
-// Produced returns how many bot messages were produced for a user id,
-// which is also its last messageCounter.
+// Produced returns how many bot messages were produced for a user id in
+// its current session, which is also its last messageCounter.
 func (s *Server) Produced(userID string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counters[userID]
 }
+
+// Sessions returns how many sessions a user id has had: 0 before its
+// first message, then 1, and one more each time Options.SessionExpiry
+// ended one.
+func (s *Server) Sessions(userID string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if se := s.sessions[userID]; se != nil {
+		return se.n + 1
+	}
+	return 0
+}
+
+// SessionExpiry returns Options.SessionExpiry.
+func (s *Server) SessionExpiry() time.Duration { return s.opts.SessionExpiry }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -408,5 +409,60 @@ func TestEmulatorMediaBase(t *testing.T) {
 	want := "http://127.0.0.1:8080/static/demo/harbour.svg http://127.0.0.1:8080/static/demo/waves.webm http://127.0.0.1:8080/static/demo/bell.wav http://127.0.0.1:8080/static/demo/porthole-demo.pdf"
 	if strings.Join(urls, " ") != want {
 		t.Fatalf("media URLs %v", urls)
+	}
+}
+
+// After SessionExpiry without a message, the next one starts a new
+// session: messageCounter starts again at 1, and the callbacks record the
+// session in Epoch. Within the expiry the session and its counter go on.
+func TestEmulatorSessionExpiry(t *testing.T) {
+	p := &proxy{}
+	hook := httptest.NewServer(p)
+	defer hook.Close()
+	const expiry = 150 * time.Millisecond
+	emu := chatlayertest.NewServer(chatlayertest.Options{Callback: hook.URL, SessionExpiry: expiry})
+	defer emu.Close()
+	if emu.SessionExpiry() != expiry {
+		t.Fatalf("SessionExpiry() = %s", emu.SessionExpiry())
+	}
+	url := emu.URL + "/v1/channels/webhook/" + chatlayertest.DefaultChannelID + "/messages"
+	h := jsonHeader(chatlayertest.DefaultToken)
+	send := func(text string) {
+		t.Helper()
+		if status, body, _ := call(t, url, h, `{"user":{"id":"`+user+`"},"message":{"textMessage":{"text":"`+text+`"}}}`); status != 200 {
+			t.Fatalf("send %s: %d %s", text, status, body)
+		}
+		providertest.Idle(t, emu)
+	}
+	if n := emu.Sessions(user); n != 0 {
+		t.Fatalf("%d sessions before the first message", n)
+	}
+	send("one")
+	send("two") // at once: the same session
+	if n, c := emu.Sessions(user), emu.Produced(user); n != 1 || c != 2 {
+		t.Fatalf("after two messages at once: %d sessions, counter %d; want 1 session at 2", n, c)
+	}
+	time.Sleep(expiry + 50*time.Millisecond)
+	send("three")
+	send("four")
+	if n, c := emu.Sessions(user), emu.Produced(user); n != 2 || c != 2 {
+		t.Fatalf("after the expiry: %d sessions, counter %d; want 2 sessions, the new one at 2", n, c)
+	}
+	var got []string
+	for _, cb := range p.messages() {
+		var counter uint64
+		json.Unmarshal(cb["messageCounter"], &counter)
+		got = append(got, textOf(cb["message"])+"#"+strconv.FormatUint(counter, 10))
+	}
+	want := "You said: one#1,You said: two#2,You said: three#1,You said: four#2"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("callbacks %q, want %s", got, want)
+	}
+	var epochs []uint64
+	for _, cb := range emu.Callbacks() {
+		epochs = append(epochs, cb.Epoch)
+	}
+	if len(epochs) != 4 || epochs[0] != 0 || epochs[1] != 0 || epochs[2] != 1 || epochs[3] != 1 {
+		t.Fatalf("callback epochs %v, want [0 0 1 1]", epochs)
 	}
 }

@@ -19,7 +19,10 @@ type Callback struct {
 	Conversation string
 	// Seq is the platform's number for it where it numbers them
 	// (Chatlayer's messageCounter), else 0.
-	Seq       uint64
+	Seq uint64
+	// Epoch numbers the runs of Seq where the platform starts it again
+	// (Chatlayer's sessions, after an expiry), from 0.
+	Epoch     uint64
 	Attempt   int         // 1 for the first try; 0 for a dropped one
 	Dropped   bool        // never sent
 	Duplicate bool        // the second copy of a DuplicateCallbacks fault
