@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -96,18 +97,6 @@ func (g *generation) stop(gone ...*client) {
 	}
 }
 
-// eventually waits up to 5 s for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // durableRetry keeps retrying long enough for a restart in between.
 var durableRetry = RetryPolicy{Quick: 3, Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, GiveUp: time.Minute, Greet: time.Minute, Timeout: time.Second}
 
@@ -128,21 +117,21 @@ func TestGreetingSurvivesRestart(t *testing.T) {
 	})
 	c := g1.connect("acme")
 	w := c.open("", 0)
-	eventually(t, "the start to be tried twice", func() bool { return g1.startCalls()[w.Conversation] >= 2 })
+	waitUntil(t, "the start to be tried twice", func() bool { return g1.startCalls()[w.Conversation] >= 2 })
 	g1.stop(c)
 	if n := g1.acc.count(w.Conversation, 0); n != 0 {
 		t.Fatalf("the failing platform accepted the start %d times", n)
 	}
 
 	g2 := startGeneration(t, path, "2", durableRetry, nil)
-	eventually(t, "the greeting after the restart", func() bool { return g2.acc.count(w.Conversation, 0) > 0 })
-	eventually(t, "the start to be recorded", func() bool {
+	waitUntil(t, "the greeting after the restart", func() bool { return g2.acc.count(w.Conversation, 0) > 0 })
+	waitUntil(t, "the start to be recorded", func() bool {
 		v, err := g2.bolt.Attr(context.Background(), w.Conversation, attrStart)
 		return err == nil && v == "sent"
 	})
 	time.Sleep(100 * time.Millisecond) // let a wrong second start happen
-	if n := g2.startCalls()[w.Conversation]; n != 1 {
-		t.Fatalf("after the restart the start was sent %d times, want once", n)
+	if n := g2.acc.count(w.Conversation, 0); n != 1 {
+		t.Fatalf("after the restart the platform took the start %d times, want once", n)
 	}
 }
 
@@ -158,7 +147,7 @@ func TestNothingRepeatedAfterRestart(t *testing.T) {
 	if s := c.status("n1"); s.State != widget.StateDelivered {
 		t.Fatalf("status = %+v", s)
 	}
-	eventually(t, "the greeting", func() bool { return g1.acc.count(w.Conversation, 0) == 1 })
+	waitUntil(t, "the greeting", func() bool { return g1.acc.count(w.Conversation, 0) == 1 })
 	g1.stop(c)
 
 	g2 := startGeneration(t, path, "2", durableRetry, nil)
@@ -213,7 +202,7 @@ func TestBackgroundRetrySurvivesRestart(t *testing.T) {
 	}
 
 	g2 := startGeneration(t, path, "2", durableRetry, nil)
-	eventually(t, "the background retry after the restart", func() bool {
+	waitUntil(t, "the background retry after the restart", func() bool {
 		ms, err := g2.bolt.Read(context.Background(), conv, seq-1, 1)
 		return err == nil && len(ms) == 1 && ms[0].State == store.Delivered
 	})
@@ -238,7 +227,7 @@ func TestExpiredRetryNotResumed(t *testing.T) {
 	time.Sleep(retry.GiveUp) // retry_for runs out while no server runs
 
 	g2 := startGeneration(t, path, "2", retry, nil)
-	eventually(t, "the message to be given up", func() bool {
+	waitUntil(t, "the message to be given up", func() bool {
 		ms, err := g2.bolt.Read(context.Background(), conv, seq-1, 1)
 		return err == nil && len(ms) == 1 && ms[0].State == store.Failed && ms[0].Reason == provider.ReasonUnavailable
 	})
@@ -249,4 +238,48 @@ func TestExpiredRetryNotResumed(t *testing.T) {
 	if out, err := g2.bolt.Outbox(context.Background(), 10); err != nil || len(out) != 0 {
 		t.Fatalf("outbox = %+v, %v; want it empty", out, err)
 	}
+}
+
+// TestSharedDispatchTakesOverBackgroundRetries: a process that stops
+// while it retries a visibly failed message in the background (frozen in
+// a call; a SIGKILL is the same to the others) leaves it on the outbox:
+// another process takes it over once the lease runs out and hands it
+// over, once, still within upstream.retry_for of its first attempt.
+func TestSharedDispatchTakesOverBackgroundRetries(t *testing.T) {
+	plat := newPlatformLog(t, 0)
+	plat.down = true
+	st := store.NewMemory()
+	t.Cleanup(func() { st.Close() })
+	mk := func(name string) *harness {
+		return newHarness(t, func(c *Config, o *Options) {
+			c.SessionKeys = []Secret{"shared-dispatch-test-session-key-0123456789"}
+			o.Retry = &RetryPolicy{Quick: 2, Base: 10 * time.Millisecond, Max: 20 * time.Millisecond, GiveUp: time.Minute, Timeout: time.Second}
+			o.Store = keepOpen{st}
+			o.Shared = &SharedDispatch{Owner: name, Lease: 2 * time.Second, Poll: 20 * time.Millisecond}
+			p := plat.as(name)
+			o.Providers = map[string]provider.Provider{"demo": p, "acme": p}
+		})
+	}
+	a, _ := mk("a"), mk("b")
+	frozen := make(chan struct{})
+	t.Cleanup(func() { close(frozen) }) // let a's call end before its shutdown
+	ca := a.connect("acme")
+	w := ca.open("", 0)
+	ca.send(&widget.Send{ID: "bg", Text: "still retried"})
+	seq := ca.ack("bg").Seq
+	if s := ca.status("bg"); s.State != widget.StateFailed {
+		t.Fatalf("status = %+v", s)
+	}
+	plat.mu.Lock()
+	plat.hang["a"] = frozen // a's next background retry never ends
+	plat.down = false
+	plat.mu.Unlock()
+	waitUntil(t, "b to take the background retry over", func() bool { return len(plat.accepted(w.Conversation)) > 0 })
+	if got := plat.accepted(w.Conversation); fmt.Sprint(got) != fmt.Sprint([]uint64{seq}) || plat.handedBy(seq) != "b" {
+		t.Fatalf("accepted %v (seq %d by %q), want seq %d once, by b", got, seq, plat.handedBy(seq), seq)
+	}
+	waitUntil(t, "the delivery to be recorded", func() bool {
+		ms, err := st.Read(context.Background(), w.Conversation, seq-1, 1)
+		return err == nil && len(ms) == 1 && ms[0].State == store.Delivered && ms[0].Reason == ""
+	})
 }
