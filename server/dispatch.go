@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/porthole-chat/porthole/server/bus"
@@ -134,16 +135,19 @@ func (s *Service) Share(d SharedDispatch) {
 // conversations nobody holds, and then goes on looking for them every
 // Poll: their holder may have died.
 func (s *Service) Recover(ctx context.Context) (int, error) {
+	n, err := s.recoverStarts(ctx)
+	if err != nil {
+		return n, err
+	}
 	if s.shared != nil {
-		n, err := s.pollUnclaimed(ctx)
+		m, err := s.pollUnclaimed(ctx)
 		if err != nil {
-			return n, err
+			return n + m, err
 		}
 		s.wg.Add(1)
 		go s.polling()
-		return n, nil
+		return n + m, nil
 	}
-	n := 0
 	for {
 		pending, err := s.store.Outbox(ctx, 1000)
 		if err != nil {
@@ -160,6 +164,48 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// recoverStarts queues the start (seq 0, the greeting) of every
+// conversation created within RetryPolicy.greetFor whose start was
+// neither handed upstream nor given up (attrStart is unset): the process
+// that created it stopped first. The conversation itself is the durable
+// record of its pending start, so a crash right after its creation loses
+// nothing, and the normal path costs one attribute write, when the start
+// is done. A start older than greetFor would be given up anyway, so the
+// scan stops at the conversations updated before then (List's order).
+// It reports how many starts it queued.
+func (s *Service) recoverStarts(ctx context.Context) (int, error) {
+	cutoff := time.Now().Add(-s.retry.greetFor())
+	n := 0
+	for bot := range *s.providers.Load() {
+		var cur store.Cursor
+		for more := true; more; {
+			page, err := s.store.List(ctx, bot, cur, 200)
+			if err != nil {
+				return n, err
+			}
+			more = len(page) == 200
+			for _, c := range page {
+				cur = store.Cursor{Updated: c.Updated, ID: c.ID}
+				if c.Updated.Before(cutoff) {
+					more = false
+					break
+				}
+				if c.Created.Before(cutoff) {
+					continue
+				}
+				done, err := s.store.Attr(ctx, c.ID, attrStart)
+				if err != nil {
+					return n, err
+				}
+				if done == "" && s.enqueueFrom(c.ID, 0, c.Created) {
+					n++
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // pollUnclaimed starts a worker for each conversation with pending
@@ -228,6 +274,25 @@ func (s *Service) enqueue(conv string, seq uint64, reset bool, from ...trace.Spa
 	q := s.queueLocked(conv)
 	added := q.add(seq, reset, time.Now())
 	q.link(seq, from)
+	q.nudge()
+	return added
+}
+
+// enqueueFrom queues seq as enqueue does, counting its retry bound
+// (RetryPolicy.GiveUp, greetFor) from first, an attempt made before a
+// restart. It reports whether the item is new.
+func (s *Service) enqueueFrom(conv string, seq uint64, first time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queueLocked(conv)
+	added := q.add(seq, false, time.Now())
+	if added {
+		for _, it := range q.items {
+			if it.seq == seq {
+				it.first = first
+			}
+		}
+	}
 	q.nudge()
 	return added
 }
@@ -436,18 +501,35 @@ func (s *Service) hold(conv string, q *queue) (bool, error) {
 		return true, nil // what is queued can go; the next look finds the rest
 	}
 	s.mu.Lock()
+	var shown []uint64
 	for _, seq := range seqs {
 		if q.add(seq, false, now) {
 			continue
 		}
 		for _, it := range q.items {
-			if it.seq == seq && it.shown { // failed here, pending again: a retry elsewhere
-				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
-				it.gen++
+			if it.seq == seq && it.shown {
+				shown = append(shown, seq)
 			}
 		}
 	}
 	s.mu.Unlock()
+	// A message that failed here stays pending while it is retried in the
+	// background; without its failure reason, the visitor retried it
+	// through another process, and that retry starts afresh.
+	for _, seq := range shown {
+		l, err := s.store.Load(s.ctx, conv, seq)
+		if err != nil || !l.HasMessage || retrying(l.Message) || l.Message.State != store.Pending {
+			continue
+		}
+		s.mu.Lock()
+		for _, it := range q.items {
+			if it.seq == seq && it.shown {
+				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
+				it.gen++
+			}
+		}
+		s.mu.Unlock()
+	}
 	return true, nil
 }
 
@@ -502,9 +584,16 @@ func (s *Service) attempt(conv string, it *item) bool {
 	if it.taken {
 		return s.recordTaken(conv, it)
 	}
-	l, err := s.store.Load(ctx, conv, seq, attrVisitor, attrSession, attrContact)
+	mark := attrStart
+	if seq > 0 {
+		mark = attrRetry(seq)
+	}
+	l, err := s.store.Load(ctx, conv, seq, attrVisitor, attrSession, attrContact, mark)
 	if err != nil {
 		return errors.Is(err, store.ErrNotFound) || s.storeTrouble(conv, it, "dispatching", err)
+	}
+	if seq == 0 && l.Attrs[attrStart] != "" {
+		return true // started already, by this process or another
 	}
 	c := l.Conversation
 	p := s.provider(c.Bot)
@@ -534,6 +623,28 @@ func (s *Service) attempt(conv string, it *item) bool {
 			return true
 		}
 		msg = l.Message
+		if msg.State == store.Failed {
+			return true // given up; a visitor's retry makes it pending again
+		}
+		if retrying(msg) && !shown {
+			// It failed visibly before a restart, or in another process,
+			// and is still retried in the background: from its first
+			// attempt, not from now.
+			first = msg.At
+			if ms, err := strconv.ParseInt(l.Attrs[mark], 10, 64); err == nil {
+				first = time.UnixMilli(ms)
+			}
+			s.mu.Lock()
+			if it.gen == gen {
+				it.first, it.shown, it.attempts = first, true, max(it.attempts, s.retry.Quick)
+			}
+			attempts, shown = max(attempts, s.retry.Quick), true
+			s.mu.Unlock()
+			if time.Since(first) > s.retry.GiveUp {
+				s.giveUp(conv, seq, msg.Reason)
+				return true
+			}
+		}
 		body, err := widget.DecodeBody(msg.Body)
 		if err != nil {
 			s.log.Error("stored message does not decode", "conversation", conv, "seq", seq, "error", err)
@@ -566,13 +677,10 @@ func (s *Service) attempt(conv string, it *item) bool {
 
 	if err == nil {
 		s.log.Debug("handed upstream", "bot", c.Bot, "conversation", conv, "seq", seq, "kind", string(pm.Kind), "attempt", attempts)
-		if seq > 0 {
-			s.mu.Lock()
-			it.taken = true
-			s.mu.Unlock()
-			return s.recordTaken(conv, it)
-		}
-		return true
+		s.mu.Lock()
+		it.taken = true
+		s.mu.Unlock()
+		return s.recordTaken(conv, it)
 	}
 	if ctx.Err() != nil { // shutting down: leave it on the outbox
 		return false
@@ -601,13 +709,40 @@ func (s *Service) attempt(conv string, it *item) bool {
 		it.notBefore = time.Now().Add(wait)
 	}
 	s.mu.Unlock()
-	if markFailed && seq > 0 {
-		if _, err := s.store.SetState(ctx, conv, seq, store.Failed, reason); err != nil {
+	switch {
+	case seq == 0 && !retry:
+		if err := s.store.SetAttr(ctx, conv, attrStart, "given up"); err != nil {
+			s.log.Error("cannot record that a conversation start was given up", "conversation", conv, "error", err)
+		}
+	case seq > 0 && !retry:
+		s.giveUp(conv, seq, reason)
+	case seq > 0 && markFailed:
+		// Failed for the visitor, still retried: it stays on the outbox,
+		// with its reason and the time of its first attempt, so that a
+		// restart or another process goes on retrying it (attrRetry).
+		if err := s.store.SetAttr(ctx, conv, attrRetry(seq), strconv.FormatInt(first.UnixMilli(), 10)); err != nil {
+			s.log.Error("cannot record the start of background retries", "conversation", conv, "seq", seq, "error", err)
+		}
+		if _, err := s.store.SetState(ctx, conv, seq, store.Pending, reason); err != nil {
 			s.log.Error("cannot record failure", "conversation", conv, "seq", seq, "error", err)
 		}
+	}
+	if markFailed && seq > 0 {
 		s.publishStatus(conv, msg.ClientID, widget.StateFailed, reason)
 	}
 	return !retry
+}
+
+// giveUp records that message seq failed for good: Failed, off the
+// outbox, with no more background retries until the visitor retries it.
+func (s *Service) giveUp(conv string, seq uint64, reason string) {
+	ctx := context.WithoutCancel(s.ctx)
+	if _, err := s.store.SetState(ctx, conv, seq, store.Failed, reason); err != nil {
+		s.log.Error("cannot record failure", "conversation", conv, "seq", seq, "error", err)
+	}
+	if err := s.store.SetAttr(ctx, conv, attrRetry(seq), ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("cannot clear the start of background retries", "conversation", conv, "seq", seq, "error", err)
+	}
 }
 
 // recordTaken records that the platform accepted it and tells the
@@ -615,7 +750,14 @@ func (s *Service) attempt(conv string, it *item) bool {
 // only the recording is tried again, so the message stays with the
 // platform once. It reports whether the item is finished.
 func (s *Service) recordTaken(conv string, it *item) bool {
-	m, err := s.store.SetState(context.WithoutCancel(s.ctx), conv, it.seq, store.Delivered, "")
+	ctx := context.WithoutCancel(s.ctx)
+	if it.seq == 0 {
+		if err := s.store.SetAttr(ctx, conv, attrStart, "sent"); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return s.storeTrouble(conv, it, "recording a conversation start", err)
+		}
+		return true
+	}
+	m, err := s.store.SetState(ctx, conv, it.seq, store.Delivered, "")
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return true
@@ -623,6 +765,14 @@ func (s *Service) recordTaken(conv string, it *item) bool {
 		return s.storeTrouble(conv, it, "recording a delivery", err)
 	}
 	s.publishStatus(conv, m.ClientID, widget.StateDelivered, "")
+	s.mu.Lock()
+	shown := it.shown
+	s.mu.Unlock()
+	if shown { // delivered by a background retry
+		if err := s.store.SetAttr(ctx, conv, attrRetry(it.seq), ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("cannot clear the start of background retries", "conversation", conv, "seq", it.seq, "error", err)
+		}
+	}
 	return true
 }
 

@@ -30,7 +30,20 @@ const (
 	attrSession = "session" // session data object as JSON
 	attrRead    = "read"    // highest seq the visitor has seen
 	attrContact = "contact" // provider.Contact as JSON, from a verified login
+	// attrStart is set once the conversation's start (the greeting) was
+	// handed upstream ("sent") or given up ("given up"); unset on a
+	// conversation created less than RetryPolicy.greetFor ago, the start
+	// is still due, also after a restart (recoverStarts).
+	attrStart = "start"
 )
+
+// attrRetry is the attribute that keeps, as Unix milliseconds, when the
+// background retries of message seq began: a message that failed
+// visibly and is still retried stays Pending with its failure reason
+// (so it stays on the outbox, and a restart or another process goes on
+// retrying it), and this time keeps RetryPolicy.GiveUp counting from its
+// first attempt across restarts.
+func attrRetry(seq uint64) string { return fmt.Sprintf("retry.%d", seq) }
 
 // Service is the conversation service, the only place that orders
 // things: persist first, then notify, then hand upstream with retries.
@@ -230,13 +243,13 @@ func (s *Service) Post(ctx context.Context, conv string, in Inbound) (Entry, err
 		s.enqueue(conv, m.Seq, false, trace.SpanContextFromContext(ctx))
 		return entryOf(m), nil
 	}
-	switch m.State {
-	case store.Failed: // the visitor pressed retry
+	switch {
+	case m.State == store.Failed, retrying(m): // the visitor pressed retry
 		if m, err = s.store.SetState(ctx, conv, m.Seq, store.Pending, ""); err != nil {
 			return Entry{}, err
 		}
 		s.enqueue(conv, m.Seq, true, trace.SpanContextFromContext(ctx))
-	case store.Pending:
+	case m.State == store.Pending:
 		s.enqueue(conv, m.Seq, false) // no-op when already queued
 	}
 	return entryOf(m), nil

@@ -52,6 +52,13 @@ type Entry struct {
 // undecodable stands in for a stored body that does not decode.
 var undecodable = widget.Text("[this message could not be shown]")
 
+// retrying reports whether m failed visibly and is still retried in the
+// background: Pending, with the reason of its failure. The visitor sees
+// it failed and may retry; the store keeps it on the outbox.
+func retrying(m store.Message) bool {
+	return m.From == store.FromUser && m.State == store.Pending && m.Reason != ""
+}
+
 func entryOf(m store.Message) Entry {
 	e := Entry{Seq: m.Seq, ID: m.ID, At: m.At, Mine: m.From == store.FromUser, payload: m.Payload}
 	if b, err := widget.DecodeBody(m.Body); err == nil {
@@ -66,6 +73,11 @@ func entryOf(m store.Message) Entry {
 			e.State = widget.StateDelivered
 		case store.Failed:
 			e.State, e.Reason = widget.StateFailed, m.Reason
+		case store.Pending:
+			e.State = widget.StateSent
+			if retrying(m) {
+				e.State, e.Reason = widget.StateFailed, m.Reason
+			}
 		default:
 			e.State = widget.StateSent
 		}

@@ -112,7 +112,7 @@ func TestUpstreamFailureShowsFailedAndRetryDelivers(t *testing.T) {
 		t.Fatalf("status = %+v", s)
 	}
 	ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 10)
-	if len(ms) != 1 || ms[0].State != store.Failed {
+	if len(ms) != 1 || entryOf(ms[0]).State != widget.StateFailed {
 		t.Fatalf("stored = %+v, want the message kept as failed", ms)
 	}
 	// A reloaded widget is told about the failure in the replay.
@@ -372,7 +372,7 @@ func TestReconnectSeesStatesChangedWhileAway(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ms, _ := h.st.Read(context.Background(), w.Conversation, 0, 10)
-		if len(ms) == 1 && ms[0].State == store.Failed {
+		if len(ms) == 1 && entryOf(ms[0]).State == widget.StateFailed {
 			break
 		}
 		if time.Now().After(deadline) {

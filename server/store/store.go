@@ -84,7 +84,10 @@ type Message struct {
 	// after a restart. Empty for typed text.
 	Payload string
 	State   State
-	// Reason is the failure reason code when State is Failed.
+	// Reason is the failure reason code when State is Failed, or when it
+	// is Pending after a failure the visitor was shown while retries go
+	// on in the background (the message stays on the outbox). Every store
+	// keeps it as SetState gave it.
 	Reason string
 }
 

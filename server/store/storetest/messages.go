@@ -155,6 +155,8 @@ func testStateOutbox(t *testing.T, s store.Store) {
 	set(store.Pending, "", true)
 	set(store.Failed, "timeout", false)
 	set(store.Pending, "", true)
+	set(store.Pending, "timeout", true) // failed for the visitor, still retried: its reason is kept
+	set(store.Pending, "", true)
 	set(store.Failed, "refused", false)
 
 	_, err := s.SetState(ctx, c.ID, 99, store.Delivered, "")
