@@ -88,20 +88,29 @@ func (p aiPlatform) replies(t *testing.T, dropped map[string]bool) []reply {
 }
 
 // clPlatform is the Chatlayer emulator as a platform.
-type clPlatform struct{ *chatlayertest.Server }
+type clPlatform struct {
+	*chatlayertest.Server
+	// reorderWait is the bot's reorder_wait; "" is 500ms. Several
+	// instances get longer: a held callback there waits for a store
+	// write on another process, slower on a loaded machine.
+	reorderWait string
+}
 
 // bot: when the emulator's sessions expire, the bot's retry_window is a
 // third of the expiry, well below it as a deployment's must be.
 func (p clPlatform) bot(base string) string {
-	window := ""
+	window, wait := "", p.reorderWait
+	if wait == "" {
+		wait = "500ms"
+	}
 	if e := p.SessionExpiry(); e > 0 {
 		window = ", retry_window: " + (e / 3).String()
 	}
 	return fmt.Sprintf(`  - id: shop
     provider: chatlayer
     origins: ["self"]
-    chatlayer: {base_url: %q, channel_id: %q, token: %q, verify_token: %q, reorder_wait: 500ms%s}
-`, base, chatlayertest.DefaultChannelID, chatlayertest.DefaultToken, chatlayertest.DefaultVerifyToken, window)
+    chatlayer: {base_url: %q, channel_id: %q, token: %q, verify_token: %q, reorder_wait: %s%s}
+`, base, chatlayertest.DefaultChannelID, chatlayertest.DefaultToken, chatlayertest.DefaultVerifyToken, wait, window)
 }
 
 func (p clPlatform) setHook(proxy string) { p.SetCallback(proxy + "/hooks/chatlayer/shop") }

@@ -48,14 +48,20 @@ type faultRig struct {
 }
 
 // faultConfig is the server config of the fault suite: bolt store, limits
-// that a burst does not hit, and short upstream timeouts so that retries
-// happen within seconds. extra is appended at the top level, then the
-// platform's bot entry.
+// that a burst does not hit, and (faultUpstream, unless extra sets its
+// own upstream) short upstream timeouts so that retries happen within
+// seconds. extra is appended at the top level, then the platform's bot
+// entry.
 const faultConfig = `store: {driver: bolt}
-upstream: {timeout: 500ms, max_backoff: 1s, retry_for: 5m}
 %s
 bots:
 %s`
+
+// faultUpstream times calls out after 500 ms. A scenario about a crash,
+// not about timeouts, sets a longer one: on a loaded machine a call can
+// pass 500 ms after the platform took it, and the retry is a repeat the
+// audit does not allow.
+const faultUpstream = "upstream: {timeout: 500ms, max_backoff: 1s, retry_for: 5m}\n"
 
 // faultLimits are the fault suite's limits unless extra sets its own.
 const faultLimits = "limits: {messages_per_minute: 6000, burst: 200, ip_messages_per_minute: 1000000, connections_per_ip: 10000}\n"
@@ -94,6 +100,9 @@ func newRigOn(t *testing.T, plat platform, data, extra string) *faultRig {
 	r.cfg = filepath.Join(t.TempDir(), "porthole.yaml")
 	if !strings.Contains(extra, "limits:") {
 		extra = faultLimits + extra
+	}
+	if !strings.Contains(extra, "upstream:") {
+		extra = faultUpstream + extra
 	}
 	cfg := fmt.Sprintf(faultConfig, extra, plat.bot("http://"+r.emuAddr))
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {

@@ -47,7 +47,7 @@ func TestRedisThreeInstances(t *testing.T) {
 // bot messages are stored once each, in the platform's order.
 func TestRedisThreeInstancesChatlayer(t *testing.T) {
 	emu := chatlayertest.New(chatlayertest.Options{})
-	r := newRedisRigOn(t, clPlatform{emu})
+	r := newRedisRigOn(t, clPlatform{Server: emu, reorderWait: "2s"})
 	emu.URL = "http://" + r.emuAddr
 	emu.DuplicateCallbacks(6)
 	emu.ReorderCallbacks(8)

@@ -218,6 +218,10 @@ func TestFaultSocketCutWhileSending(t *testing.T) {
 	r.audit(vs, nil)
 }
 
+// crashUpstream is the upstream of the crash scenarios: calls get 5 s,
+// so that only the crash can make a repeat (faultUpstream says why).
+const crashUpstream = "upstream: {timeout: 5s, max_backoff: 1s, retry_for: 5m}\n"
+
 // TestFaultKilledMidBurst: the server is killed with SIGKILL at a random
 // moment of a burst and started again on the same data. A message the
 // platform took just before the kill, whose delivery the server had not
@@ -226,7 +230,7 @@ func TestFaultSocketCutWhileSending(t *testing.T) {
 // per conversation (each conversation has one call in flight at a time).
 func TestFaultKilledMidBurst(t *testing.T) {
 	t.Parallel()
-	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", "")
+	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", crashUpstream)
 	vs := visitors("kill", 10, 30, 20*time.Millisecond) // 500 messages a second for 0.6 s
 	wait := startAll(t, r.addr, vs, 2*time.Minute)
 	time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
@@ -258,7 +262,7 @@ func TestFaultKilledMidBurst(t *testing.T) {
 // message reaches the platform exactly once.
 func TestFaultGracefulRestartMidBurst(t *testing.T) {
 	t.Parallel()
-	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", "")
+	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", crashUpstream)
 	vs := visitors("term", 10, 30, 20*time.Millisecond)
 	wait := startAll(t, r.addr, vs, 2*time.Minute)
 	time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
@@ -349,7 +353,7 @@ func TestFaultClientNeverReads(t *testing.T) {
 func TestFaultChatlayerCallbacks(t *testing.T) {
 	t.Parallel()
 	emu := chatlayertest.New(chatlayertest.Options{})
-	r := newRigOn(t, clPlatform{emu}, "", "")
+	r := newRigOn(t, clPlatform{Server: emu}, "", "")
 	emu.URL = "http://" + r.emuAddr
 	emu.DuplicateCallbacks(6)
 	emu.ReorderCallbacks(8)
@@ -377,7 +381,7 @@ func TestFaultChatlayerSessionExpiry(t *testing.T) {
 	t.Parallel()
 	const expiry = 3 * time.Second
 	emu := chatlayertest.New(chatlayertest.Options{SessionExpiry: expiry})
-	r := newRigOn(t, clPlatform{emu}, "", "")
+	r := newRigOn(t, clPlatform{Server: emu}, "", "")
 	emu.URL = "http://" + r.emuAddr
 	vs := visitors("clexp", 3, 3, 30*time.Millisecond)
 	for _, v := range vs {
