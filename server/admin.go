@@ -324,13 +324,20 @@ func (s *Server) subject(w http.ResponseWriter, r *http.Request, bot string) (Su
 	return sub, true
 }
 
-// adminExport answers GET /admin/v1/bots/{bot}/export?visitor=|token=|user=.
-func (s *Server) adminExport(w http.ResponseWriter, r *http.Request) {
+// adminSubject reads the bot of the path and whose data the query names,
+// answering the request itself when either is wrong.
+func (s *Server) adminSubject(w http.ResponseWriter, r *http.Request) (string, Subject, bool) {
 	bot, ok := s.adminBot(w, r)
 	if !ok {
-		return
+		return "", Subject{}, false
 	}
 	sub, ok := s.subject(w, r, bot)
+	return bot, sub, ok
+}
+
+// adminExport answers GET /admin/v1/bots/{bot}/export?visitor=|token=|user=.
+func (s *Server) adminExport(w http.ResponseWriter, r *http.Request) {
+	bot, sub, ok := s.adminSubject(w, r)
 	if !ok {
 		return
 	}
@@ -345,11 +352,7 @@ func (s *Server) adminExport(w http.ResponseWriter, r *http.Request) {
 
 // adminErase answers POST /admin/v1/bots/{bot}/erase?visitor=|token=|user=.
 func (s *Server) adminErase(w http.ResponseWriter, r *http.Request) {
-	bot, ok := s.adminBot(w, r)
-	if !ok {
-		return
-	}
-	sub, ok := s.subject(w, r, bot)
+	bot, sub, ok := s.adminSubject(w, r)
 	if !ok {
 		return
 	}

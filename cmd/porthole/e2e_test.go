@@ -78,6 +78,27 @@ func start(t testing.TB, dataDir string, args ...string) *proc {
 // the test ends; its log is shown if the test failed.
 func launch(t testing.TB, addr, dataDir string, args ...string) *proc {
 	t.Helper()
+	p := startProc(t, addr, dataDir, args...)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready: %v\n%s", err, p.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startProc starts `porthole serve` on addr and dataDir, killed (and its
+// log shown on failure) when the test ends; it does not wait for it.
+func startProc(t testing.TB, addr, dataDir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, addr: addr}
 	p.cmd = exec.Command(binary, append([]string{"serve", "--listen", addr, "--data", dataDir, "--log-level", "debug"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
@@ -93,20 +114,7 @@ func launch(t testing.TB, addr, dataDir string, args ...string) *proc {
 			t.Logf("server log:\n%s", p.log())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v\n%s", err, p.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return p
 }
 
 // kill stops the server with SIGKILL: no shutdown code runs.

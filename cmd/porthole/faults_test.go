@@ -240,20 +240,8 @@ func TestFaultKilledMidBurst(t *testing.T) {
 	r.relaunch()
 	wait()
 	r.settle(vs, time.Minute)
-	repeats := map[string]int{} // visitor -> messages handed over twice
-	r.audit(vs, func(text string) bool {
-		if before[text] != 1 {
-			return false
-		}
-		repeats[text[:strings.Index(text, "-m")]]++
-		return true
-	})
-	for v, n := range repeats {
-		if n > 1 {
-			t.Fatalf("%s: %d messages reached the platform twice; at most the one in flight at the kill may", v, n)
-		}
-	}
-	t.Logf("killed with %d messages with the platform; %d conversations had their in-flight message handed over again", sumCounts(before), len(repeats))
+	repeats := auditKill(t, r, vs, before)
+	t.Logf("killed with %d messages with the platform; %d conversations had their in-flight message handed over again", sumCounts(before), repeats)
 }
 
 // TestFaultGracefulRestartMidBurst: SIGTERM in the middle of a burst. The
@@ -444,4 +432,26 @@ func TestFaultRateLimitsUnderLoad(t *testing.T) {
 	t.Logf("%d sends refused with rate_limited and sent again", limited)
 	r.settle(vs, time.Minute)
 	r.audit(vs, nil)
+}
+
+// auditKill runs r's audit allowing the one repeat a kill may cause: a
+// message the platform held at the kill (before), at most one per
+// visitor. It returns how many visitors had their in-flight message
+// handed over again.
+func auditKill(t *testing.T, r *faultRig, vs []*visitor, before map[string]int) int {
+	t.Helper()
+	repeats := map[string]int{} // visitor -> messages handed over twice
+	r.audit(vs, func(text string) bool {
+		if before[text] != 1 {
+			return false
+		}
+		repeats[text[:strings.Index(text, "-m")]]++
+		return true
+	})
+	for v, n := range repeats {
+		if n > 1 {
+			t.Fatalf("%s: %d messages reached the platform twice; at most the one in flight at the kill may", v, n)
+		}
+	}
+	return len(repeats)
 }

@@ -403,21 +403,7 @@ func pinnedClients(addr string, roots *x509.CertPool) (*http.Client, *http.Clien
 // waits for the certificate.
 func launchTLS(t *testing.T, addr, dataDir, base string, client *http.Client, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, addr: addr}
-	p.cmd = exec.Command(binary, append([]string{"serve", "--listen", addr, "--data", dataDir, "--log-level", "debug"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", p.log())
-		}
-	})
+	p := startProc(t, addr, dataDir, args...)
 	var last error
 	ok := waitForErr(60*time.Second, func() bool {
 		resp, err := client.Get(base + "/readyz")
