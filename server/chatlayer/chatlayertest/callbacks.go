@@ -46,20 +46,40 @@ func (s *Server) media(base string) mediaSet {
 	return mediaSet{image: b + "/rose.png", video: b + "/clip.mp4", audio: b + "/tone.wav", file: b + "/readme.txt"}
 }
 
-// accept counts an accepted message and queues the bot's replies, taking
-// the callback faults that apply to them.
+// accept counts an accepted message, records it and the bot's replies in
+// the history, and queues the replies, taking the callback faults that
+// apply to them. The session data the message carries is saved in the
+// session first, so the bot answers with all it knows.
 func (s *Server) accept(user string, in incoming, base string) {
+	s.mu.Lock()
+	s.accepted[user]++
+	se := s.touch(user)
+	for k, v := range in.session {
+		se.data[k] = v
+	}
+	in.session = se.data
+	now := time.Now()
+	s.record(user, "user", in.kind == "intro", userMessage(in), now)
 	msgs := script(in, s.media(base))
+	s.mu.Unlock()
+	s.queue(user, msgs)
+}
+
+// queue numbers bot messages for user's session, writes them into its
+// history (as of when the bot sends them, after ReplyDelay) and queues
+// their callbacks, taking the callback faults that apply to them.
+func (s *Server) queue(user string, msgs []json.RawMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.accepted[user]++
 	se := s.touch(user)
 	if s.kit.Closed() || len(msgs) == 0 {
 		return
 	}
 	j := job{delay: s.opts.ReplyDelay, reverse: s.kit.TakeReorder()}
+	at := time.Now().Add(j.delay)
 	for _, m := range msgs {
 		s.counters[user]++
+		s.record(user, "bot", false, m, at)
 		o := outgoing{user: user, session: se.n, counter: s.counters[user], message: m}
 		if s.kit.TakeDrop() {
 			o.drop = true
@@ -90,11 +110,13 @@ func (s *Server) touch(user string) *session {
 	se := s.sessions[user]
 	switch {
 	case se == nil:
-		se = &session{}
+		se = &session{data: map[string]json.RawMessage{}}
 		s.sessions[user] = se
 	case s.opts.SessionExpiry > 0 && now.Sub(se.last) > s.opts.SessionExpiry:
 		se.n++
 		s.counters[user] = 0
+		se.data, se.dialogstates = map[string]json.RawMessage{}, nil
+		delete(s.history, user)
 		s.log.Info("chatlayer emulator: session expired; a new one starts", "user", user, "session", se.n+1)
 	}
 	se.last = now

@@ -1,6 +1,7 @@
 // Package chatlayertest emulates Chatlayer's Webhook channel, in the style
 // of net/http/httptest, for tests and for `porthole sim`: the V1 and the
-// legacy message endpoints, strict about the contract of PROVIDERS.md
+// legacy message endpoints, both history endpoints and the legacy
+// asynchronous webview endpoint, strict about the contract of PROVIDERS.md
 // (bearer check, required fields, the 32-character legacy sender rule,
 // rate-limit headers), and a scripted bot that answers every accepted
 // message asynchronously, one callback per bot message, with the verify
@@ -46,7 +47,8 @@ type Options struct {
 	CallbackVerifyToken string
 	// ChannelID is the V1 Webhook channel id in the URL.
 	ChannelID string
-	// BotID is the bot id of the legacy URL.
+	// BotID is the bot id of the legacy message URL, the history URLs and
+	// webview bodies.
 	BotID string
 	// Callback is the proxy's webhook URL; SetCallback changes it.
 	Callback string
@@ -119,12 +121,15 @@ type Server struct {
 	counters map[string]uint64
 	sessions map[string]*session
 	queues   map[string]*queue
+	history  map[string][]historyRow // each user's current session, oldest first
 }
 
 // session is a user's current Chatlayer session.
 type session struct {
-	n    uint64    // sessions before this one
-	last time.Time // its last accepted message
+	n            uint64                     // sessions before this one
+	last         time.Time                  // its last accepted message
+	data         map[string]json.RawMessage // its session data
+	dialogstates []string                   // dialog states webview calls triggered
 }
 
 // New returns an emulator that is not listening: serve Handler on a
@@ -144,6 +149,7 @@ func New(opts Options) *Server {
 		opts: opts, log: opts.Log,
 		rate:     providertest.RateWindow{Limit: opts.RateLimit, Window: time.Minute},
 		accepted: map[string]int{}, counters: map[string]uint64{}, sessions: map[string]*session{}, queues: map[string]*queue{},
+		history: map[string][]historyRow{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -158,6 +164,9 @@ func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/channels/webhook/{channelId}/messages", s.api("v1", s.v1))
 	mux.HandleFunc("POST /api/webhookMessage/{botId}", s.api("legacy", s.legacy))
+	mux.HandleFunc("GET /api/bots/{botId}/history/{senderId}", s.api("legacy", s.legacyHistory))
+	mux.HandleFunc("GET /v1/bots/{botId}/conversations/{sessionId}/messages", s.api("v1", s.v1History))
+	mux.HandleFunc("POST /api/webview", s.api("legacy", s.webview))
 	mux.HandleFunc("GET /assets/{name}", serveAsset)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "no such endpoint")
