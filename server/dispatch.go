@@ -139,6 +139,8 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	s.wg.Add(1)
+	go s.reconcileRecent()
 	if s.shared != nil {
 		m, err := s.pollUnclaimed(ctx)
 		if err != nil {
@@ -208,6 +210,58 @@ func (s *Service) recoverStarts(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// reconcileFor is how far back from a start the conversations whose
+// platform can recover lost replies (provider.Reconciler) are
+// reconciled: those updated within it may have had replies whose
+// callbacks failed while no process was up, and a platform gives up a
+// callback after a few tries.
+const reconcileFor = time.Hour
+
+// reconcileRecent asks each bot's provider that can (provider.Reconciler)
+// to reconcile the conversations updated within reconcileFor, newest
+// first, in the background: the replies the platform answered while
+// this process was down reach the visitor without waiting for a new
+// message. The provider paces its calls to the platform.
+func (s *Service) reconcileRecent() {
+	defer s.wg.Done()
+	cutoff := time.Now().Add(-reconcileFor)
+	for bot, p := range *s.providers.Load() {
+		r, ok := p.(provider.Reconciler)
+		if !ok {
+			continue
+		}
+		var cur store.Cursor
+		done := 0
+		for more := true; more; {
+			page, err := s.store.List(s.ctx, bot, cur, 200)
+			if err != nil {
+				if s.ctx.Err() == nil {
+					s.log.Warn("conversations to reconcile not listed", "bot", bot, "error", err)
+				}
+				return
+			}
+			more = len(page) == 200
+			for _, c := range page {
+				cur = store.Cursor{Updated: c.Updated, ID: c.ID}
+				if c.Updated.Before(cutoff) {
+					more = false
+					break
+				}
+				if err := r.Reconcile(s.ctx, c.ID); err != nil {
+					if s.ctx.Err() != nil {
+						return
+					}
+					s.log.Warn("conversation not reconciled with its platform", "bot", bot, "conversation", c.ID, "error", err)
+				}
+				done++
+			}
+		}
+		if done > 0 {
+			s.log.Info("conversations reconciled with their platform after the start", "bot", bot, "conversations", done)
+		}
+	}
+}
+
 // pollUnclaimed starts a worker for each conversation with pending
 // messages and no valid claim, and returns how many it started.
 func (s *Service) pollUnclaimed(ctx context.Context) (int, error) {
@@ -262,6 +316,9 @@ type item struct {
 	// link is the span of the send that queued it (tracing): the
 	// upstream span links to it.
 	link trace.SpanContext
+	// again: a process before this one may have handed it upstream
+	// (recovered at a start), so provider.Message.Again is set.
+	again bool
 }
 
 // enqueue adds seq to the conversation's queue, starting its worker if
@@ -289,7 +346,7 @@ func (s *Service) enqueueFrom(conv string, seq uint64, first time.Time) bool {
 	if added {
 		for _, it := range q.items {
 			if it.seq == seq {
-				it.first = first
+				it.first, it.again = first, true
 			}
 		}
 	}
@@ -578,7 +635,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 	// The item is shared with enqueue (a retry resets it): read it, and
 	// later record the outcome, under the lock only.
 	s.mu.Lock()
-	seq, attempts, first, shown, gen := it.seq, it.attempts, it.first, it.shown, it.gen
+	seq, attempts, first, shown, gen, again := it.seq, it.attempts, it.first, it.shown, it.gen, it.again
 	link := it.link
 	s.mu.Unlock()
 	if it.taken {
@@ -601,7 +658,7 @@ func (s *Service) attempt(conv string, it *item) bool {
 		s.log.Error("no provider for bot", "bot", c.Bot, "conversation", conv)
 		return true
 	}
-	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: seq, Kind: provider.Start}
+	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: seq, Kind: provider.Start, Again: again || attempts > 0}
 	if raw := l.Attrs[attrVisitor]; raw != "" {
 		_ = json.Unmarshal([]byte(raw), &pm.Visitor)
 	}

@@ -390,8 +390,11 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 			t.Fatalf("the emulator sent %d callbacks, want 8", got)
 		}
 	})
-	t.Run("dropped", func(t *testing.T) {
-		r := newRig(t, ModeV1, func(c *Config, _ *chatlayertest.Options) { c.ReorderWait = 100 * time.Millisecond })
+	t.Run("dropped, history off", func(t *testing.T) {
+		r := newRig(t, ModeV1, func(c *Config, _ *chatlayertest.Options) {
+			c.ReorderWait = 100 * time.Millisecond
+			c.History = new(bool)
+		})
 		r.emu.DropCallbacks(1)
 		r.send(provider.Message{Kind: provider.Text, Text: "media"})
 		r.idle()
@@ -403,6 +406,30 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 			t.Fatalf("delivered %v after a lost callback, want the rest in order", got)
 		}
 	})
+	for _, mode := range []string{ModeV1, ModeLegacy} {
+		t.Run("dropped, recovered from the "+mode+" history", func(t *testing.T) {
+			r := newRig(t, mode, func(c *Config, _ *chatlayertest.Options) { c.ReorderWait = 100 * time.Millisecond })
+			r.emu.DropCallbacks(1)
+			r.send(provider.Message{Kind: provider.Text, Text: "media"})
+			r.idle()
+			var got []string
+			for _, d := range r.sink.Deliveries(convA) {
+				got = append(got, d.Body.Media)
+			}
+			if strings.Join(got, " ") != "image video audio file" {
+				t.Fatalf("delivered %v after a lost callback, want all four in order", got)
+			}
+			n := 0
+			for _, q := range r.emu.Requests() {
+				if q.Kind == "history" {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%d history calls for one gap, want 1", n)
+			}
+		})
+	}
 	t.Run("store fails once", func(t *testing.T) {
 		r := newRig(t, ModeV1, nil)
 		r.sink.FailDeliver(1)

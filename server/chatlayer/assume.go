@@ -44,6 +44,28 @@ import (
 //     is merely late reaches us within Config.RetryWindow (10 minutes by
 //     default) of the callbacks numbered after it, while a session
 //     expires only after far longer. See restarted.
+//  9. The history (GET /api/bots/{botId}/history/{senderId} in mode
+//     legacy, GET /v1/bots/{botId}/conversations/{sessionId}/messages in
+//     mode v1, whose sessionId is the user id we send) lists the
+//     messages of the conversation's current Chatlayer session, oldest
+//     first (the sample's order; one listed newest first is turned
+//     round, and times, RFC 3339, order it when all are known). Its
+//     messages with actor "bot", events included, are the session's bot
+//     messages in messageCounter order: the k-th is the callback
+//     numbered k. Callbacks carry no message id and V1's history none
+//     either, so the counter within its epoch is the only key the two
+//     share, and a recovered message is stored under the key its
+//     callback has. See reconcile.
+// 10. A history message is written when the bot sends it, so the one
+//     numbered like our last counter was written before its callback
+//     reached us; one written more than RetryWindow after we stored
+//     that counter belongs to a new session (see reconcile).
+// 11. The legacy /api endpoints (history, webview) take the API token
+//     (the V1 token) as access_token; mode legacy needs token set for
+//     them. See history and pushSession.
+// 12. Chatlayer writes an accepted introMessage into the history at once
+//     (a row with isIntro), so a conversation whose history is empty
+//     never had its start accepted. See startedBefore.
 
 // firstCounter is the messageCounter expected first in a conversation
 // for which no counter was stored yet (assumption 4). A conversation

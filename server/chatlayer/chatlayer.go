@@ -19,6 +19,9 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/porthole-chat/porthole/server/provider"
 )
@@ -39,6 +42,12 @@ type Adapter struct {
 	mu       sync.Mutex
 	lanes    map[string]*lane   // conversations with callbacks in progress
 	inflight map[string]*flight // conversations with a Send in progress
+
+	histLimit *rate.Limiter        // the bot's history calls (history_per_minute)
+	histPause time.Time            // no history call before then (Chatlayer asked to wait); guarded by mu
+	recent    map[string]time.Time // conversations by their last accepted message, for reconcileAfterOutage; guarded by mu
+	downSince time.Time            // the first failed Send of an outage; zero when the last one went through; guarded by mu
+	wg        sync.WaitGroup       // background reconciliations
 }
 
 var (
@@ -77,14 +86,16 @@ func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log 
 		base: cfg.Endpoint(),
 		ctx:  ctx, cancel: cancel,
 		lanes: map[string]*lane{}, inflight: map[string]*flight{},
+		histLimit: newHistoryLimit(cfg.HistoryPerMinute), recent: map[string]time.Time{},
 	}, nil
 }
 
 // Close releases callbacks held for ordering (they answer 503, so
-// Chatlayer retries them against the next server) and makes later ones
-// answer 503 too. The adapter runs no goroutine of its own.
+// Chatlayer retries them against the next server), makes later ones
+// answer 503 too, and stops the background reconciliations.
 func (a *Adapter) Close() error {
 	a.cancel()
+	a.wg.Wait()
 	return nil
 }
 
@@ -180,6 +191,10 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 			if !*a.cfg.Greet {
 				return nil
 			}
+			if m.Again && a.cfg.HistoryOn() && a.startedBefore(ctx, m.Conversation) {
+				a.log.Info("chatlayer already has this conversation: its start is not sent again", "conversation", m.Conversation)
+				return nil
+			}
 			body.Message.IntroMessage = &struct{}{}
 		case provider.Text:
 			body.Message.TextMessage = &textMessage{Text: m.Text}
@@ -200,6 +215,7 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 	f := a.takeoff(m.Conversation)
 	_, err := a.up.Do(ctx, req) // assumption 1: a 2xx is acceptance; its body is ignored
 	replied := a.land(m.Conversation, f)
+	a.sent(m.Conversation, err)
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,40 @@ type Config struct {
 	// instead of being dropped as copies. Keep it well below the bot's
 	// session expiry in Chatlayer and above reorder_wait.
 	RetryWindow time.Duration `yaml:"retry_window"`
+	// History turns on reconciliation from Chatlayer's conversation
+	// history: bot replies whose callbacks never arrived (Porthole was
+	// down or unreachable longer than Chatlayer retries, or a callback
+	// was lost) are fetched from the history and shown, in order and
+	// once. It needs bot_id, and token (mode v1's bearer token; in mode
+	// legacy the API token, sent as access_token). Default: on when both
+	// are set.
+	History *bool `yaml:"history"`
+	// HistoryPerMinute bounds the history calls this bot makes, such as
+	// 30 (default), to stay under Chatlayer's rate limits. At most 600.
+	HistoryPerMinute int `yaml:"history_per_minute"`
+	// SessionDialogstate, when set, sends a page's session data
+	// (Porthole.setSessionData) to Chatlayer at once, through its
+	// asynchronous endpoint (POST /api/webview), rather than with the
+	// visitor's next message. Chatlayer takes such a call only with a
+	// message or a dialog state to go to: this is the id of a dialog
+	// state the bot owner made for it (one that only takes the data,
+	// says nothing and waits). It needs bot_id and token.
+	SessionDialogstate string `yaml:"session_dialogstate"`
+}
+
+// DefaultHistoryPerMinute is the history calls a bot makes per minute
+// at most when history_per_minute is not set.
+const DefaultHistoryPerMinute = 30
+
+// maxHistoryPerMinute bounds history_per_minute: the emulated limit of
+// Chatlayer's API is 600 calls a minute, and the messages need their
+// share.
+const maxHistoryPerMinute = 600
+
+// HistoryOn reports whether reconciliation from the history is on: not
+// turned off, with the bot id and the token it needs.
+func (c Config) HistoryOn() bool {
+	return (c.History == nil || *c.History) && c.BotID != "" && c.Token != ""
 }
 
 // ApplyDefaults fills the settings left empty, so that a Config read from
@@ -125,6 +159,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.RetryWindow == 0 {
 		c.RetryWindow = DefaultRetryWindow
+	}
+	if c.HistoryPerMinute == 0 {
+		c.HistoryPerMinute = DefaultHistoryPerMinute
 	}
 }
 
@@ -184,9 +221,34 @@ func (c Config) Validate(prefix string) []error {
 	case ModeLegacy:
 		if c.BotID == "" {
 			bad("bot_id", "is empty; copy the Chatlayer bot id (required in mode legacy)")
-		} else if !idOK(c.BotID) {
-			bad("bot_id", "%q contains a slash, space or URL character; copy only the bot id", c.BotID)
 		}
+		if strings.ContainsAny(c.Token.Reveal(), " \t\r\n") {
+			bad("token", "contains a space or line break; copy the API token exactly")
+		}
+	}
+	if c.BotID != "" && !idOK(c.BotID) {
+		bad("bot_id", "%q contains a slash, space or URL character; copy only the bot id", c.BotID)
+	}
+	// What the history and the asynchronous session endpoint need.
+	needs := func(what string) {
+		if c.BotID == "" {
+			bad("bot_id", "is empty; %s needs the Chatlayer bot id: copy it from the bot's URL in Chatlayer", what)
+		}
+		if c.Token == "" {
+			bad("token", "is empty; %s needs the Chatlayer API token, e.g. token: \"${CHATLAYER_TOKEN}\"", what)
+		}
+	}
+	if c.History != nil && *c.History {
+		needs("history: true (reconciliation from Chatlayer's history)")
+	}
+	if c.SessionDialogstate != "" {
+		needs("session_dialogstate (session data sent at once)")
+		if strings.ContainsAny(c.SessionDialogstate, "\r\n") {
+			bad("session_dialogstate", "contains a line break; copy only the dialog state id")
+		}
+	}
+	if c.HistoryPerMinute < 0 || c.HistoryPerMinute > maxHistoryPerMinute {
+		bad("history_per_minute", "%d is out of range; use a number between 1 and 600, such as 30 (default)", c.HistoryPerMinute)
 	}
 	if c.VerifyToken == "" {
 		bad("verify_token", "is empty; set it to the verify token of the bot's Webhook channel in Chatlayer, e.g. verify_token: \"${CHATLAYER_VERIFY_TOKEN}\"; callbacks are refused without it")

@@ -42,6 +42,13 @@ func TestNoSecretInLogsErrorsOrAnswers(t *testing.T) {
 		r.sink.FailDeliver(1)
 		note(r.adapter.Send(ctx, provider.Message{Conversation: convA, Kind: provider.Text, Text: "text"}))
 		r.idle()
+		// The history: its failures, and a reconciliation (the legacy
+		// one carries the token in its query).
+		r.emu.FailNext(1, 500, nil)
+		note(r.adapter.Reconcile(ctx, convA))
+		r.emu.FailNext(1, 401, nil)
+		note(r.adapter.Reconcile(ctx, convA))
+		note(r.adapter.Reconcile(ctx, convA))
 
 		for _, body := range [][]byte{
 			callback(t, map[string]any{"senderId": convA, "verifyToken": "verify-LEAKCHECK-x", "message": textMsg("forged")}),
@@ -69,6 +76,11 @@ func TestNoSecretInLogsErrorsOrAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	note(down.Send(context.Background(), provider.Message{Conversation: convA, Kind: provider.Text, Text: "hi"}))
+	downLegacy, err := New(Config{Mode: ModeLegacy, BotID: "b", Token: testToken, VerifyToken: testVerify, BaseURL: "http://127.0.0.1:1"}, "acme", providertest.NewSink(t, convA), &provider.Upstream{Client: &http.Client{Timeout: time.Second}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note(downLegacy.Reconcile(context.Background(), convA))
 	// Invalid configurations.
 	_, err = New(Config{Mode: "v9", Token: testToken + "\n", VerifyToken: testVerify + "\n"}, "acme", providertest.NewSink(t), nil, nil)
 	note(err)

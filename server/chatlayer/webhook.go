@@ -387,10 +387,18 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 		defer timer.Stop()
 		poll := time.NewTicker(counterPoll)
 		defer poll.Stop()
-		expired := false
+		expired, looked := false, false
 		// A newer epoch ends the wait: the old session's order no longer
 		// matters to what comes next.
 		for l.epoch == epoch && counter > l.next {
+			if expired && !looked && a.cfg.HistoryOn() {
+				// The gap outlived the wait: the missing ones may be
+				// lost. Chatlayer's history has them; once they are
+				// stored, the counter moves past this one.
+				looked = true
+				a.fillGap(ctx, l, conv, counter)
+				continue
+			}
 			if expired {
 				// Skip the gap up to the lowest held counter: it goes
 				// next, and the others follow it in order.

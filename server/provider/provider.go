@@ -59,6 +59,21 @@ type Message struct {
 	// Contact is the host site's signed-in user (Porthole.login), verified
 	// by the server, or nil.
 	Contact *Contact
+	// Again says the platform may have this message already: an earlier
+	// attempt got no clear answer, or a process stopped between handing
+	// it over and recording that. Neither platform takes an idempotency
+	// key, so an adapter that can look (Chatlayer's history) checks
+	// before sending it again.
+	Again bool
+}
+
+// Reconciler is implemented by providers that can recover bot replies
+// whose callbacks never arrived (Chatlayer, from its history). The
+// service calls Reconcile after a restart for the conversations that
+// were active shortly before, in the background; the provider bounds
+// the calls it makes to the platform.
+type Reconciler interface {
+	Reconcile(ctx context.Context, conversation string) error
 }
 
 // Contact is a user the host site vouched for with its identity secret.
