@@ -361,7 +361,7 @@ func (r *faultRig) audit(vs []*visitor, mayRepeat func(text string) bool) {
 	if len(replies) != sumCounts(botSaid) {
 		t.Fatalf("%d bot messages stored, %d accepted from the platform", sumCounts(botSaid), len(replies))
 	}
-	t.Logf("audit: %d visitors, %d visitor messages stored and with the platform, %d bot replies accepted and shown once",
+	t.Logf("audit: %d visitors, %d visitor messages stored and with the platform, %d bot replies from the platform shown once",
 		len(vs), len(stored), len(replies))
 }
 

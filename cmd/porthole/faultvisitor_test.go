@@ -48,13 +48,15 @@ type visitor struct {
 	last     uint64 // every seq up to here has been received
 	statuses map[string][]string
 	closes   map[websocket.StatusCode]int
-	codes    map[string]int // error frames by code
-	noRetry  int            // error frames for a message without retry_ms
+	codes    map[string]int       // error frames by code
+	seenAt   map[string]time.Time // bot message text -> when it first arrived
+	noRetry  int                  // error frames for a message without retry_ms
 }
 
 func newVisitor(name string, n int, gap time.Duration) *visitor {
 	v := &visitor{name: name, gap: gap, byID: map[string]string{}, acks: map[string]uint64{},
-		msgs: map[uint64]*widget.Msg{}, statuses: map[string][]string{}, closes: map[websocket.StatusCode]int{}, codes: map[string]int{}}
+		msgs: map[uint64]*widget.Msg{}, statuses: map[string][]string{}, closes: map[websocket.StatusCode]int{}, codes: map[string]int{},
+		seenAt: map[string]time.Time{}}
 	for i := range n {
 		v.texts = append(v.texts, fmt.Sprintf("%s-m%d", name, i+1))
 	}
@@ -283,6 +285,9 @@ func (v *visitor) read(ctx context.Context, c *websocket.Conn, welcome chan<- *w
 				return fmt.Errorf("seq %d came as two messages, %s and %s", f.Seq, old.ID, f.ID)
 			}
 			v.msgs[f.Seq] = f
+			if _, ok := v.seenAt[f.Body.Text]; !ok && f.From == "bot" {
+				v.seenAt[f.Body.Text] = time.Now()
+			}
 			for v.msgs[v.last+1] != nil {
 				v.last++
 			}

@@ -110,7 +110,7 @@ type Config struct {
 	// are set.
 	History *bool `yaml:"history"`
 	// HistoryPerMinute bounds the history calls this bot makes, such as
-	// 30 (default), to stay under Chatlayer's rate limits. At most 600.
+	// 60 (default), to stay under Chatlayer's rate limits. At most 600.
 	HistoryPerMinute int `yaml:"history_per_minute"`
 	// SessionDialogstate, when set, sends a page's session data
 	// (Porthole.setSessionData) to Chatlayer at once, through its
@@ -124,7 +124,7 @@ type Config struct {
 
 // DefaultHistoryPerMinute is the history calls a bot makes per minute
 // at most when history_per_minute is not set.
-const DefaultHistoryPerMinute = 30
+const DefaultHistoryPerMinute = 60
 
 // maxHistoryPerMinute bounds history_per_minute: the emulated limit of
 // Chatlayer's API is 600 calls a minute, and the messages need their
@@ -248,7 +248,7 @@ func (c Config) Validate(prefix string) []error {
 		}
 	}
 	if c.HistoryPerMinute < 0 || c.HistoryPerMinute > maxHistoryPerMinute {
-		bad("history_per_minute", "%d is out of range; use a number between 1 and 600, such as 30 (default)", c.HistoryPerMinute)
+		bad("history_per_minute", "%d is out of range; use a number between 1 and 600, such as 60 (default)", c.HistoryPerMinute)
 	}
 	if c.VerifyToken == "" {
 		bad("verify_token", "is empty; set it to the verify token of the bot's Webhook channel in Chatlayer, e.g. verify_token: \"${CHATLAYER_VERIFY_TOKEN}\"; callbacks are refused without it")

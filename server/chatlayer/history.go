@@ -24,10 +24,13 @@ import (
 	"github.com/porthole-chat/porthole/server/provider"
 )
 
-// AttrHistory is the Sink attribute saying how far a conversation was
-// reconciled: "<epoch>:<n>" means the bot messages numbered 1..n of that
-// counter epoch are stored (from their callbacks or from the history),
-// so the next reconciliation starts after n.
+// AttrHistory is the Sink attribute that remembers a skipped gap: when a
+// callback held for its turn was shown without the ones before it
+// (the history could not be read in time), "<epoch>:<n>" says that the
+// bot messages after n of that counter epoch may be missing, so the next
+// reconciliation starts after n. Absent, nothing was skipped since the
+// last reconciliation, and it starts after the stored counter: the
+// messages up to it are stored.
 const AttrHistory = "chatlayer.history"
 
 // historyTimeout bounds one reconciliation's calls to the history. A
@@ -71,20 +74,25 @@ type (
 )
 
 // newHistoryLimit is the bot's budget of history calls
-// (history_per_minute), with a burst of a tenth of it.
+// (history_per_minute), with a burst of a sixth of it: ten gaps at once
+// with the default.
 func newHistoryLimit(perMinute int) *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(float64(perMinute)/60), max(1, perMinute/10))
+	return rate.NewLimiter(rate.Limit(float64(perMinute)/60), max(1, perMinute/6))
 }
+
+// gapWait is how long a gap's reconciliation waits for the bot's history
+// budget: its callback's request is open, so not long.
+const gapWait = 2 * time.Second
 
 // history fetches conversation conv's history in the bot's mode: V1's
 // messages of the session, or the legacy history page by page. Each
-// call takes one of the bot's history tokens; wait says whether to wait
-// for one (a background reconciliation) or to give up at once (a
-// callback waiting for its answer).
-func (a *Adapter) history(ctx context.Context, conv string, wait bool) ([]historyMessage, error) {
+// call takes one of the bot's history tokens, waiting at most within for
+// one (0: as long as ctx lasts, for a background reconciliation; a gap's
+// callback, whose request is open, waits gapWait).
+func (a *Adapter) history(ctx context.Context, conv string, within time.Duration) ([]historyMessage, error) {
 	var out []historyMessage
 	for page := 0; page < maxHistoryPages; page++ {
-		if err := a.historyToken(ctx, wait); err != nil {
+		if err := a.historyToken(ctx, within); err != nil {
 			return nil, err
 		}
 		if a.cfg.Mode != ModeLegacy {
@@ -130,13 +138,19 @@ func (a *Adapter) history(ctx context.Context, conv string, wait bool) ([]histor
 }
 
 // historyToken takes one of the bot's history calls (history_per_minute),
-// and none while Chatlayer asked to wait (a 429 or 503 with a reset).
-func (a *Adapter) historyToken(ctx context.Context, wait bool) error {
+// none while Chatlayer asked to wait (a 429 or 503 with a reset),
+// waiting at most within (0: as long as ctx lasts).
+func (a *Adapter) historyToken(ctx context.Context, within time.Duration) error {
+	if within > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, within)
+		defer cancel()
+	}
 	a.mu.Lock()
 	pause := time.Until(a.histPause)
 	a.mu.Unlock()
 	if pause > 0 {
-		if !wait {
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < pause {
 			return errHistoryBudget
 		}
 		select {
@@ -145,13 +159,13 @@ func (a *Adapter) historyToken(ctx context.Context, wait bool) error {
 			return ctx.Err()
 		}
 	}
-	if !wait {
-		if !a.histLimit.Allow() {
-			return errHistoryBudget
+	if err := a.histLimit.Wait(ctx); err != nil {
+		if ctx.Err() == nil || within > 0 {
+			return errHistoryBudget // rate's Wait says at once when the deadline comes first
 		}
-		return nil
+		return err
 	}
-	return a.histLimit.Wait(ctx)
+	return nil
 }
 
 var errHistoryBudget = errors.New("chatlayer history: the bot's history calls are used up for now (history_per_minute)")
@@ -216,7 +230,7 @@ func (a *Adapter) Reconcile(ctx context.Context, conv string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, historyTimeout+time.Minute) // the budget's wait, then the calls
 	defer cancel()
-	h, err := a.history(ctx, conv, true)
+	h, err := a.history(ctx, conv, 0)
 	if err != nil {
 		return err
 	}
@@ -280,11 +294,16 @@ func (a *Adapter) reconcile(ctx context.Context, l *lane, conv string, h []histo
 			return 0, nil // the history is behind the callbacks
 		}
 	}
-	var from uint64
-	if mv, err := a.sink.Attr(ctx, conv, AttrHistory); err != nil {
+	from := s.Last
+	if epoch != s.Epoch {
+		from = 0
+	}
+	mark, err := a.sink.Attr(ctx, conv, AttrHistory)
+	if err != nil {
 		return 0, err
-	} else if e, k, ok := parseMark(mv); ok && e == epoch {
-		from = k
+	}
+	if e, k, ok := parseMark(mark); ok && e == epoch {
+		from = min(from, k)
 	}
 	if n <= from {
 		return 0, nil
@@ -311,10 +330,14 @@ func (a *Adapter) reconcile(ctx context.Context, l *lane, conv string, h []histo
 		l.next = n + 1
 		l.broadcast()
 	}
-	if err := a.sink.SetAttr(ctx, conv, AttrHistory, strconv.FormatUint(epoch, 10)+":"+strconv.FormatUint(n, 10)); err != nil {
-		return 0, err
+	if mark != "" {
+		// The skipped gap is filled. A gap skipped meanwhile (another
+		// process) changed the mark, and keeps it.
+		if _, err := a.sink.CompareAndSetAttr(ctx, conv, AttrHistory, mark, ""); err != nil {
+			return 0, err
+		}
 	}
-	a.log.Info("chatlayer history reconciled", "conversation", conv, "epoch", epoch, "from", from+1, "to", n, "messages", recovered)
+	a.log.Info("chatlayer history reconciled", "conversation", conv, "epoch", epoch, "from", from+1, "to", n, "shown", recovered)
 	return int(n - from), nil
 }
 
@@ -337,7 +360,7 @@ func parseMark(v string) (epoch, n uint64, ok bool) {
 // false when the history cannot be read: a greeting twice is better
 // than none.
 func (a *Adapter) startedBefore(ctx context.Context, conv string) bool {
-	h, err := a.history(ctx, conv, true)
+	h, err := a.history(ctx, conv, 0)
 	if err != nil {
 		a.log.Warn("chatlayer history not read before a repeated start; sending it", "conversation", conv, "err", err)
 		return false
@@ -428,12 +451,47 @@ func (a *Adapter) fillGap(ctx context.Context, l *lane, conv string, counter uin
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyTimeout)
 	defer cancel()
 	l.mu.Unlock() // the history call is slow; the lane's other callbacks go on meanwhile
-	h, err := a.history(hctx, conv, false)
+	h, err := a.history(hctx, conv, gapWait)
 	l.mu.Lock()
 	if err == nil {
 		_, err = a.reconcile(hctx, l, conv, h)
 	}
 	if err != nil {
-		a.log.Warn("chatlayer gap not filled from the history; skipped", "conversation", conv, "counter", counter, "err", err)
+		a.log.Warn("chatlayer gap not filled from the history; skipped, to be reconciled later", "conversation", conv, "counter", counter, "err", err)
+		a.later(conv)
+	}
+}
+
+// later reconciles conv in the background, within the bot's history
+// budget: a skipped gap is then shown late (after what came since), but
+// shown.
+func (a *Adapter) later(conv string) {
+	if a.ctx.Err() != nil {
+		return
+	}
+	a.wg.Add(1)
+	go a.reconcileAll([]string{conv})
+}
+
+// skipped remembers in AttrHistory that the bot messages of epoch after
+// n may be missing: a callback held for its turn is shown without them.
+// It only ever lowers a mark of the same epoch (compare-and-set), so the
+// next reconciliation looks from the lowest gap skipped. l.mu is held.
+func (a *Adapter) skipped(ctx context.Context, conv string, epoch, n uint64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverTimeout)
+	defer cancel()
+	want := strconv.FormatUint(epoch, 10) + ":" + strconv.FormatUint(n, 10)
+	for range maxAdvance {
+		old, err := a.sink.Attr(ctx, conv, AttrHistory)
+		if err != nil {
+			a.log.Warn("chatlayer skipped gap not remembered", "conversation", conv, "err", err)
+			return
+		}
+		if e, k, ok := parseMark(old); ok && (e > epoch || e == epoch && k <= n) {
+			return
+		}
+		if ok, err := a.sink.CompareAndSetAttr(ctx, conv, AttrHistory, old, want); err != nil || ok {
+			return
+		}
 	}
 }

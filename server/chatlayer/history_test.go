@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
 	"github.com/porthole-chat/porthole/server/provider"
 )
@@ -227,14 +229,38 @@ func TestHistoryBudget(t *testing.T) {
 	})
 	r.adapter.histLimit.Allow() // the one call of the burst
 	r.emu.DropCallbacks(1)
+	start := time.Now()
 	r.send(provider.Message{Kind: provider.Text, Text: "media"})
 	r.idle()
 	if got := len(r.sink.Deliveries(convA)); got != 3 || historyCalls(r) != 0 {
 		t.Fatalf("stored %d with the budget used up (%d history calls), want the gap skipped", got, historyCalls(r))
 	}
+	if waited := time.Since(start); waited > gapWait {
+		t.Fatalf("the held callbacks waited %s for a budget that comes in a minute", waited)
+	}
 	if !strings.Contains(r.logs.String(), "history_per_minute") {
 		t.Fatal("the skipped reconciliation was not logged with its reason")
 	}
+	if v, _ := r.sink.Attr(context.Background(), convA, AttrHistory); v != "0:0" {
+		t.Fatalf("skipped gap remembered as %q, want 0:0", v)
+	}
+	// The next reconciliation (the one queued for later waits a minute
+	// for its token) shows the lost message, after the others.
+	r.adapter.histLimit.SetLimit(rate.Inf)
+	if err := r.adapter.Reconcile(context.Background(), convA); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range r.sink.Deliveries(convA) {
+		got = append(got, d.Body.Media)
+	}
+	if strings.Join(got, " ") != "video audio file image" {
+		t.Fatalf("stored %v", got)
+	}
+	eventually(t, "the mark cleared", 5*time.Second, func() bool {
+		v, _ := r.sink.Attr(context.Background(), convA, AttrHistory)
+		return v == ""
+	})
 
 	r2 := newRig(t, ModeLegacy, nil)
 	r2.emu.SetCallback("http://127.0.0.1:1/none")
@@ -244,7 +270,7 @@ func TestHistoryBudget(t *testing.T) {
 	if err := r2.adapter.Reconcile(context.Background(), convA); err == nil {
 		t.Fatal("the 429 did not fail the reconciliation")
 	}
-	start := time.Now()
+	start = time.Now()
 	if err := r2.adapter.Reconcile(context.Background(), convA); err != nil {
 		t.Fatal(err)
 	}

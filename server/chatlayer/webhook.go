@@ -403,6 +403,9 @@ func (a *Adapter) inOrder(ctx context.Context, conv string, counter uint64, deli
 				// Skip the gap up to the lowest held counter: it goes
 				// next, and the others follow it in order.
 				if low := l.lowestWaiting(epoch); low > l.next {
+					if a.cfg.HistoryOn() {
+						a.skipped(ctx, conv, epoch, l.next-1)
+					}
 					l.next = low
 					l.broadcast()
 				}

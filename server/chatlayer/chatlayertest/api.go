@@ -77,6 +77,9 @@ func (s *Server) api(mode string, h func(r *http.Request, body []byte, rec *Requ
 			rp = h(r, body, &rec)
 		}
 		rec.Status, rec.Error = rp.status, rp.err
+		if s.opts.OnAccept != nil && rp.status/100 == 2 && rec.Kind != "" && rec.Kind != "history" {
+			s.opts.OnAccept(rec)
+		}
 		s.mu.Lock()
 		s.requests = append(s.requests, rec)
 		s.mu.Unlock()

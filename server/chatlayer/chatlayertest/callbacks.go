@@ -81,7 +81,10 @@ func (s *Server) queue(user string, msgs []json.RawMessage) {
 		s.counters[user]++
 		s.record(user, "bot", false, m, at)
 		o := outgoing{user: user, session: se.n, counter: s.counters[user], message: m}
-		if s.kit.TakeDrop() {
+		if s.dropAt[o.counter] > 0 {
+			s.dropAt[o.counter]--
+			o.drop = true
+		} else if s.kit.TakeDrop() {
 			o.drop = true
 		} else if s.kit.TakeDuplicate() {
 			o.dup = true

@@ -79,6 +79,11 @@ type Options struct {
 	// RateLimit is the number of requests accepted per one-minute window,
 	// reported in x-ratelimit-* headers; more answer 429. Zero means 600.
 	RateLimit int
+	// OnAccept, when set, is called with each accepted message (intro,
+	// text or postback) and webview call before the emulator answers:
+	// a test can stop the proxy there, between Chatlayer's acceptance
+	// and the proxy's record of it.
+	OnAccept func(Request)
 	// Client posts the callbacks. Nil: a client with a 5s timeout.
 	Client *http.Client
 	// Log receives the emulator's own events. Nil: discarded. Secrets
@@ -122,6 +127,16 @@ type Server struct {
 	sessions map[string]*session
 	queues   map[string]*queue
 	history  map[string][]historyRow // each user's current session, oldest first
+	dropAt   map[uint64]int          // DropNumbered: counters to drop, with how many more times
+}
+
+// DropNumbered drops the callbacks of the next n bot messages numbered
+// counter, in any conversation: a loss in the middle of a conversation,
+// wherever its burst is when the fault is set.
+func (s *Server) DropNumbered(counter uint64, n int) {
+	s.mu.Lock()
+	s.dropAt[counter] += n
+	s.mu.Unlock()
 }
 
 // session is a user's current Chatlayer session.
@@ -149,7 +164,7 @@ func New(opts Options) *Server {
 		opts: opts, log: opts.Log,
 		rate:     providertest.RateWindow{Limit: opts.RateLimit, Window: time.Minute},
 		accepted: map[string]int{}, counters: map[string]uint64{}, sessions: map[string]*session{}, queues: map[string]*queue{},
-		history: map[string][]historyRow{},
+		history: map[string][]historyRow{}, dropAt: map[uint64]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -272,3 +272,35 @@ func TestEmulatorWebview(t *testing.T) {
 		t.Fatalf("the bot's answer after the session update: %s", last[len(last)-1]["message"])
 	}
 }
+
+// TestEmulatorDropNumberedAndOnAccept: DropNumbered drops the message of
+// that number in the next conversations that reach it, and OnAccept
+// sees each accepted message before the answer.
+func TestEmulatorDropNumberedAndOnAccept(t *testing.T) {
+	p := &proxy{}
+	hook := httptest.NewServer(p)
+	defer hook.Close()
+	var seen []string
+	emu := chatlayertest.NewServer(chatlayertest.Options{Callback: hook.URL, OnAccept: func(q chatlayertest.Request) {
+		seen = append(seen, q.Kind+":"+q.UserID)
+	}})
+	defer emu.Close()
+	emu.DropNumbered(3, 1)
+	url := emu.URL + "/v1/channels/webhook/" + chatlayertest.DefaultChannelID + "/messages"
+	for _, msg := range []string{`{"introMessage":{}}`, `{"textMessage":{"text":"media"}}`} {
+		if status, _, _ := call(t, url, jsonHeader(chatlayertest.DefaultToken), `{"user":{"id":"`+user+`"},"message":`+msg+`}`); status != 200 {
+			t.Fatal("send refused")
+		}
+	}
+	providertest.Idle(t, emu)
+	var counters []string
+	for _, cb := range p.messages() {
+		counters = append(counters, string(cb["messageCounter"]))
+	}
+	if strings.Contains(","+strings.Join(counters, ",")+",", ",3,") || len(counters) != int(emu.Produced(user))-1 {
+		t.Fatalf("counters %v: want all but 3", counters)
+	}
+	if strings.Join(seen, " ") != "intro:"+user+" text:"+user {
+		t.Fatalf("OnAccept saw %v", seen)
+	}
+}
