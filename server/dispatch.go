@@ -176,7 +176,9 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 // nothing, and the normal path costs one attribute write, when the start
 // is done. A start older than greetFor would be given up anyway, so the
 // scan stops at the conversations updated before then (List's order).
-// It reports how many starts it queued.
+// The session pushes still due (attrPush) of the conversations updated
+// within greetFor are queued again too. It reports how many starts and
+// pushes it queued.
 func (s *Service) recoverStarts(ctx context.Context) (int, error) {
 	cutoff := time.Now().Add(-s.retry.greetFor())
 	n := 0
@@ -193,6 +195,16 @@ func (s *Service) recoverStarts(ctx context.Context) (int, error) {
 				if c.Updated.Before(cutoff) {
 					more = false
 					break
+				}
+				if s.pushes(bot) {
+					due, err := s.store.Attr(ctx, c.ID, attrPush)
+					if err != nil {
+						return n, err
+					}
+					if due != "" {
+						s.enqueuePush(c.ID, 0)
+						n++
+					}
 				}
 				if c.Created.Before(cutoff) {
 					continue
@@ -319,6 +331,11 @@ type item struct {
 	// again: a process before this one may have handed it upstream
 	// (recovered at a start), so provider.Message.Again is set.
 	again bool
+	// push: not a message but the session data, changed after message
+	// seq (SetSession), for a provider that takes it at once
+	// (provider.SessionPusher). It goes after message seq and before
+	// the messages stored after the change.
+	push bool
 }
 
 // enqueue adds seq to the conversation's queue, starting its worker if
@@ -345,7 +362,7 @@ func (s *Service) enqueueFrom(conv string, seq uint64, first time.Time) bool {
 	added := q.add(seq, false, time.Now())
 	if added {
 		for _, it := range q.items {
-			if it.seq == seq {
+			if it.seq == seq && !it.push {
 				it.first, it.again = first, true
 			}
 		}
@@ -386,14 +403,14 @@ func (s *Service) queueLocked(conv string) *queue {
 func (q *queue) add(seq uint64, reset bool, now time.Time) bool {
 	pos := len(q.items)
 	for i, it := range q.items {
-		if it.seq == seq {
+		if it.seq == seq && !it.push {
 			if reset {
 				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
 				it.gen++
 			}
 			return false
 		}
-		if it.seq > seq {
+		if it.seq > seq || it.seq == seq && it.push {
 			pos = i
 			break
 		}
@@ -401,6 +418,26 @@ func (q *queue) add(seq uint64, reset bool, now time.Time) bool {
 	q.items = append(q.items, nil)
 	copy(q.items[pos+1:], q.items[pos:])
 	q.items[pos] = &item{seq: seq, first: now, notBefore: now}
+	return true
+}
+
+// addPush puts a session push after message seq, unless one is queued
+// already: it sends the session data as it is when it goes, and it
+// goes again when the data changed during its call (attemptPush). It
+// reports whether it added one. s.mu must be held.
+func (q *queue) addPush(seq uint64, now time.Time) bool {
+	pos := len(q.items)
+	for i, it := range q.items {
+		if it.push {
+			return false
+		}
+		if it.seq > seq && pos == len(q.items) {
+			pos = i
+		}
+	}
+	q.items = append(q.items, nil)
+	copy(q.items[pos+1:], q.items[pos:])
+	q.items[pos] = &item{seq: seq, push: true, first: now, notBefore: now}
 	return true
 }
 
@@ -441,8 +478,13 @@ func (q *queue) remove(target *item) {
 
 // onlyInMemory reports whether the queue holds work the store does not
 // list as pending, which another process could not take over: the
-// greeting (seq 0). s.mu must be held.
+// greeting (seq 0), or a session push. s.mu must be held.
 func (q *queue) onlyInMemory() bool {
+	for _, it := range q.items {
+		if it.push {
+			return true
+		}
+	}
 	return len(q.items) > 0 && q.items[0].seq == 0
 }
 
@@ -464,9 +506,16 @@ func (s *Service) work(conv string, q *queue) {
 			// Another process dispatches conv, and with it every pending
 			// message stored here. Only the greeting waits for the claim.
 			s.mu.Lock()
-			if q.onlyInMemory() && time.Since(q.items[0].first) > s.retry.greetFor() {
+			if len(q.items) > 0 && q.items[0].seq == 0 && !q.items[0].push && time.Since(q.items[0].first) > s.retry.greetFor() {
 				s.log.Warn("conversation start given up: another process held the conversation too long", "conversation", conv)
 				q.items = q.items[1:]
+			}
+			for _, it := range q.items {
+				if it.push && time.Since(it.first) > s.retry.GiveUp {
+					s.log.Warn("session data not pushed: another process held the conversation too long; it goes with the next message", "conversation", conv)
+					q.remove(it)
+					break
+				}
 			}
 			wait := q.onlyInMemory()
 			if !wait {
@@ -564,7 +613,7 @@ func (s *Service) hold(conv string, q *queue) (bool, error) {
 			continue
 		}
 		for _, it := range q.items {
-			if it.seq == seq && it.shown {
+			if it.seq == seq && !it.push && it.shown {
 				shown = append(shown, seq)
 			}
 		}
@@ -580,7 +629,7 @@ func (s *Service) hold(conv string, q *queue) (bool, error) {
 		}
 		s.mu.Lock()
 		for _, it := range q.items {
-			if it.seq == seq && it.shown {
+			if it.seq == seq && !it.push && it.shown {
 				it.attempts, it.first, it.notBefore, it.shown = 0, now, now, false
 				it.gen++
 			}
@@ -637,7 +686,11 @@ func (s *Service) attempt(conv string, it *item) bool {
 	s.mu.Lock()
 	seq, attempts, first, shown, gen, again := it.seq, it.attempts, it.first, it.shown, it.gen, it.again
 	link := it.link
+	push := it.push
 	s.mu.Unlock()
+	if push {
+		return s.attemptPush(conv, it)
+	}
 	if it.taken {
 		return s.recordTaken(conv, it)
 	}
@@ -658,22 +711,8 @@ func (s *Service) attempt(conv string, it *item) bool {
 		s.log.Error("no provider for bot", "bot", c.Bot, "conversation", conv)
 		return true
 	}
-	pm := provider.Message{Bot: c.Bot, Conversation: conv, Seq: seq, Kind: provider.Start, Again: again || attempts > 0}
-	if raw := l.Attrs[attrVisitor]; raw != "" {
-		_ = json.Unmarshal([]byte(raw), &pm.Visitor)
-	}
-	if pm.Visitor.ID == "" {
-		pm.Visitor.ID = c.Visitor
-	}
-	if raw := l.Attrs[attrSession]; raw != "" {
-		pm.Session = []byte(raw)
-	}
-	if raw := l.Attrs[attrContact]; raw != "" {
-		var c provider.Contact
-		if json.Unmarshal([]byte(raw), &c) == nil {
-			pm.Contact = &c
-		}
-	}
+	pm := upstreamMessage(l, seq, provider.Start)
+	pm.Again = again || attempts > 0
 	var msg store.Message
 	if seq > 0 {
 		if !l.HasMessage || l.Message.State == store.Delivered {
@@ -831,6 +870,30 @@ func (s *Service) recordTaken(conv string, it *item) bool {
 		}
 	}
 	return true
+}
+
+// upstreamMessage is the provider.Message of kind for a conversation
+// loaded with the visitor, session and contact attributes: what every
+// upstream call carries besides the message itself.
+func upstreamMessage(l store.Loaded, seq uint64, kind provider.Kind) provider.Message {
+	c := l.Conversation
+	pm := provider.Message{Bot: c.Bot, Conversation: c.ID, Seq: seq, Kind: kind}
+	if raw := l.Attrs[attrVisitor]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &pm.Visitor)
+	}
+	if pm.Visitor.ID == "" {
+		pm.Visitor.ID = c.Visitor
+	}
+	if raw := l.Attrs[attrSession]; raw != "" {
+		pm.Session = []byte(raw)
+	}
+	if raw := l.Attrs[attrContact]; raw != "" {
+		var ct provider.Contact
+		if json.Unmarshal([]byte(raw), &ct) == nil {
+			pm.Contact = &ct
+		}
+	}
+	return pm
 }
 
 // storeTrouble logs a store error while doing what (dispatching, or

@@ -301,7 +301,8 @@ func (s *Service) Offered(ctx context.Context, conv string, in Inbound) (bool, e
 }
 
 // SetSession merges data (a JSON object) into the conversation's session
-// data, which providers send upstream with the next message. Identity
+// data, which providers send upstream with the next message, and at once
+// to a provider that takes it (provider.SessionPusher). Identity
 // keys (provider.ReservedKeys) are left out, since only a verified login
 // may set them: the rest is applied and the error names what was left
 // out, so that a developer who tries learns why.
@@ -313,6 +314,13 @@ func (s *Service) SetSession(ctx context.Context, conv string, data []byte) erro
 	stripped := provider.StripReserved(add)
 	if err := s.mergeSession(ctx, conv, add); err != nil {
 		return err
+	}
+	if l, err := s.store.Load(ctx, conv, 0); err != nil {
+		return err
+	} else if s.pushes(l.Conversation.Bot) {
+		if err := s.queuePush(ctx, l.Conversation); err != nil {
+			return err
+		}
 	}
 	if len(stripped) > 0 {
 		return reservedError(stripped)

@@ -20,7 +20,7 @@ import (
 
 // chatlayerBinary runs the binary with bot "acme" on the Chatlayer
 // emulator (V1), with an identity secret.
-func chatlayerBinary(t *testing.T) (*proc, *chatlayertest.Server) {
+func chatlayerBinary(t *testing.T, settings ...string) (*proc, *chatlayertest.Server) {
 	t.Helper()
 	emu := chatlayertest.NewServer(chatlayertest.Options{})
 	t.Cleanup(emu.Close)
@@ -39,11 +39,20 @@ func chatlayerBinary(t *testing.T) (*proc, *chatlayertest.Server) {
       token: "${CHATLAYER_TOKEN}"
       verify_token: "${CHATLAYER_VERIFY}"
       reorder_wait: 300ms
-`, emu.URL, chatlayertest.DefaultChannelID)), 0o600)
+%s`, emu.URL, chatlayertest.DefaultChannelID, indent(settings))), 0o600)
 	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
 	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
 	t.Setenv("IDENTITY_SECRET", identitySecret)
 	return launch(t, addr, data, "--config", cfg), emu
+}
+
+// indent writes settings as lines of the chatlayer block.
+func indent(settings []string) string {
+	var b strings.Builder
+	for _, s := range settings {
+		b.WriteString("      " + s + "\n")
+	}
+	return b.String()
 }
 
 // refusedWith waits for the error frame answering id and checks that it

@@ -399,3 +399,42 @@ func refused(t testing.TB, req *http.Request) string {
 	}
 	return string(body)
 }
+
+// TestChatlayerSessionDataAtOnce: with session_dialogstate, session data
+// the page sets reaches Chatlayer at once, through its asynchronous
+// endpoint, before the visitor writes anything: the bot's first answer
+// knows it. Identity keys from the page stay out of it.
+func TestChatlayerSessionDataAtOnce(t *testing.T) {
+	p, emu := chatlayerBinary(t, "bot_id: "+chatlayertest.DefaultBotID, "session_dialogstate: porthole-session")
+	c, _, err := dialBot(t, p, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.hello("", 0)
+	w := c.start("st-1")
+	c.until("the greeting", func(f widget.Frame) bool {
+		m, ok := f.(*widget.Msg)
+		return ok && m.From == "bot"
+	})
+	c.send(&widget.Session{ID: "s1", Data: widget.RawJSON(`{"plan":"gold","email":"forged@example.com"}`)})
+	c.refusedWith("s1", "email")
+	waitFor(t, "the session data with Chatlayer", 10*time.Second, func() bool {
+		return string(emu.SessionData(w.Conversation)["plan"]) == `"gold"`
+	})
+	if n := emu.Accepted(w.Conversation); n != 1 {
+		t.Fatalf("Chatlayer took %d messages, want only the introMessage: the data went without one", n)
+	}
+	if ds := emu.Dialogstates(w.Conversation); len(ds) != 1 || ds[0] != "porthole-session" {
+		t.Fatalf("dialog states triggered: %v", ds)
+	}
+	if _, ok := emu.SessionData(w.Conversation)["email"]; ok {
+		t.Fatal("an identity key from the page reached Chatlayer")
+	}
+	c.send(&widget.Send{ID: "m1", Text: "hi"})
+	c.botSaid("Your plan is gold.")
+	for _, s := range append(c.frames, p.log()) {
+		if strings.Contains(s, chatlayertest.DefaultToken) || strings.Contains(s, "emu-token-secret") {
+			t.Fatalf("a secret leaked: %.200s", s)
+		}
+	}
+}

@@ -27,8 +27,10 @@ import (
 //     its way (see firstCounter).
 //  5. Mode legacy has no intro message: a conversation start sends
 //     nothing, and the bot speaks once the visitor does (see Send).
-//  6. Mode legacy has no session data: Porthole.setSessionData is not
-//     passed upstream in that mode (see Send).
+//  6. Mode legacy's message endpoint has no session data:
+//     Porthole.setSessionData reaches Chatlayer in that mode only through
+//     the asynchronous endpoint, with session_dialogstate (see Send and
+//     pushSession).
 //  7. A signed-in user (Porthole.login) goes upstream as user.firstName
 //     and user.lastName (the name split at its first space) and as the
 //     session data keys externalId, email and phone. Those and the other
@@ -66,6 +68,12 @@ import (
 // 12. Chatlayer writes an accepted introMessage into the history at once
 //     (a row with isIntro), so a conversation whose history is empty
 //     never had its start accepted. See startedBefore.
+// 13. POST /api/webview saves session.data at the top of the session's
+//     data, where V1's sessionData keys go, when session.namespace is
+//     left out (the sample's "options" namespace would put it under a
+//     key of that name); and a dialog state made to take the data and
+//     say nothing (session_dialogstate) is a valid action that shows the
+//     visitor nothing. See pushSession.
 
 // firstCounter is the messageCounter expected first in a conversation
 // for which no counter was stored yet (assumption 4). A conversation

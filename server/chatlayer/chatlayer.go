@@ -154,6 +154,9 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 	if !isConversationID(m.Conversation) {
 		return rejected("conversation id %q is not 32 lowercase hex characters", m.Conversation)
 	}
+	if m.Kind == provider.Session {
+		return a.pushSession(ctx, m)
+	}
 	var req provider.Request
 	switch a.cfg.Mode {
 	case ModeLegacy:
@@ -223,6 +226,54 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 		a.sink.Typing(m.Conversation, true)
 	}
 	return nil
+}
+
+// PushesSession reports whether the bot sends session data at once
+// (session_dialogstate is set): the service then hands Send a
+// provider.Session message after each change.
+func (a *Adapter) PushesSession() bool {
+	return a.cfg.SessionDialogstate != "" && a.cfg.BotID != "" && a.cfg.Token != ""
+}
+
+// Wire shape of the legacy asynchronous endpoint, POST /api/webview.
+type (
+	webviewRequest struct {
+		BotID    string          `json:"botId"`
+		SenderID string          `json:"senderId"`
+		Session  *webviewSession `json:"session,omitempty"`
+		Action   webviewAction   `json:"action"`
+	}
+	webviewSession struct {
+		Data json.RawMessage `json:"data"`
+	}
+	webviewAction struct {
+		NextDialogstate string `json:"nextDialogstate"`
+	}
+)
+
+// pushSession saves the visitor's session data (with the signed-in
+// user's contact, assumption 7) in Chatlayer through POST /api/webview,
+// in both modes, without a visitor message. Chatlayer takes that call
+// only with a message or a dialog state to go to, so it names the bot's
+// session_dialogstate (assumption 13).
+func (a *Adapter) pushSession(ctx context.Context, m provider.Message) error {
+	if !a.PushesSession() {
+		return rejected("session data pushed, but session_dialogstate is not set")
+	}
+	data := a.sessionData(m)
+	if data == nil {
+		data = json.RawMessage(`{}`)
+	}
+	_, err := a.up.Do(ctx, provider.Request{
+		Method: http.MethodPost,
+		URL:    a.base + "/api/webview?access_token=" + url.QueryEscape(a.cfg.Token.Reveal()), // assumption 11; Upstream's errors never show the query
+		JSON: webviewRequest{
+			BotID: a.cfg.BotID, SenderID: m.Conversation,
+			Session: &webviewSession{Data: data},
+			Action:  webviewAction{NextDialogstate: a.cfg.SessionDialogstate},
+		},
+	})
+	return err
 }
 
 // sessionData returns the visitor's session data for V1's sessionData,

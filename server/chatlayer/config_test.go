@@ -77,6 +77,14 @@ func TestConfigValidate(t *testing.T) {
 	if errs := legacy.Validate("bots[0].chatlayer"); len(errs) != 0 {
 		t.Fatalf("valid legacy config: %v", errs)
 	}
+	if legacy.HistoryOn() || valid.HistoryOn() {
+		t.Fatal("history on without a token or without a bot id")
+	}
+	full := valid
+	full.BotID, full.SessionDialogstate = "1234", "ds"
+	if errs := full.Validate("bots[0].chatlayer"); len(errs) != 0 || !full.HistoryOn() {
+		t.Fatalf("v1 config with history and session push: %v, history on %v", errs, full.HistoryOn())
+	}
 	cases := []struct {
 		name  string
 		edit  func(*Config)
@@ -98,6 +106,11 @@ func TestConfigValidate(t *testing.T) {
 		{"negative retry window", func(c *Config) { c.RetryWindow = -time.Minute }, "bots[0].chatlayer.retry_window", "below the bot's session expiry"},
 		{"retry window of a month", func(c *Config) { c.RetryWindow = 30 * 24 * time.Hour }, "bots[0].chatlayer.retry_window", "168h"},
 		{"retry window under the wait", func(c *Config) { c.ReorderWait = 2 * time.Second; c.RetryWindow = time.Second }, "bots[0].chatlayer.retry_window", "longer than reorder_wait"},
+		{"history without bot id", func(c *Config) { t := true; c.History = &t }, "bots[0].chatlayer.bot_id", "history: true"},
+		{"legacy history without token", func(c *Config) { t := true; c.Mode, c.BotID, c.Token, c.History = ModeLegacy, "b", "", &t }, "bots[0].chatlayer.token", "${CHATLAYER_TOKEN}"},
+		{"session push without bot id", func(c *Config) { c.SessionDialogstate = "ds" }, "bots[0].chatlayer.bot_id", "session_dialogstate"},
+		{"bot id with slash", func(c *Config) { c.BotID = "a/b" }, "bots[0].chatlayer.bot_id", "only the bot id"},
+		{"history budget too high", func(c *Config) { c.HistoryPerMinute = 10000 }, "bots[0].chatlayer.history_per_minute", "between 1 and 600"},
 	}
 	for _, tc := range cases {
 		c := valid

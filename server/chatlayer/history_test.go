@@ -330,3 +330,44 @@ func TestHistoryShapes(t *testing.T) {
 		t.Fatal("actor")
 	}
 }
+
+// TestPushSession: with session_dialogstate, a provider.Session message
+// saves the session data (and the signed-in user's contact, never an
+// identity key from the page) through POST /api/webview in both modes,
+// triggering that dialog state and showing the visitor nothing; the
+// bot's next answer knows it. Without the setting nothing is pushed.
+func TestPushSession(t *testing.T) {
+	for _, mode := range []string{ModeV1, ModeLegacy} {
+		t.Run(mode, func(t *testing.T) {
+			r := newRig(t, mode, func(c *Config, _ *chatlayertest.Options) { c.SessionDialogstate = "porthole-session" })
+			if !r.adapter.PushesSession() {
+				t.Fatal("PushesSession is false with session_dialogstate set")
+			}
+			r.send(provider.Message{Kind: provider.Session, Session: []byte(`{"plan":"gold","email":"forged@example.com"}`),
+				Contact: &provider.Contact{User: "u-7", Email: "ann@example.com"}})
+			r.idle()
+			got := r.emu.SessionData(convA)
+			if string(got["plan"]) != `"gold"` || string(got["email"]) != `"ann@example.com"` || string(got["externalId"]) != `"u-7"` {
+				t.Fatalf("Chatlayer's session data %v", got)
+			}
+			if ds := r.emu.Dialogstates(convA); len(ds) != 1 || ds[0] != "porthole-session" {
+				t.Fatalf("dialog states %v", ds)
+			}
+			if n := len(r.sink.Deliveries(convA)); n != 0 {
+				t.Fatalf("the visitor was shown %d messages for a session update", n)
+			}
+			r.send(provider.Message{Kind: provider.Text, Text: "hi"})
+			r.idle()
+			if got := summaries(r, convA); !contains(got, "Your plan is gold.") {
+				t.Fatalf("the bot's answer after the push: %q", got)
+			}
+		})
+	}
+	r := newRig(t, ModeV1, nil)
+	if r.adapter.PushesSession() {
+		t.Fatal("PushesSession without session_dialogstate")
+	}
+	if err := r.adapter.Send(context.Background(), provider.Message{Conversation: convA, Kind: provider.Session, Session: []byte(`{"a":1}`)}); err == nil {
+		t.Fatal("a push without session_dialogstate was not refused")
+	}
+}

@@ -30,7 +30,20 @@ const (
 	Text Kind = "text"
 	// Postback is a click on a button or quick reply.
 	Postback Kind = "postback"
+	// Session is a change of the visitor's session data on its own, with
+	// no message: sent only to providers that ask for it (SessionPusher).
+	// Message.Session holds all of the session data.
+	Session Kind = "session"
 )
+
+// SessionPusher is implemented by providers that take the visitor's
+// session data at once, when the page sets it, rather than only with
+// the visitor's next message (Chatlayer's asynchronous endpoint, when
+// the bot's settings turn it on). The service then hands them a Session
+// message after each change, in order with the conversation's messages.
+type SessionPusher interface {
+	PushesSession() bool
+}
 
 // Visitor is what the widget told the server about the visitor and the
 // page at hello; providers pass parts of it upstream (ChatAIBot's
