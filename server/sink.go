@@ -148,20 +148,23 @@ func (s *Service) Typing(conv string, on bool) {
 const typingFor = time.Minute
 
 // IsTyping reports whether the bot is typing in conv: it turned the
-// indicator on less than a minute ago and not off since, on whichever
-// instance. The fallback page keeps refreshing while it is. A store that
-// cannot answer reads as not typing: the page then stops refreshing a
-// little early, which the visitor's reload mends.
+// indicator on less than a minute ago, on whichever instance, and
+// nothing was stored in the conversation since (a reply ends it, as it
+// does in the widget, without a write of its own). The fallback page
+// keeps refreshing while it is. A store that cannot answer reads as not
+// typing: the page then stops refreshing a little early, which the
+// visitor's reload mends.
 func (s *Service) IsTyping(ctx context.Context, conv string) bool {
-	v, err := s.store.Attr(ctx, conv, attrTyping)
-	if err != nil || v == "" {
+	l, err := s.store.Load(ctx, conv, 0, attrTyping)
+	if err != nil || l.Attrs[attrTyping] == "" {
 		return false
 	}
-	ms, err := strconv.ParseInt(v, 10, 64)
+	ms, err := strconv.ParseInt(l.Attrs[attrTyping], 10, 64)
 	if err != nil {
 		return false
 	}
-	return time.Since(time.UnixMilli(ms)) <= typingFor
+	since := time.UnixMilli(ms)
+	return time.Since(since) <= typingFor && !l.Conversation.Updated.After(since)
 }
 
 // Attr returns provider state (provider.Sink).

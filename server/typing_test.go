@@ -10,6 +10,7 @@ import (
 	"github.com/porthole-chat/porthole/server/bus"
 	"github.com/porthole-chat/porthole/server/redistest"
 	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
 )
 
 // TestTypingAcrossInstances: two services over one real Redis, as two
@@ -89,10 +90,18 @@ func TestTypingAcrossInstances(t *testing.T) {
 	if svcs[1].IsTyping(ctx, sc.ID) {
 		t.Error("an indicator turned on more than typingFor ago still counts")
 	}
-	recent := strconv.FormatInt(time.Now().Add(-typingFor/2).UnixMilli(), 10)
+	recent := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	svcs[0].store.SetAttr(ctx, sc.ID, attrTyping, recent)
 	if !svcs[1].IsTyping(ctx, sc.ID) {
 		t.Error("an indicator turned on within typingFor does not count")
+	}
+	// A reply ends it, on every instance, without a write of its own.
+	time.Sleep(5 * time.Millisecond)
+	if err := svcs[0].Deliver(ctx, sc.ID, "typing-test/1", widget.Text("here you are")); err != nil {
+		t.Fatal(err)
+	}
+	if svcs[1].IsTyping(ctx, sc.ID) {
+		t.Error("still typing after the bot's reply was stored")
 	}
 
 	// A conversation that does not exist is not typing, and turning its

@@ -62,6 +62,8 @@ type Adapter struct {
 	// shorter in tests).
 	startWait time.Duration
 
+	replies provider.ReplyWatch // the typing indicator: Sends in progress, and replies during them
+
 	mu sync.Mutex
 	// locks serialize Sends per conversation in this process, so two can
 	// never both start it. Across processes sharing a store nothing here
@@ -149,7 +151,22 @@ func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log 
 // retry runs on another one that took over the conversation. The same
 // happens when the start call's answer is lost on the network: ChatAIBot
 // offers no idempotency key.
+//
+// Once ChatAIBot accepted a visitor message, the typing indicator shows
+// until the first reply (reply_typing), unless a reply came during the
+// call already (one in the API's answer, or a callback overtaking it).
 func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
+	done := a.replies.Begin(m.Conversation)
+	err := a.hand(ctx, m)
+	replied := done()
+	if err == nil && m.Kind != provider.Start && *a.cfg.ReplyTyping && !replied {
+		a.sink.Typing(m.Conversation, true)
+	}
+	return err
+}
+
+// hand is Send without the typing indicator.
+func (a *Adapter) hand(ctx context.Context, m provider.Message) error {
 	switch m.Kind {
 	case provider.Start:
 		return nil
@@ -346,7 +363,9 @@ func (a *Adapter) deliverAnswer(ctx context.Context, conv, ref, tag string, ans 
 	}
 	if err := a.sink.Deliver(context.WithoutCancel(ctx), conv, dedupKey(ref, tag), bodies...); err != nil {
 		a.log.Error("chataibot: bot messages from an API answer lost", "bot", a.bot, "conversation", conv, "err", err)
+		return
 	}
+	a.replies.Replied(conv)
 }
 
 // lock serializes Sends of one conversation; the returned func unlocks.

@@ -50,6 +50,10 @@ type Config struct {
 	// WebhookHeader is the header that carries the secret when
 	// WebhookAuth is "header". Default X-Porthole-Secret.
 	WebhookHeader string `yaml:"webhook_header"`
+	// ReplyTyping shows the bot's typing indicator once ChatAIBot accepted
+	// a visitor message, until the first reply arrives (the widget hides
+	// it on a bot message, or after 30 seconds without one). Default true.
+	ReplyTyping *bool `yaml:"reply_typing"`
 }
 
 // withDefaults returns c with its empty optional fields filled in.
@@ -63,6 +67,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WebhookAuth == AuthHeader && c.WebhookHeader == "" {
 		c.WebhookHeader = DefaultWebhookHeader
+	}
+	if c.ReplyTyping == nil {
+		t := true
+		c.ReplyTyping = &t
 	}
 	return c
 }

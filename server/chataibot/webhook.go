@@ -108,6 +108,7 @@ func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 			answer(w, http.StatusInternalServerError, "temporarily unable to store")
 			return
 		}
+		a.replies.Replied(conv)
 	}
 	answer(w, http.StatusOK, "")
 }

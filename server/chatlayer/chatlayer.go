@@ -39,9 +39,10 @@ type Adapter struct {
 	ctx    context.Context // cancelled by Close: releases held callbacks
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	lanes    map[string]*lane   // conversations with callbacks in progress
-	inflight map[string]*flight // conversations with a Send in progress
+	replies provider.ReplyWatch // the typing indicator: Sends in progress, and replies during them
+
+	mu    sync.Mutex
+	lanes map[string]*lane // conversations with callbacks in progress
 
 	histLimit *rate.Limiter        // the bot's history calls (history_per_minute)
 	histPause time.Time            // no history call before then (Chatlayer asked to wait); guarded by mu
@@ -54,13 +55,6 @@ var (
 	_ provider.Provider = (*Adapter)(nil)
 	_ provider.Webhook  = (*Adapter)(nil)
 )
-
-// flight tracks the Sends of one conversation in progress, so that a
-// reply arriving before Send returns keeps the typing indicator off.
-type flight struct {
-	refs    int
-	replied bool
-}
 
 // New returns the adapter of bot, configured by cfg (defaults applied
 // here too), replying through sink and calling Chatlayer through up. It
@@ -85,7 +79,7 @@ func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log 
 		log:  log.With("provider", "chatlayer", "bot", bot),
 		base: cfg.Endpoint(),
 		ctx:  ctx, cancel: cancel,
-		lanes: map[string]*lane{}, inflight: map[string]*flight{},
+		lanes:     map[string]*lane{},
 		histLimit: newHistoryLimit(cfg.HistoryPerMinute), recent: map[string]time.Time{},
 	}, nil
 }
@@ -215,9 +209,9 @@ func (a *Adapter) Send(ctx context.Context, m provider.Message) error {
 		}
 	}
 
-	f := a.takeoff(m.Conversation)
+	done := a.replies.Begin(m.Conversation)
 	_, err := a.up.Do(ctx, req) // assumption 1: a 2xx is acceptance; its body is ignored
-	replied := a.land(m.Conversation, f)
+	replied := done()
 	a.sent(m.Conversation, err)
 	if err != nil {
 		return err
@@ -293,40 +287,6 @@ func (a *Adapter) sessionData(m provider.Message) json.RawMessage {
 	}
 	out, _ := json.Marshal(obj)
 	return out
-}
-
-// takeoff registers a Send in progress for conversation conv.
-func (a *Adapter) takeoff(conv string) *flight {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f := a.inflight[conv]
-	if f == nil {
-		f = &flight{}
-		a.inflight[conv] = f
-	}
-	f.refs++
-	return f
-}
-
-// land ends a Send registered by takeoff and reports whether a reply
-// was delivered meanwhile.
-func (a *Adapter) land(conv string, f *flight) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	replied := f.replied
-	if f.refs--; f.refs == 0 {
-		delete(a.inflight, conv)
-	}
-	return replied
-}
-
-// noteReply tells a Send in progress for conv that a reply arrived.
-func (a *Adapter) noteReply(conv string) {
-	a.mu.Lock()
-	if f := a.inflight[conv]; f != nil {
-		f.replied = true
-	}
-	a.mu.Unlock()
 }
 
 // language returns the primary subtag of a BCP 47 tag ("en" for

@@ -322,7 +322,7 @@ func (a *Adapter) reconcile(ctx context.Context, l *lane, conv string, h []histo
 		}
 		recovered++
 	}
-	a.noteReply(conv)
+	a.replies.Replied(conv)
 	if err := a.advance(ctx, l, conv, epoch, n); err != nil {
 		return 0, err
 	}

@@ -116,7 +116,7 @@ func (a *Adapter) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 		if err := a.sink.Deliver(ctx, conv, key, shown...); err != nil {
 			return err
 		}
-		a.noteReply(conv)
+		a.replies.Replied(conv)
 		return nil
 	}
 
