@@ -229,6 +229,12 @@ func (s *Service) recoverStarts(ctx context.Context) (int, error) {
 // callback after a few tries.
 const reconcileFor = time.Hour
 
+// reconcileMax bounds how many conversations of a bot are reconciled
+// after a start, newest first: a platform's history budget (Chatlayer's
+// history_per_minute, 60 by default) makes a thousand take about 17
+// minutes, and the conversations further back matter less.
+const reconcileMax = 1000
+
 // reconcileRecent asks each bot's provider that can (provider.Reconciler)
 // to reconcile the conversations updated within reconcileFor, newest
 // first, in the background: the replies the platform answered while
@@ -255,7 +261,7 @@ func (s *Service) reconcileRecent() {
 			more = len(page) == 200
 			for _, c := range page {
 				cur = store.Cursor{Updated: c.Updated, ID: c.ID}
-				if c.Updated.Before(cutoff) {
+				if c.Updated.Before(cutoff) || done == reconcileMax {
 					more = false
 					break
 				}

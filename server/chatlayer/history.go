@@ -159,14 +159,28 @@ func (a *Adapter) historyToken(ctx context.Context, within time.Duration) error 
 			return ctx.Err()
 		}
 	}
-	if err := a.histLimit.Wait(ctx); err != nil {
-		if ctx.Err() == nil || within > 0 {
-			return errHistoryBudget // rate's Wait says at once when the deadline comes first
+	if within == 0 {
+		// In the background: take a token only when one is free, never
+		// reserving ahead, so that a gap's callback (which waits at
+		// most gapWait) always finds the next one.
+		for !a.histLimit.Allow() {
+			select {
+			case <-time.After(backgroundPoll):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		return err
+		return nil
+	}
+	if err := a.histLimit.Wait(ctx); err != nil {
+		return errHistoryBudget // rate's Wait says at once when the deadline comes first
 	}
 	return nil
 }
+
+// backgroundPoll is how often a background reconciliation looks for a
+// free history token.
+const backgroundPoll = 250 * time.Millisecond
 
 var errHistoryBudget = errors.New("chatlayer history: the bot's history calls are used up for now (history_per_minute)")
 
