@@ -73,6 +73,10 @@ func New(cfg Config, bot string, sink provider.Sink, up *provider.Upstream, log 
 	if log == nil {
 		log = slog.Default()
 	}
+	if !cfg.HistoryOn() && (cfg.History == nil || *cfg.History) {
+		log.Warn("chatlayer: replies whose callbacks are lost cannot be recovered: set bot_id (and token in mode legacy) to read them from Chatlayer's history",
+			"provider", "chatlayer", "bot", bot)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Adapter{
 		cfg: cfg, bot: bot, sink: sink, up: up,
