@@ -164,3 +164,35 @@ func TestChatPageMarkdown(t *testing.T) {
 		t.Errorf("visitor's message = %q, formatted or changed", got)
 	}
 }
+
+// TestEngineMarkdown: the formatting and the attacks of TestWidgetMarkdown
+// in each engine (engines_test.go): Chromium, Firefox ESR and WebKitGTK.
+func TestEngineMarkdown(t *testing.T) {
+	for _, e := range engineSpecs {
+		t.Run(e.name, func(t *testing.T) {
+			s := &engineSite{tap: newTap(t), data: t.TempDir(), backend: freeAddr(t)}
+			port := s.tap.Listener.Addr().(*net.TCPAddr).Port
+			s.url = fmt.Sprintf("http://localhost:%d", port)
+			s.host = newHostSite(t, s.url)
+			writeMarkdownConfig(t, s.data, port, s.host.URL)
+			s.launch(t)
+			s.tap.to(s.backend)
+			p := openEngine(t, e)
+
+			p.navigate(s.host.URL + "/")
+			p.click("the launcher", engineLauncher)
+			p.waitFor("focus in the composer", shadow+`.activeElement && `+shadow+`.activeElement == `+engineComposer)
+			p.keys("**not bold**", true)
+			p.waitFor("the bot's formatted answer", shadow+`.querySelector(".msg.bot .bubble.rich")`)
+			m := `var m = ` + shadow + `.querySelector(".msg.bot .bubble.rich");`
+			for _, c := range formatChecks {
+				if !evalEngine[bool](p, `(function(){`+m+` try { return !!(`+c.expr+`) } catch (e) { return false } })()`) {
+					t.Errorf("%s: %s: not so; the message is %s", e.name, c.name, evalEngine[string](p, `(function(){`+m+` return m.innerHTML})()`))
+				}
+			}
+			if got := evalEngine[string](p, shadow+`.querySelector(".msg.user .bubble").textContent`); !strings.Contains(got, "**not bold**") {
+				t.Errorf("%s: visitor's message = %q", e.name, got)
+			}
+		})
+	}
+}
