@@ -131,6 +131,9 @@ func TestWidgetMarkdown(t *testing.T) {
 	if evalJS[bool](t, ctx, mine+`.querySelector("strong, em, code, ul, ol, p")`+` !== null`) {
 		t.Errorf("visitor's message was formatted: %s", evalJS[string](t, ctx, mine+`.innerHTML`))
 	}
+	for _, v := range runAxe(t, ctx, axeSource(t), `document.querySelector("[data-porthole]")`) {
+		t.Errorf("axe: %s", v)
+	}
 }
 
 // TestChatPageMarkdown: the chat page (the one without JavaScript, here
@@ -162,6 +165,12 @@ func TestChatPageMarkdown(t *testing.T) {
 	mine := `document.querySelector(".msg.user .bubble")`
 	if got := evalJS[string](t, ctx, mine+`.textContent`); !strings.Contains(got, "**not bold**") || evalJS[bool](t, ctx, mine+`.querySelector("strong") !== null`) {
 		t.Errorf("visitor's message = %q, formatted or changed", got)
+	}
+	// axe runs on a page that no longer refreshes itself, which could
+	// reload it mid-run.
+	waitJS(t, ctx, "the page to stop refreshing", `document.querySelectorAll(".msg.bot .bubble.rich").length == 2 && !document.querySelector(".poll [role=status]")`)
+	for _, v := range runAxe(t, ctx, axeSource(t), `document`) {
+		t.Errorf("axe: %s", v)
 	}
 }
 

@@ -236,6 +236,28 @@ func TestBody(t *testing.T) {
 	}
 }
 
+// TestConcurrent: the one parser serves every delivery at once (run
+// with -race).
+func TestConcurrent(t *testing.T) {
+	in := "**a** [b](https://example.com)\n\n1. c\n   - `d`"
+	want, _ := Convert(in)
+	done := make(chan []widget.Block)
+	for i := 0; i < 8; i++ {
+		go func() {
+			var got []widget.Block
+			for j := 0; j < 50; j++ {
+				got, _ = Convert(in)
+			}
+			done <- got
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if got := <-done; !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v", got)
+		}
+	}
+}
+
 // FuzzBody: whatever a bot writes, the body validates, links only where
 // a visitor may go, and its plain text is never empty.
 func FuzzBody(f *testing.F) {
