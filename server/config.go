@@ -211,6 +211,11 @@ type BotConfig struct {
 	Origins []string `yaml:"origins"`
 	// Widget is the look the widget gets in its welcome frame.
 	Widget WidgetConfig `yaml:"widget"`
+	// TextFormat is how the bot's replies are written: "markdown" (bold,
+	// lists, links and code, formatted by the server into structure the
+	// widget and the chat page render, never HTML) or "plain" (shown as
+	// written, links detected). Empty: the platform's default (Format).
+	TextFormat string `yaml:"text_format"`
 	// Blocks holds the keys of the bot's block that are not settings of
 	// its own: the platforms' blocks (`chatlayer:`), each decoded into
 	// its platform's settings by decodeBlocks, and any misspelt key,
@@ -219,6 +224,18 @@ type BotConfig struct {
 	// Settings is the block of the bot's platform, decoded, with its
 	// defaults (an empty block when the configuration has none).
 	Settings provider.Settings `yaml:"-"`
+}
+
+// Format is the bot's text format: TextFormat, or its platform's
+// default (provider.Platform.TextFormat), or plain.
+func (b BotConfig) Format() string {
+	if b.TextFormat != "" {
+		return b.TextFormat
+	}
+	if p, ok := provider.Lookup(b.Provider); ok && p.TextFormat != "" {
+		return p.TextFormat
+	}
+	return provider.FormatPlain
 }
 
 // WidgetConfig is a bot's widget appearance and texts.

@@ -215,6 +215,11 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.origins[%d]", p, j), "%v", err)
 			}
 		}
+		switch b.TextFormat {
+		case "", provider.FormatMarkdown, provider.FormatPlain:
+		default:
+			bad(p+".text_format", "%q must be markdown or plain; leave it out for the platform's default (%s)", b.TextFormat, b.Format())
+		}
 		w := b.Widget
 		if w.Position != "left" && w.Position != "right" {
 			bad(p+".widget.position", "%q must be left or right", w.Position)

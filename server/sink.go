@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/porthole-chat/porthole/server/bus"
+	"github.com/porthole-chat/porthole/server/markdown"
 	"github.com/porthole-chat/porthole/server/provider"
 	"github.com/porthole-chat/porthole/server/store"
 	"github.com/porthole-chat/porthole/widget"
@@ -204,9 +205,17 @@ func (s *Service) publish(ctx context.Context, ev bus.Event) {
 type botSink struct {
 	*Service
 	bot string
+	// markdown reports whether the bot writes Markdown, from the running
+	// configuration (a reload may change it).
+	markdown func() bool
 }
 
-func (s *Server) botSink(bot string) botSink { return botSink{s.service, bot} }
+func (s *Server) botSink(bot string) botSink {
+	return botSink{s.service, bot, func() bool {
+		b := s.bot(bot)
+		return b != nil && b.Config.Format() == provider.FormatMarkdown
+	}}
+}
 
 // owned checks that conversation conv is the bot's.
 func (b botSink) owned(ctx context.Context, conv string) error {
@@ -223,10 +232,20 @@ func (b botSink) owned(ctx context.Context, conv string) error {
 	return nil
 }
 
-// Deliver stores bot replies in one of the bot's conversations.
+// Deliver stores bot replies in one of the bot's conversations. A bot
+// that writes Markdown has its replies formatted here, for every
+// platform alike (markdown.Body: Text becomes the plain rendering, Blocks
+// the formatted text).
 func (b botSink) Deliver(ctx context.Context, conv, key string, bodies ...widget.Body) error {
 	if err := b.owned(ctx, conv); err != nil {
 		return err
+	}
+	if b.markdown != nil && b.markdown() {
+		formatted := make([]widget.Body, len(bodies))
+		for i, body := range bodies {
+			formatted[i] = markdown.Body(body)
+		}
+		bodies = formatted
 	}
 	stored, dups, err := b.deliver(ctx, conv, key, bodies...)
 	b.metrics.messagesOutAdd(b.bot, stored)

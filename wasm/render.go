@@ -302,10 +302,10 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 	b := e.Body
 	switch b.Kind {
 	case widget.KindText:
-		w.bubble(m, e, b.Text)
+		w.bubble(m, e, b.Text, b.Blocks)
 	case widget.KindButtons:
 		if b.Text != "" {
-			w.bubble(m, e, b.Text)
+			w.bubble(m, e, b.Text, b.Blocks)
 		}
 		w.buttons(m, b.Buttons)
 	case widget.KindCarousel:
@@ -313,7 +313,7 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 	case widget.KindMedia:
 		w.media(m, b)
 	default:
-		w.bubble(m, e, t.Get(widget.TextUnsupported))
+		w.bubble(m, e, t.Get(widget.TextUnsupported), nil)
 	}
 	if w.client.ShowState(e) {
 		meta := el("div", "meta", m)
@@ -339,12 +339,17 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 	return m
 }
 
-// bubble renders text with its links as real, safe links.
-func (w *widgetUI) bubble(m js.Value, e *widget.Entry, s string) {
+// bubble renders text with its links as real, safe links, or a bot's
+// formatted text (blocks) when it has some.
+func (w *widgetUI) bubble(m js.Value, e *widget.Entry, s string, blocks []widget.Block) {
 	b := el("div", "bubble", m)
 	if e.Mine() {
 		you := el("span", "sr", b)
 		you.Set("textContent", w.texts.Get(widget.TextYou)+" ")
+	} else if blocks != nil {
+		b.Set("className", "bubble rich")
+		w.blocks(b, blocks)
+		return
 	}
 	for _, seg := range widget.Linkify(s) {
 		if seg.URL == "" {
@@ -354,6 +359,47 @@ func (w *widgetUI) bubble(m js.Value, e *widget.Entry, s string) {
 		w.link(b, "", seg.URL).Set("textContent", seg.Text)
 	}
 }
+
+// blocks renders formatted text with DOM nodes: p, ul, ol, li, pre,
+// and per run strong, em, del and code, inside a link when it has one;
+// every text goes in as a text node, and link makes every anchor.
+func (w *widgetUI) blocks(parent js.Value, bs []widget.Block) {
+	for _, b := range bs {
+		switch {
+		case b.P != nil:
+			p := el("p", "", parent)
+			for _, r := range b.P {
+				n := p
+				if r.URL != "" {
+					n = w.link(n, "", r.URL)
+				}
+				for i := 0; i < len(r.Style); i++ {
+					if k := widget.IndexByte(widget.Styles, r.Style[i]); k >= 0 {
+						n = el(styleTags[k], "", n)
+					}
+				}
+				text(n, r.Text)
+			}
+		case b.Pre != "":
+			el("code", "", el("pre", "", parent)).Set("textContent", b.Pre)
+		default:
+			tag, items := "ul", b.UL
+			if b.OL != nil {
+				tag, items = "ol", b.OL
+			}
+			l := el(tag, "", parent)
+			if b.Start > 1 {
+				attr(l, "start", strconv.Itoa(b.Start))
+			}
+			for _, item := range items {
+				w.blocks(el("li", "", l), item)
+			}
+		}
+	}
+}
+
+// styleTags are the elements of widget.Styles' letters.
+var styleTags = [...]string{"strong", "em", "del", "code"}
 
 // link makes an anchor that opens in a new tab without handing the page
 // a reference to the opener or the referrer.
@@ -463,7 +509,7 @@ func (w *widgetUI) carousel(m js.Value, cards []widget.Card) {
 func (w *widgetUI) media(m js.Value, b widget.Body) {
 	t := w.texts
 	if widget.CheckURL("url", b.URL, false) != nil {
-		w.bubble(m, &widget.Entry{}, b.Alt)
+		w.bubble(m, &widget.Entry{}, b.Alt, nil)
 		return
 	}
 	switch b.Media {

@@ -70,6 +70,66 @@ func TestChatText(t *testing.T) {
 	}
 }
 
+// TestChatFormatted: a bot's formatted text (Body.Blocks) renders as
+// elements, with no white space of the markup's own; a link to a
+// refused address, which the server never stores, renders as text; a
+// visitor's message never renders blocks.
+func TestChatFormatted(t *testing.T) {
+	blocks := []widget.Block{
+		{P: []widget.Run{{Text: "Hi "}, {Text: "bold", Style: "b"}, {Text: " <img src=x onerror=alert(1)> "}, {Text: "all", Style: "bisc"},
+			{Text: " see "}, {Text: "prices", Style: "i", URL: "https://example.com/p"}, {Text: " bad", URL: "javascript:alert(1)"}, {Text: "\nnext"}}},
+		{OL: [][]widget.Block{{{P: []widget.Run{{Text: "one"}}}, {UL: [][]widget.Block{{{P: []widget.Run{{Text: "a"}}}}}}}, {{P: []widget.Run{{Text: "two"}}}}}, Start: 3},
+		{Pre: "x := \"<y>\"\n\tz"},
+	}
+	body := widget.Body{Kind: widget.KindText, Text: "plain", Blocks: blocks}
+	doc := render(t, page(bot(1, body), ChatEntry{Seq: 2, Mine: true, Body: body}, bot(3, widget.Body{Kind: widget.KindButtons, Text: "Pick", Blocks: []widget.Block{{P: []widget.Run{{Text: "Pick", Style: "i"}}}},
+		Buttons: []widget.Button{{Type: widget.ButtonPostback, Title: "Go", Payload: "g"}}})))
+	li := doc.Find(".log > li")
+	rich := li.Eq(0).Find("div.bubble.rich")
+	if rich.Length() != 1 {
+		t.Fatalf("no formatted bubble: %s", li.Eq(0).Text())
+	}
+	p := rich.Children().Eq(1)
+	if goquery.NodeName(p) != "p" || p.Find("strong").First().Text() != "bold" || p.Find("strong > em > del > code").Text() != "all" {
+		t.Errorf("paragraph: %s", must(p.Html()))
+	}
+	a := p.Find("a")
+	if a.Length() != 1 || a.AttrOr("href", "") != "https://example.com/p" || a.AttrOr("rel", "") != "noopener noreferrer" || a.AttrOr("target", "") != "_blank" || a.Find("em").Text() != "prices" {
+		t.Errorf("links: %s", must(p.Html()))
+	}
+	if doc.Find("img").Length() != 0 || doc.Find("[onerror]").Length() != 0 || strings.Contains(must(doc.Html()), "javascript:") {
+		t.Errorf("hostile text became markup: %s", must(rich.Html()))
+	}
+	if got, want := p.Text(), "Hi bold <img src=x onerror=alert(1)> all see prices (opens in a new tab) bad\nnext"; got != want {
+		t.Errorf("paragraph text = %q\nwant %q", got, want)
+	}
+	ol := rich.Children().Eq(2)
+	if goquery.NodeName(ol) != "ol" || ol.AttrOr("start", "") != "3" || ol.Children().Length() != 2 || ol.Find("li > ul > li > p").Text() != "a" {
+		t.Errorf("list: %s", must(ol.Html()))
+	}
+	if got := rich.Find("pre > code").Text(); got != "x := \"<y>\"\n\tz" {
+		t.Errorf("code = %q", got)
+	}
+	if got := rich.Find(".sr").First().Text(); got != "Acme: " {
+		t.Errorf("bot prefix = %q", got)
+	}
+	// The visitor's message shows its text only.
+	if li.Eq(1).Find(".rich").Length() != 0 || li.Eq(1).Find(".bubble").Text() != "You: plain" {
+		t.Errorf("visitor's message: %s", must(li.Eq(1).Html()))
+	}
+	// A buttons message's text is formatted too; its buttons stay.
+	if li.Eq(2).Find(".rich em").Text() != "Pick" || li.Eq(2).Find("form.buttons button").Text() != "Go" {
+		t.Errorf("buttons message: %s", must(li.Eq(2).Html()))
+	}
+}
+
+func must(s string, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
 func TestChatQuickRepliesOnlyOnTheLatest(t *testing.T) {
 	qr := widget.Body{Kind: widget.KindText, Text: "Pick", QuickReplies: []widget.QuickReply{{Title: "One", Payload: "p1"}, {Title: "Two", Payload: "p2"}}}
 	doc := render(t, page(bot(1, qr), bot(2, qr)))

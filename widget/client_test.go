@@ -1,6 +1,7 @@
 package widget
 
 import (
+	"reflect"
 	"testing"
 )
 
@@ -197,3 +198,27 @@ func TestWelcomeLastBelowAfterResets(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestFormattedReply: a bot's formatted text reaches the entry whole, and
+// what the widget announces as new is its plain text.
+func TestFormattedReply(t *testing.T) {
+	clock := newClock()
+	srv := newServer(t, clock)
+	tb := newTab(t, "tab", srv, new(MemoryStorage), 1)
+	tb.apply(tb.c.Start())
+	tb.connect()
+	tb.send("**hi**") // starts the conversation; stays plain
+	body := Body{Kind: KindText, Text: "Hello world\n\n• one", Blocks: []Block{
+		{P: []Run{{Text: "Hello "}, {Text: "world", Style: "b", URL: "https://example.com/"}}},
+		{UL: [][]Block{{{P: []Run{{Text: "one", Style: "c"}}}}}},
+	}}
+	srv.fanout(&srv.append("bot", "", body).msg)
+	tb.pump()
+	entries := tb.c.Entries()
+	if len(entries) != 2 || !reflect.DeepEqual(entries[1].Body, body) || !reflect.DeepEqual(entries[0].Body, Text("**hi**")) {
+		t.Fatalf("entries: %+v", entries)
+	}
+	if len(tb.news) != 1 || tb.news[0].Body.Summary() != "Hello world\n\n• one" {
+		t.Fatalf("new: %+v", tb.news)
+	}
+}

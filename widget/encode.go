@@ -194,6 +194,7 @@ func (bd Body) AppendJSON(b []byte) []byte {
 	w.open()
 	w.str("kind", bd.Kind, false)
 	w.str("text", bd.Text, true)
+	appendBlocks(&w, "blocks", bd.Blocks)
 	w.list("quick_replies", len(bd.QuickReplies), func(i int) {
 		q := bd.QuickReplies[i]
 		w.open()
@@ -217,6 +218,45 @@ func (bd Body) AppendJSON(b []byte) []byte {
 	w.str("alt", bd.Alt, true)
 	w.close()
 	return w.b
+}
+
+// appendBlocks writes formatted text (Body.Blocks) as the member key.
+func appendBlocks(w *jsonWriter, key string, bs []Block) {
+	w.list(key, len(bs), func(i int) { appendBlock(w, bs[i]) })
+}
+
+func appendBlock(w *jsonWriter, bl Block) {
+	w.open()
+	w.list("p", len(bl.P), func(i int) {
+		r := bl.P[i]
+		w.open()
+		w.str("text", r.Text, false)
+		w.str("style", r.Style, true)
+		w.str("url", r.URL, true)
+		w.close()
+	})
+	appendItems(w, "ul", bl.UL)
+	appendItems(w, "ol", bl.OL)
+	if bl.Start != 0 {
+		w.key("start")
+		w.b = strconv.AppendInt(w.b, int64(bl.Start), 10)
+	}
+	w.str("pre", bl.Pre, true)
+	w.close()
+}
+
+// appendItems writes a list's items, each an array of blocks.
+func appendItems(w *jsonWriter, key string, items [][]Block) {
+	w.list(key, len(items), func(i int) {
+		w.b = append(w.b, '[')
+		for j, bl := range items[i] {
+			if j > 0 {
+				w.b = append(w.b, ',')
+			}
+			appendBlock(w, bl)
+		}
+		w.b = append(w.b, ']')
+	})
 }
 
 func appendButtons(w *jsonWriter, bs []Button) {

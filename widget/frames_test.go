@@ -21,6 +21,13 @@ var sampleBodies = []Body{
 		{Title: "One", Subtitle: "first", Image: "https://example.com/1.jpg", URL: "https://example.com/1", Buttons: []Button{{Type: ButtonPostback, Title: "Buy", Payload: "buy-1"}}},
 		{Title: "Two"},
 	}},
+	{Kind: KindText, Text: "Hi bold\n\n1. a\n   • b\n\ncode", Blocks: []Block{
+		{P: []Run{{Text: "Hi "}, {Text: "bold", Style: "b"}, {Text: " <see> ", Style: "bisc"}, {Text: "here", URL: "https://example.com/?a=1&b=2"}}},
+		{OL: [][]Block{{{P: []Run{{Text: "a\nb"}}}, {UL: [][]Block{{{P: []Run{{Text: "b", Style: "c"}}}}}}}, {{Pre: "x"}}}, Start: 3},
+		{UL: [][]Block{{{P: []Run{{Text: "mail", URL: "mailto:a@example.com"}}}}}},
+		{Pre: "fmt.Println(\"<hi>\")\n\tdone"},
+	}},
+	{Kind: KindButtons, Text: "Pick", Blocks: []Block{{P: []Run{{Text: "Pick", Style: "i"}}}}, Buttons: []Button{{Type: ButtonPostback, Title: "Go", Payload: "p1"}}},
 	{Kind: KindMedia, Media: MediaImage, URL: "https://example.com/rose.jpeg?w=500", Alt: "a rose"},
 	{Kind: KindMedia, Media: MediaFile, URL: "http://example.com/terms.pdf"},
 }
@@ -168,6 +175,25 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		{`{"type":"msg","seq":1,"id":"m","from":"bot","at":"x","body":{"kind":"carousel","cards":[{"title":"a","buttons":[{"type":"phone","title":"t","phone":"call me"}]}]}}`, CodeBadRequest, "body.cards[0].buttons[0].phone"},
 		{`{"type":"msg","seq":1,"id":"m","from":"bot","at":"x","body":{"kind":"text","text":"x","quick_replies":[{"title":"","payload":"p"}]}}`, CodeBadRequest, "body.quick_replies[0].title"},
 		{`{"type":"msg","seq":1,"id":"m","from":"bot","at":"x","body":{"kind":"gif"}}`, CodeBadRequest, "body.kind"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[{"text":"x","url":"javascript:alert(1)"}]}]}`), CodeBadRequest, "body.blocks[0].p[0].url"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[{"text":"x","url":"data:text/html,<script>"}]}]}`), CodeBadRequest, "body.blocks[0].p[0].url"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"ul":[[{"p":[{"text":"x"}]}],[{"p":[{"text":"x","url":"vbscript:x"}]}]]}]}`), CodeBadRequest, "body.blocks[0].ul[1][0].p[0].url"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[{"text":"x","style":"ib"}]}]}`), CodeBadRequest, "body.blocks[0].p[0].style"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[{"text":"x","style":"h"}]}]}`), CodeBadRequest, "body.blocks[0].p[0].style"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[{"text":""}]}]}`), CodeBadRequest, "body.blocks[0].p[0].text"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[{"text":"x"}],"pre":"y"}]}`), CodeBadRequest, "body.blocks[0]"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{}]}`), CodeBadRequest, "body.blocks[0]"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"ul":[[]]}]}`), CodeBadRequest, "body.blocks[0].ul[0]"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"pre":"x","start":2}]}`), CodeBadRequest, "body.blocks[0].start"},
+		{msgBody(`{"kind":"text","text":"x","blocks":{"p":[]}}`), CodeBadRequest, "body.blocks"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[{"text":7}]}]}`), CodeBadRequest, "body.blocks[0].p[0].text"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"ol":[[{"p":[{"text":"x"}]}]],"start":-1}]}`), CodeBadRequest, "body.blocks[0].start"},
+		{msgBody(`{"kind":"text","blocks":[{"p":[{"text":"x"}]}]}`), CodeBadRequest, "body.text"},
+		{msgBody(`{"kind":"media","media":"image","url":"https://example.com/a.png","blocks":[{"p":[{"text":"x"}]}]}`), CodeBadRequest, "body.blocks"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[` + nestedList(MaxListDepth+1) + `]}`), CodeBadRequest, "body.blocks" + strings.Repeat("[0].ul[0]", MaxListDepth) + "[0].ul"},
+		{msgBody(`{"kind":"text","text":"x","blocks":[{"p":[` + strings.Repeat(`{"text":"a","style":"b"},{"text":"a"},`, MaxBlockRuns/2) + `{"text":"a"}]}]}`), CodeBadRequest, "body.blocks"},
+		// Text and blocks fit alone, not together: \u003c is six bytes.
+		{msgBody(`{"kind":"text","text":"` + strings.Repeat("<", MaxText) + `","blocks":[{"pre":"` + strings.Repeat("<", MaxText) + `"}]}`), CodeBadRequest, "body.blocks"},
 		{`{"type":"send","id":"c1","text":"` + strings.Repeat("x", MaxFrame) + `"}`, CodeTooLarge, ""},
 		{strings.Repeat("[", 100) + strings.Repeat("]", 100), CodeBadRequest, ""},
 	}
@@ -175,7 +201,7 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		_, err := Decode([]byte(c.in))
 		e, ok := err.(*Error)
 		if !ok {
-			t.Errorf("%.60s: got %v (%T), want *Error", c.in, err, err)
+			t.Errorf("%.60s: got %v (%T), want *Error", strings.TrimPrefix(c.in, msgBody("")[:len(msgBody(""))-1]), err, err)
 			continue
 		}
 		if e.Code != c.code || e.Field != c.field {
@@ -184,6 +210,38 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		if e.Error() == "" {
 			t.Errorf("%.60s: empty message", c.in)
 		}
+	}
+}
+
+// msgBody is a bot's msg frame with body.
+func msgBody(body string) string {
+	return `{"type":"msg","seq":1,"id":"m","from":"bot","at":"x","body":` + body + `}`
+}
+
+// nestedList is a block of depth lists, each in the first item of the
+// one around it.
+func nestedList(depth int) string {
+	s := `{"p":[{"text":"x"}]}`
+	for i := 0; i < depth; i++ {
+		s = `{"ul":[[` + s + `]]}`
+	}
+	return s
+}
+
+func TestBlocksWithinLimits(t *testing.T) {
+	ok := Body{Kind: KindText, Text: "x"}
+	v, err := ParseJSON([]byte(`[` + nestedList(MaxListDepth) + `]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reader{v: JSONValue{Kind: JSONObject, Fields: []JSONField{{Key: "blocks", Value: v}}}}
+	ok.Blocks = r.blocks("blocks")
+	if r.err != nil || ok.Validate() != nil {
+		t.Fatalf("lists %d deep: %v %v", MaxListDepth, r.err, ok.Validate())
+	}
+	// The deepest body fits the parser's depth limit inside a msg frame.
+	if _, err := Decode(Encode(&Msg{Seq: 1, ID: "m", From: "bot", At: "x", Body: ok})); err != nil {
+		t.Fatalf("a msg frame with lists %d deep: %v", MaxListDepth, err)
 	}
 }
 

@@ -54,10 +54,15 @@ const (
 )
 
 // Body is the neutral content of one message. Text is plain text: no
-// markup ever crosses the wire; the widget detects links itself.
+// markup ever crosses the wire; the widget detects links itself. Blocks,
+// when set, is the same text formatted (a bot's Markdown, converted on
+// the server): the widget and the chat page show Blocks, and Text stays
+// the plain-text rendering for everything that shows text only
+// (notifications, transcripts, an older widget).
 type Body struct {
 	Kind         string       `json:"kind"`
 	Text         string       `json:"text,omitempty"`
+	Blocks       []Block      `json:"blocks,omitempty"`
 	QuickReplies []QuickReply `json:"quick_replies,omitempty"`
 	Buttons      []Button     `json:"buttons,omitempty"`
 	Cards        []Card       `json:"cards,omitempty"`
@@ -91,6 +96,41 @@ type Card struct {
 	Buttons  []Button `json:"buttons,omitempty"`
 }
 
+// Block is one block of formatted text: exactly one of a paragraph of
+// runs (P), a bulleted list (UL) or numbered list (OL, numbered from
+// Start when that is not 1) whose items are blocks in turn, or a code
+// block (Pre). It is structure, never markup: renderers build their own
+// elements and put every text in as text.
+type Block struct {
+	P     []Run     `json:"p,omitempty"`
+	UL    [][]Block `json:"ul,omitempty"`
+	OL    [][]Block `json:"ol,omitempty"`
+	Start int       `json:"start,omitempty"`
+	Pre   string    `json:"pre,omitempty"`
+}
+
+// Run is a piece of a paragraph in one style: Style holds a letter per
+// style, in the order b (bold), i (italic), s (struck through), c
+// (code); URL, when set, makes the run a link (checked as CheckURL's
+// links are). "\n" in Text is a line break.
+type Run struct {
+	Text  string `json:"text"`
+	Style string `json:"style,omitempty"`
+	URL   string `json:"url,omitempty"`
+}
+
+// Styles of a Run, the letters of Run.Style in their order.
+const Styles = "bisc"
+
+// Limits of formatted text: how deep lists nest, how many blocks and
+// runs a body holds, and how large it may encode, so that a msg frame
+// with it still fits MaxFrame.
+const (
+	MaxListDepth = 5
+	MaxBlockRuns = 1000
+	MaxBody      = MaxFrame - 1024
+)
+
 // Text returns a plain text body.
 func Text(s string) Body { return Body{Kind: KindText, Text: s} }
 
@@ -122,6 +162,9 @@ func (b Body) Validate() error {
 		if err := checkText("body.text", b.Text, MaxText); err != nil {
 			return err
 		}
+		if err := b.checkBlocks(); err != nil {
+			return err
+		}
 		if len(b.QuickReplies) > MaxQuickReplies {
 			return invalid("body.quick_replies", "has more than "+strconv.Itoa(MaxQuickReplies)+" entries")
 		}
@@ -136,6 +179,9 @@ func (b Body) Validate() error {
 		}
 	case KindButtons:
 		if err := checkText("body.text", b.Text, MaxText); err != nil {
+			return err
+		}
+		if err := b.checkBlocks(); err != nil {
 			return err
 		}
 		if len(b.Buttons) == 0 {
@@ -190,7 +236,113 @@ func (b Body) Validate() error {
 	default:
 		return invalid("body.kind", "must be text, buttons, carousel or media")
 	}
+	if b.Blocks != nil && b.Kind != KindText && b.Kind != KindButtons {
+		return invalid("body.blocks", "is only for text and buttons messages")
+	}
 	return nil
+}
+
+// checkBlocks validates Blocks: their shape, styles and links, how deep
+// lists nest, how much they hold, and that the body still fits a frame.
+func (b Body) checkBlocks() error {
+	if b.Blocks == nil {
+		return nil
+	}
+	if b.Text == "" {
+		return invalid("body.text", "is empty; formatted text (body.blocks) needs its plain-text rendering in body.text")
+	}
+	c := blockCheck{}
+	if err := c.blocks("body.blocks", b.Blocks, 0); err != nil {
+		return err
+	}
+	if c.chars > MaxText {
+		return invalid("body.blocks", "hold more than "+strconv.Itoa(MaxText)+" characters")
+	}
+	if n := len(b.AppendJSON(nil)); n > MaxBody {
+		return invalid("body.blocks", "make the body "+strconv.Itoa(n)+" bytes, more than "+strconv.Itoa(MaxBody)+"; send the plain text alone")
+	}
+	return nil
+}
+
+// blockCheck counts what a body's blocks hold while it checks them.
+type blockCheck struct{ runs, chars int }
+
+func (c *blockCheck) blocks(path string, bs []Block, depth int) error {
+	if len(bs) == 0 {
+		return invalid(path, "is empty")
+	}
+	for i, bl := range bs {
+		p := path + "[" + strconv.Itoa(i) + "]"
+		if c.runs += 1 + len(bl.P); c.runs > MaxBlockRuns {
+			return invalid(path, "hold more than "+strconv.Itoa(MaxBlockRuns)+" blocks and runs")
+		}
+		kinds := 0
+		for _, set := range []bool{len(bl.P) > 0, len(bl.UL) > 0, len(bl.OL) > 0, bl.Pre != ""} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			return invalid(p, "must have exactly one of p, ul, ol and pre")
+		}
+		if bl.Start != 0 && (len(bl.OL) == 0 || bl.Start < 0 || bl.Start > 999999999) {
+			return invalid(p+".start", "must be a number from 0 to 999999999, on an ol block only")
+		}
+		for j, r := range bl.P {
+			rp := p + ".p[" + strconv.Itoa(j) + "]"
+			if r.Text == "" {
+				return invalid(rp+".text", "is empty")
+			}
+			if err := checkText(rp+".text", r.Text, MaxText); err != nil {
+				return err
+			}
+			c.chars += utf8.RuneCountInString(r.Text)
+			if !validStyle(r.Style) {
+				return invalid(rp+".style", "must be letters of "+quote(Styles)+", each once, in that order")
+			}
+			if r.URL != "" {
+				if err := CheckURL(rp+".url", r.URL, true); err != nil {
+					return err
+				}
+			}
+		}
+		if bl.Pre != "" {
+			if err := checkText(p+".pre", bl.Pre, MaxText); err != nil {
+				return err
+			}
+			c.chars += utf8.RuneCountInString(bl.Pre)
+		}
+		for _, list := range []struct {
+			key   string
+			items [][]Block
+		}{{".ul", bl.UL}, {".ol", bl.OL}} {
+			if len(list.items) == 0 {
+				continue
+			}
+			if depth >= MaxListDepth {
+				return invalid(p+list.key, "nests lists more than "+strconv.Itoa(MaxListDepth)+" deep")
+			}
+			for j, item := range list.items {
+				if err := c.blocks(p+list.key+"["+strconv.Itoa(j)+"]", item, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// validStyle reports whether s is a subsequence of Styles.
+func validStyle(s string) bool {
+	i := 0
+	for j := 0; j < len(s); j++ {
+		k := IndexByte(Styles[i:], s[j])
+		if k < 0 {
+			return false
+		}
+		i += k + 1
+	}
+	return true
 }
 
 func checkButtons(path string, bs []Button) error {

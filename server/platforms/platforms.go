@@ -18,12 +18,19 @@ import (
 var once sync.Once
 
 // Register registers demo, chatlayer and chataibot; calling it again
-// does nothing.
+// does nothing. Their text formats: Chatlayer's knowledge-base answers
+// and ChatAIBot's AI steps write Markdown, so both default to markdown.
+// The demo bot defaults to plain: its script (the built-in one and the
+// ones written for it so far) is plain text, in which a "*" or a line
+// starting "1." would change meaning, and its {{name}} templates put
+// what the visitor typed into replies, which plain keeps as typed. A
+// script written in Markdown sets text_format: markdown.
 func Register() {
 	once.Do(func() {
 		provider.Register(provider.Platform{
-			Name:     "demo",
-			Settings: func() provider.Settings { return &demo.Settings{} },
+			Name:       "demo",
+			TextFormat: provider.FormatPlain,
+			Settings:   func() provider.Settings { return &demo.Settings{} },
 			New: func(s provider.Settings, env provider.Env) (provider.Provider, error) {
 				ds := s.(*demo.Settings)
 				script := demo.Default()
@@ -37,15 +44,17 @@ func Register() {
 			},
 		})
 		provider.Register(provider.Platform{
-			Name:     "chatlayer",
-			Settings: func() provider.Settings { return &chatlayer.Config{} },
+			Name:       "chatlayer",
+			TextFormat: provider.FormatMarkdown,
+			Settings:   func() provider.Settings { return &chatlayer.Config{} },
 			New: func(s provider.Settings, env provider.Env) (provider.Provider, error) {
 				return chatlayer.New(*s.(*chatlayer.Config), env.Bot, env.Sink, env.Upstream, env.Log)
 			},
 		})
 		provider.Register(provider.Platform{
-			Name:     "chataibot",
-			Settings: func() provider.Settings { return &chataibot.Config{} },
+			Name:       "chataibot",
+			TextFormat: provider.FormatMarkdown,
+			Settings:   func() provider.Settings { return &chataibot.Config{} },
 			New: func(s provider.Settings, env provider.Env) (provider.Provider, error) {
 				return chataibot.New(*s.(*chataibot.Config), env.Bot, env.Sink, env.Upstream, env.Log, env.Links)
 			},

@@ -20,11 +20,23 @@ type Platform struct {
 	// platform's defaults applied by the decoder's caller
 	// (SettingsDefaults); it is made even when the block is missing.
 	Settings func() Settings
+	// TextFormat is the format of the text the platform's bots write,
+	// the default of a bot's text_format: FormatMarkdown or FormatPlain
+	// (empty is plain).
+	TextFormat string
 	// New makes the provider of one bot from its settings. A provider
 	// that holds resources implements io.Closer; the server closes it
 	// at shutdown.
 	New func(s Settings, env Env) (Provider, error)
 }
+
+// The text formats of a bot's replies (BotConfig.TextFormat in the
+// server): Markdown is formatted by the server (server/markdown), plain
+// text is shown as it is, with its links detected.
+const (
+	FormatMarkdown = "markdown"
+	FormatPlain    = "plain"
+)
 
 // Settings is a bot's block of platform settings, decoded from the
 // configuration.
