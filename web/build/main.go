@@ -6,6 +6,9 @@
 //   - widget.<hash>.wasm: ./wasm built with GOOS=js GOARCH=wasm
 //     -ldflags='-s -w' -trimpath;
 //   - wasm_exec.<hash>.js: the toolchain's lib/wasm/wasm_exec.js, minified;
+//   - texts.<lang>.<version>.json: the built-in texts of each language
+//     (widget.BuiltinJSON), which the wasm fetches; <version> hashes all
+//     of them and is built into the wasm (-X main.textsVersion);
 //   - widget.<hash>.css: web/loader/widget.css, minified;
 //   - widget.js: web/loader/widget.js, minified, with __PH_WASM__,
 //     __PH_EXEC__ and __PH_CSS__ replaced by the hashed names above. It
@@ -141,9 +144,15 @@ func findToolchain(goCmd string) (toolchain, string, error) {
 	return toolchain{goCmd: goCmd, version: f[0], goroot: f[1]}, filepath.Dir(f[2]), nil
 }
 
-// buildWasm compiles pkg (relative to root) for the browser into out.
-func (tc toolchain) buildWasm(root, pkg, out string) error {
-	cmd := exec.Command(tc.goCmd, "build", "-ldflags="+ldflags, "-trimpath", "-o", out, pkg)
+// buildWasm compiles pkg (relative to root) for the browser into out;
+// extra is added to the linker flags (-X settings, which leave the
+// program's code as it is).
+func (tc toolchain) buildWasm(root, pkg, out, extra string) error {
+	flags := ldflags
+	if extra != "" {
+		flags += " " + extra
+	}
+	cmd := exec.Command(tc.goCmd, "build", "-ldflags="+flags, "-trimpath", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if output, err := cmd.CombinedOutput(); err != nil {
@@ -167,8 +176,11 @@ func build(tc toolchain, root string) (m manifest, floorCached bool, err error) 
 		wasmErr, floorErr error
 		floor             sizes
 	)
+	// The built-in texts, one asset a language; the wasm fetches them by
+	// the version in their names.
+	texts, textsVersion := textsOutputs()
 	wasmPath := filepath.Join(tmp, "widget.wasm")
-	wg.Go(func() { wasmErr = tc.buildWasm(root, "./wasm", wasmPath) })
+	wg.Go(func() { wasmErr = tc.buildWasm(root, "./wasm", wasmPath, "-X main.textsVersion="+textsVersion) })
 	wg.Go(func() { floor, floorCached, floorErr = measureFloor(tc, root, tmp) })
 
 	execSrc, err := os.ReadFile(filepath.Join(tc.goroot, "lib", "wasm", "wasm_exec.js"))
@@ -221,7 +233,7 @@ func build(tc toolchain, root string) (m manifest, floorCached bool, err error) 
 	if err != nil {
 		return m, false, err
 	}
-	outs = append(outs, newOutput(assetLoader, loader, false))
+	outs = append(append(outs, texts...), newOutput(assetLoader, loader, false))
 	// The sample stylesheet is not written: the server makes one per bot.
 	// It is measured here, compressed like the others, for the budget.
 	sample := newOutput("sample style", sampleStyle(small[1]), false)
@@ -256,7 +268,7 @@ func measureFloor(tc toolchain, root, tmp string) (s sizes, cached bool, err err
 		}
 	}
 	out := filepath.Join(tmp, "floor.wasm")
-	if err := tc.buildWasm(root, "./web/build/floor", out); err != nil {
+	if err := tc.buildWasm(root, "./web/build/floor", out, ""); err != nil {
 		return s, false, err
 	}
 	wasm, err := os.ReadFile(out)
