@@ -26,9 +26,12 @@ func main() {
 		return
 	}
 	w := newUI(boot)
-	// The language's built-in texts come from the server (fetchTexts);
-	// the loader's frame keeps working until they are here.
-	if u := w.client.SetLook(w.pageLook()); u.Texts != "" {
+	// The language's built-in texts come from the server (fetchTexts).
+	// Meanwhile the socket connects, and the loader's frame keeps
+	// working: the widget takes it over once they are here.
+	u := w.client.SetLook(w.pageLook())
+	w.start()
+	if u.Texts != "" {
 		w.fetchTexts(u.Texts)
 	} else {
 		w.takeOver()
@@ -36,12 +39,19 @@ func main() {
 	select {}
 }
 
-// takeOver takes the launcher and the panel over from the loader.
+// takeOver takes the launcher and the panel over from the loader and
+// shows what the client holds.
 func (w *widgetUI) takeOver() {
 	w.build()
 	w.boot.Call("ready", w.api())
-	w.client.Sync() // adopts what the visitor sent through the frame meanwhile
-	w.start()
+	w.apply(w.client.Sync()) // adopts what the visitor sent through the frame meanwhile
+	w.apply(w.client.SetOpen(w.open, visible()))
+	if w.open {
+		w.viewport()
+	}
+	w.render(^widget.Change(0))
+	w.announce(w.held)
+	w.held = widget.Update{}
 }
 
 // textsVersion is the hash in the names of the built-in texts' assets,
@@ -96,7 +106,8 @@ type widgetUI struct {
 	greeting, divider, quick, typing     js.Value
 	nodes                                map[string]*msgNode
 
-	built     bool // the frame is taken over
+	built     bool          // the frame is taken over
+	held      widget.Update // New and Notice before the take-over
 	open      bool
 	atEnd     bool // the log is scrolled to its newest message
 	pinned    int  // the log's scrollTop when we last scrolled it to the end
@@ -162,13 +173,12 @@ func (w *widgetUI) start() {
 		w.listen(vv, "resize", func(js.Value) { w.viewport() })
 		w.listen(vv, "scroll", func(js.Value) { w.viewport() })
 	}
-	w.client.SetOpen(w.open, visible()) // the loader may have opened the panel
-	if w.open {
-		w.viewport()
-	}
+	// The loader may have opened the panel: the conversation starts then.
+	panel := w.root.Call("querySelector", ".panel")
+	w.open = panel.Truthy() && !panel.Get("hidden").Bool()
+	w.client.SetOpen(w.open, visible())
 	w.client.SetNetwork(global.Get("navigator").Get("onLine").Bool())
 	w.apply(w.client.Start())
-	w.render(^widget.Change(0))
 }
 
 func (w *widgetUI) network() {
@@ -202,9 +212,24 @@ func (w *widgetUI) apply(u widget.Update) {
 	if u.Texts != "" {
 		w.fetchTexts(u.Texts)
 	}
+	if !w.built {
+		// The loader still owns the DOM: the take-over renders everything
+		// and announces what came meanwhile.
+		w.held.New = append(w.held.New, u.New...)
+		if u.Notice != nil {
+			w.held.Notice = u.Notice
+		}
+		return
+	}
 	if u.Change != 0 {
 		w.render(u.Change)
 	}
+	w.announce(u)
+}
+
+// announce reads new bot messages out and fires their events, and
+// surfaces a notice.
+func (w *widgetUI) announce(u widget.Update) {
 	for _, e := range u.New {
 		if e.From == "user" {
 			continue
