@@ -45,13 +45,17 @@ func (w *widgetUI) takeOver() {
 	w.build()
 	w.boot.Call("ready", w.api())
 	w.apply(w.client.Sync()) // adopts what the visitor sent through the frame meanwhile
-	w.apply(w.client.SetOpen(w.open, visible()))
 	if w.open {
 		w.viewport()
 	}
-	w.render(^widget.Change(0))
-	w.announce(w.held)
+	u := w.client.SetOpen(w.open, visible())
+	u.Change = ^widget.Change(0)
+	u.New = append(w.held.New, u.New...)
+	if u.Notice == nil {
+		u.Notice = w.held.Notice
+	}
 	w.held = widget.Update{}
+	w.apply(u)
 }
 
 // textsVersion is the hash in the names of the built-in texts' assets,
@@ -224,12 +228,6 @@ func (w *widgetUI) apply(u widget.Update) {
 	if u.Change != 0 {
 		w.render(u.Change)
 	}
-	w.announce(u)
-}
-
-// announce reads new bot messages out and fires their events, and
-// surfaces a notice.
-func (w *widgetUI) announce(u widget.Update) {
 	for _, e := range u.New {
 		if e.From == "user" {
 			continue
