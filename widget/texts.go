@@ -262,7 +262,8 @@ func (t Texts) Error(code string) string {
 
 // ParseTexts reads a language's built-in texts as the server serves
 // them (BuiltinJSON): one JSON object of strings, by key. ok is false
-// for anything else.
+// for anything but a non-empty object (an error page, say); a member
+// that is no string is never used.
 func ParseTexts(data []byte) (texts JSONValue, ok bool) {
 	v, err := ParseJSON(data)
 	return v, err == nil && v.Kind == JSONObject && len(v.Fields) > 0
