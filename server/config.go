@@ -246,7 +246,7 @@ type WidgetConfig struct {
 	Position   string `yaml:"position"`    // "right" (default) or "left"
 	BrandColor string `yaml:"brand_color"` // "#rrggbb"
 	Greeting   string `yaml:"greeting"`    // shown before the first message
-	Locale     string `yaml:"locale"`      // en, nl, fr or de; empty: the page's language
+	Locale     string `yaml:"locale"`      // a language of widget.Languages; empty: the page's language
 	// Texts override built-in widget texts by key.
 	Texts map[string]string `yaml:"texts"`
 	// Connect says when a returning visitor's widget loads and connects:

@@ -3,13 +3,16 @@ package server
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/porthole-chat/porthole/server/provider"
+	"github.com/porthole-chat/porthole/web"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -232,10 +235,14 @@ func (c *Config) Validate() error {
 				bad(p+".widget.icon", "%q is not an image URL; use an absolute https URL", w.Icon)
 			}
 		}
-		switch w.Locale {
-		case "", "en", "nl", "fr", "de":
-		default:
-			bad(p+".widget.locale", "%q is not a built-in language; use en, nl, fr or de, or leave it out to follow the page", w.Locale)
+		if w.Locale != "" && !slices.Contains(widget.Languages[:], w.Locale) {
+			bad(p+".widget.locale", "%q is not a built-in language; use one of %s, or leave it out to follow the page",
+				w.Locale, strings.Join(widget.Languages[:], ", "))
+		}
+		for _, k := range slices.Sorted(maps.Keys(w.Texts)) {
+			if !widget.IsTextKey(k) && !web.IsPageTextKey(k) {
+				bad(p+".widget.texts."+k, "is not a text key; use a key listed in the README (\"send\"), optionally after a built-in language (\"nl.send\")")
+			}
 		}
 		switch w.Connect {
 		case "", "idle", "open":

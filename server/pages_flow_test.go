@@ -86,7 +86,9 @@ func TestChatPageLanguage(t *testing.T) {
 	h := newHarness(t, nil)
 	for _, tc := range []struct{ accept, query, want, send string }{
 		{"de-CH,fr;q=0.9", "", "de", "Senden"},
-		{"es, nl;q=0.5, fr;q=0.8", "", "fr", "Envoyer"},
+		{"ja, nl;q=0.5, fr;q=0.8", "", "fr", "Envoyer"},
+		{"es-MX, en;q=0.5", "", "es", "Enviar"},
+		{"he-IL", "", "he", "שליחה"},
 		{"nl", "lang=en", "en", "Send"},
 		{"", "", "en", "Send"},
 	} {
@@ -98,6 +100,13 @@ func TestChatPageLanguage(t *testing.T) {
 		}
 		if got := doc.Find(".send").Text(); got != tc.send {
 			t.Errorf("lang %s: send button %q, want %q", tc.want, got, tc.send)
+		}
+		dir := "ltr"
+		if tc.want == "he" {
+			dir = "rtl"
+		}
+		if got := doc.Find("html").AttrOr("dir", ""); got != dir {
+			t.Errorf("lang %s: dir %q, want %s", tc.want, got, dir)
 		}
 	}
 }

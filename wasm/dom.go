@@ -34,6 +34,10 @@ func text(parent js.Value, s string) js.Value {
 	return n
 }
 
+// attr sets an attribute. Not inlined: it is called in many places,
+// and each inlined copy of a js.Value call costs widget.wasm ~150 bytes.
+//
+//go:noinline
 func attr(e js.Value, name, value string) { e.Call("setAttribute", name, value) }
 
 // icon builds an inline SVG icon from one path, hidden from screen

@@ -26,9 +26,64 @@ func main() {
 		return
 	}
 	w := newUI(boot)
-	boot.Call("ready", w.api())
+	// The language's built-in texts come from the server (fetchTexts).
+	// Meanwhile the socket connects, and the loader's frame keeps
+	// working: the widget takes it over once they are here.
+	u := w.client.SetLook(w.pageLook())
 	w.start()
+	if u.Texts != "" {
+		w.fetchTexts(u.Texts)
+	} else {
+		w.takeOver()
+	}
 	select {}
+}
+
+// takeOver takes the launcher and the panel over from the loader and
+// shows what the client holds.
+func (w *widgetUI) takeOver() {
+	w.build()
+	w.boot.Call("ready", w.api())
+	w.apply(w.client.Sync()) // adopts what the visitor sent through the frame meanwhile
+	if w.open {
+		w.viewport()
+	}
+	u := w.client.SetOpen(w.open, visible())
+	u.Change = ^widget.Change(0)
+	u.New = append(w.held.New, u.New...)
+	if u.Notice == nil {
+		u.Notice = w.held.Notice
+	}
+	w.held = widget.Update{}
+	w.apply(u)
+}
+
+// textsVersion is the hash in the names of the built-in texts' assets,
+// /static/dist/texts.<lang>.<version>.json; web/build sets it with
+// -ldflags -X. Without it every fetch fails, and the widget shows the
+// keys of its texts.
+var textsVersion string
+
+// fetchTexts fetches the built-in texts of lang for the client with
+// XMLHttpRequest: one listener, where fetch's promises need two (and
+// more wasm). The first answer, failure or 5 s timeout lets the widget
+// take over; until then the loader's frame works on its own.
+func (w *widgetUI) fetchTexts(lang string) {
+	x := global.Get("XMLHttpRequest").New()
+	w.listen(x, "loadend", func(js.Value) {
+		var data []byte
+		if x.Get("status").Int() == 200 {
+			data = []byte(x.Get("responseText").String())
+		}
+		u := w.client.TextsLoaded(lang, data)
+		if !w.built {
+			w.takeOver()
+		}
+		w.apply(u)
+	})
+	x.Call("open", "GET", w.base+"/static/dist/texts."+lang+"."+textsVersion+".json")
+	x.Set("timeout", 5000)
+	x.Call("send")
 }
 
 // widgetUI is one widget on the page.
@@ -55,6 +110,8 @@ type widgetUI struct {
 	greeting, divider, quick, typing     js.Value
 	nodes                                map[string]*msgNode
 
+	built     bool          // the frame is taken over
+	held      widget.Update // New and Notice before the take-over
 	open      bool
 	atEnd     bool // the log is scrolled to its newest message
 	pinned    int  // the log's scrollTop when we last scrolled it to the end
@@ -89,17 +146,20 @@ func newUI(boot js.Value) *widgetUI {
 			langs = append(langs, l.Index(i).String())
 		}
 	}
+	frameLang := ""
+	if x := boot.Get("look").Get("x"); x.Type() == js.TypeObject {
+		frameLang = jsString(x, "l")
+	}
 	w.client = widget.NewClient(widget.ClientOptions{
 		Bot:       w.bot,
 		Storage:   localStorage(),
 		Locale:    nav.Get("language").String(),
 		TZ:        timeZone(),
 		Languages: langs,
+		FrameLang: frameLang,
 		Random:    cryptoRandom,
 		Now:       now,
 	})
-	w.client.SetLook(w.pageLook())
-	w.build()
 	return w
 }
 
@@ -117,13 +177,12 @@ func (w *widgetUI) start() {
 		w.listen(vv, "resize", func(js.Value) { w.viewport() })
 		w.listen(vv, "scroll", func(js.Value) { w.viewport() })
 	}
-	w.client.SetOpen(w.open, visible()) // the loader may have opened the panel
-	if w.open {
-		w.viewport()
-	}
+	// The loader may have opened the panel: the conversation starts then.
+	panel := w.root.Call("querySelector", ".panel")
+	w.open = panel.Truthy() && !panel.Get("hidden").Bool()
+	w.client.SetOpen(w.open, visible())
 	w.client.SetNetwork(global.Get("navigator").Get("onLine").Bool())
 	w.apply(w.client.Start())
-	w.render(^widget.Change(0))
 }
 
 func (w *widgetUI) network() {
@@ -153,6 +212,18 @@ func (w *widgetUI) apply(u widget.Update) {
 			w.stopWake = nil
 			w.apply(w.client.Tick())
 		})
+	}
+	if u.Texts != "" {
+		w.fetchTexts(u.Texts)
+	}
+	if !w.built {
+		// The loader still owns the DOM: the take-over renders everything
+		// and announces what came meanwhile.
+		w.held.New = append(w.held.New, u.New...)
+		if u.Notice != nil {
+			w.held.Notice = u.Notice
+		}
+		return
 	}
 	if u.Change != 0 {
 		w.render(u.Change)

@@ -13,6 +13,7 @@ import (
 // drew (web/loader/widget.js), finding them by their classes: the same
 // elements, so focus, a half-typed draft and the scroll position stay.
 func (w *widgetUI) build() {
+	w.built = true
 	q := func(sel string) js.Value { return w.root.Call("querySelector", sel) }
 	w.launcher, w.badge = q(".launcher"), q(".badge")
 	w.panel, w.header, w.icon = q(".panel"), q(".header"), q(".avatar")
@@ -101,6 +102,9 @@ func (w *widgetUI) render(ch widget.Change) {
 	}
 	if ch&(widget.ChangeConnection|widget.ChangeLook) != 0 {
 		b := w.client.Banner()
+		if b != "" {
+			b = w.texts.Get(b)
+		}
 		w.banner.Set("textContent", b)
 		w.banner.Set("hidden", b == "")
 	}
@@ -156,6 +160,8 @@ func (w *widgetUI) renderLook() {
 	}
 	attr(w.panel, "aria-label", t.Dialog(look.Title))
 	attr(w.panel, "lang", t.Lang())
+	attr(w.panel, "dir", t.Dir())
+	attr(w.launcher, "lang", t.Lang())
 	attr(w.closeBtn, "aria-label", t.Get(widget.TextClose))
 	attr(w.textarea, "placeholder", t.Get(widget.TextPlaceholder))
 	attr(w.textarea, "aria-label", t.Get(widget.TextComposer))
@@ -484,16 +490,22 @@ func (w *widgetUI) carousel(m js.Value, cards []widget.Card) {
 		}
 		w.buttons(card, c.Buttons)
 	}
+	// Right to left, the track starts at the right: scrollLeft runs
+	// from 0 down, and the next card is to the left.
+	sign := 1
+	if t.Dir() == "rtl" {
+		sign = -1
+	}
 	step := func(dir int) {
 		first := track.Get("firstElementChild")
 		if !first.Truthy() {
 			return
 		}
 		width := first.Get("offsetWidth").Int() + 10
-		track.Call("scrollBy", map[string]any{"left": dir * width, "behavior": "smooth"})
+		track.Call("scrollBy", map[string]any{"left": sign * dir * width, "behavior": "smooth"})
 	}
 	nav := func() {
-		left := track.Get("scrollLeft").Int()
+		left := sign * track.Get("scrollLeft").Int()
 		max := track.Get("scrollWidth").Int() - track.Get("clientWidth").Int()
 		prev.Set("disabled", left <= 2)
 		next.Set("disabled", left >= max-2)

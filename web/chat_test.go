@@ -3,6 +3,8 @@ package web
 import (
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -325,18 +327,67 @@ func TestChatTextsInDutch(t *testing.T) {
 	}
 }
 
+// TestPageTextsComplete: every built-in language has each of the page's
+// own texts, with English's placeholders; "earlier", written for
+// MaxEntries, is in that number's plural form (a plural "other", or
+// Polish "many"); no page key shadows a widget key.
 func TestPageTextsComplete(t *testing.T) {
-	for key, texts := range pageTexts {
-		for i, s := range texts {
+	if len(pageTexts) != len(widget.Languages) {
+		t.Errorf("page texts in %d languages, widget.Languages has %d", len(pageTexts), len(widget.Languages))
+	}
+	ph := regexp.MustCompile(`\{[a-z]+\}`)
+	for _, lang := range widget.Languages {
+		texts := pageTexts[lang]
+		for key, en := range pageTexts["en"] {
+			s := texts[key]
 			if strings.TrimSpace(s) == "" {
-				t.Errorf("%s has no %s text", key, widget.Languages[i])
+				t.Errorf("%s has no %s text", key, lang)
+			}
+			if got, want := ph.FindAllString(s, -1), ph.FindAllString(en, -1); !slices.Equal(got, want) {
+				t.Errorf("%s %s has placeholders %q, want %q", lang, key, got, want)
 			}
 		}
-		if !IsPageTextKey(key) || !IsPageTextKey("de."+key) || IsPageTextKey("xx."+key) {
+		if len(texts) != len(pageTexts["en"]) {
+			t.Errorf("%s has %d page texts, English %d", lang, len(texts), len(pageTexts["en"]))
+		}
+		if cat := widget.PluralCategory(lang, MaxEntries); cat != "other" && !(lang == "pl" && cat == "many") {
+			t.Errorf("%q in %s is written for a plural other, but %d is %s", TextEarlier, lang, MaxEntries, cat)
+		}
+		if got := NewChatTexts(lang, nil).Get(TextWaiting); got != texts[TextWaiting] {
+			t.Errorf("%s waiting = %q", lang, got)
+		}
+	}
+	for _, key := range PageTextKeys() {
+		if !IsPageTextKey(key) || !IsPageTextKey("de."+key) || !IsPageTextKey("he."+key) || IsPageTextKey("xx."+key) {
 			t.Errorf("IsPageTextKey(%q) is wrong", key)
 		}
 		if widget.IsTextKey(key) {
 			t.Errorf("page key %q shadows a widget key", key)
+		}
+	}
+}
+
+// TestChatPageDirection: Arabic and Hebrew pages are right to left,
+// the others left to right, each with its own language's texts.
+func TestChatPageDirection(t *testing.T) {
+	for lang, want := range map[string][3]string{
+		"ar": {"rtl", "إرسال", "الدردشة مع Acme"},
+		"he": {"rtl", "שליחה", "צ׳אט עם Acme"},
+		"es": {"ltr", "Enviar", "Chat con Acme"},
+		"en": {"ltr", "Send", "Chat with Acme"},
+	} {
+		p := page()
+		p.Texts = NewChatTexts(lang, nil)
+		doc := render(t, p)
+		html := doc.Find("html")
+		if html.AttrOr("lang", "") != lang || html.AttrOr("dir", "") != want[0] {
+			t.Errorf("%s: <html lang=%q dir=%q>, want dir %s", lang, html.AttrOr("lang", ""), html.AttrOr("dir", ""), want[0])
+		}
+		if got := doc.Find(".send").Text(); got != want[1] {
+			t.Errorf("%s: send button %q, want %q", lang, got, want[1])
+		}
+		if got := doc.Find("title").Text(); got != want[2] {
+			t.Errorf("%s: title %q, want %q", lang, got, want[2])
 		}
 	}
 }
@@ -369,7 +420,9 @@ func TestAcceptLanguage(t *testing.T) {
 	for h, want := range map[string]string{
 		"":                             "en",
 		"de-CH, fr;q=0.9":              "de",
-		"es, nl;q=0.5, fr;q=0.8":       "fr",
+		"ja, nl;q=0.5, fr;q=0.8":       "fr",
+		"es, nl;q=0.5":                 "es",
+		"zh;q=0.9, he-IL;q=0.8, ar":    "ar",
 		"fr;q=0, nl":                   "nl",
 		"*, de;q=0.1":                  "de",
 		"en-GB;q=0.8, nl-BE;q=0.8, fr": "fr",
@@ -388,7 +441,7 @@ func TestAcceptLanguage(t *testing.T) {
 }
 
 func TestLanguage(t *testing.T) {
-	for tag, want := range map[string]string{"nl-BE": "nl", "EN_gb": "en", "de": "de", "es": "", "": "", "english": ""} {
+	for tag, want := range map[string]string{"nl-BE": "nl", "EN_gb": "en", "de": "de", "es": "es", "ar-EG": "ar", "ja": "", "": "", "english": ""} {
 		if got := Language(tag); got != want {
 			t.Errorf("Language(%q) = %q, want %q", tag, got, want)
 		}

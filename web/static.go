@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/porthole-chat/porthole/widget"
 )
 
 // static holds site.css, the demo media and, when `make wasm` ran before
@@ -41,6 +43,11 @@ const (
 	// Go program cannot run.
 	AssetFallback = "fallback.js"
 )
+
+// TextsAsset is the logical name of the built-in texts of lang, one of
+// widget.Languages: the JSON the widget fetches for its language, served
+// as texts.<lang>.<version>.json.
+func TextsAsset(lang string) string { return "texts." + lang + ".json" }
 
 // EagerBudget is the most a page view may download from Porthole before
 // the visitor shows intent, brotli bytes: widget.js and the eager
@@ -152,7 +159,11 @@ func (a *Assets) load() error {
 		return fmt.Errorf("widget assets: dist/manifest.json: %w; run make wasm", err)
 	}
 	a.hashed = make(map[string]*servedFile)
-	for _, logical := range []string{AssetWASM, AssetExec, AssetCSS, AssetLoader, AssetFrame, AssetFallback} {
+	required := []string{AssetWASM, AssetExec, AssetCSS, AssetLoader, AssetFrame, AssetFallback}
+	for _, lang := range widget.Languages {
+		required = append(required, TextsAsset(lang))
+	}
+	for _, logical := range required {
 		asset, ok := a.manifest.Assets[logical]
 		if !ok || asset.Hash == "" || asset.File == "" || strings.Contains(asset.File, "/") || !fs.ValidPath(asset.File) {
 			return fmt.Errorf("widget assets: dist/manifest.json has no usable entry for %s; run make wasm", logical)

@@ -1,14 +1,19 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/porthole-chat/porthole/widget"
 )
 
 const (
@@ -27,7 +32,7 @@ func fakeStatic() fstest.MapFS {
 	fsys := fstest.MapFS{
 		"site.css":         file("body{}"),
 		"demo/harbour.svg": file("<svg/>"),
-		"dist/manifest.json": file(`{"go":"go1.26.0","assets":{` +
+		"dist/manifest.json": file(`{"go":"go1.26.0","assets":{` + fakeTextsManifest() +
 			`"widget.wasm":{"file":"` + fakeWASM + `","hash":"0123456789","raw":4,"gzip":3,"brotli":2},` +
 			`"wasm_exec.js":{"file":"` + fakeExec + `","hash":"abcdefabcd","raw":4,"gzip":3,"brotli":2},` +
 			`"widget.css":{"file":"` + fakeCSS + `","hash":"5555555555","raw":4,"gzip":3,"brotli":2},` +
@@ -36,7 +41,11 @@ func fakeStatic() fstest.MapFS {
 			`"widget.js":{"file":"widget.js","hash":"feedfacecafe","raw":4,"gzip":3,"brotli":2}},` +
 			`"floor":{"raw":10,"gzip":8,"brotli":6}}`),
 	}
-	for _, name := range []string{fakeWASM, fakeExec, fakeCSS, fakeFrame, fakeFallback, "widget.js"} {
+	names := []string{fakeWASM, fakeExec, fakeCSS, fakeFrame, fakeFallback, "widget.js"}
+	for _, lang := range widget.Languages {
+		names = append(names, fakeTexts(lang))
+	}
+	for _, name := range names {
 		fsys["dist/"+name] = file("raw " + name)
 		fsys["dist/"+name+".gz"] = file("gz " + name)
 		if name != fakeCSS {
@@ -44,6 +53,17 @@ func fakeStatic() fstest.MapFS {
 		}
 	}
 	return fsys
+}
+
+// fakeTexts is the file of the built-in texts of lang.
+func fakeTexts(lang string) string { return "texts." + lang + ".8888888888.json" }
+
+func fakeTextsManifest() string {
+	var b strings.Builder
+	for _, lang := range widget.Languages {
+		b.WriteString(`"` + TextsAsset(lang) + `":{"file":"` + fakeTexts(lang) + `","hash":"99999999` + lang + `","raw":4,"gzip":3,"brotli":2},`)
+	}
+	return b.String()
 }
 
 func get(t *testing.T, h http.Handler, method, target string, header ...string) (*http.Response, string) {
@@ -73,6 +93,7 @@ func TestHashedAssetsAreImmutableTypedAndCrossOrigin(t *testing.T) {
 		{fakeWASM, "application/wasm"},
 		{fakeExec, "text/javascript; charset=utf-8"},
 		{fakeCSS, "text/css; charset=utf-8"},
+		{fakeTexts("ar"), "application/json"},
 	} {
 		res, _ := get(t, static, "GET", "/static/dist/"+tc.name, "Accept-Encoding", "gzip")
 		if res.StatusCode != http.StatusOK {
@@ -305,6 +326,48 @@ func TestEmbedded(t *testing.T) {
 		}
 	}
 	wantHeader(t, res, "Content-Type", "text/javascript; charset=utf-8")
+	// Each language's texts, as the widget fetches them.
+	for _, lang := range widget.Languages {
+		file := m.File(TextsAsset(lang))
+		res, body := get(t, Static(), "GET", "/static/dist/"+file)
+		if res.StatusCode != http.StatusOK || body != string(widget.BuiltinJSON(lang)) || !strings.HasPrefix(file, "texts."+lang+".") {
+			t.Errorf("%s: status %d, %d bytes, not the built-in texts of %s", file, res.StatusCode, len(body), lang)
+		}
+	}
+}
+
+// TestWasmHasNoBuiltinTexts: the built wasm carries none of the built-in
+// texts; it fetches its language from the server.
+func TestWasmHasNoBuiltinTexts(t *testing.T) {
+	m, err := Manifest()
+	if errors.Is(err, ErrNotBuilt) {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("widget assets not built; CI runs make wasm before the tests")
+		}
+		t.Skip("widget assets not built; run make wasm to check them")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := fs.ReadFile(static, "static/dist/"+m.File(AssetWASM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, lang := range widget.Languages {
+		for key, text := range widget.Builtin(lang) {
+			if len(text) < 12 || !strings.ContainsAny(text, " …") {
+				continue // short words ("Chat", "Send") may be in the wasm for other reasons
+			}
+			checked++
+			if bytes.Contains(wasm, []byte(text)) {
+				t.Errorf("widget.wasm holds the %s text %s: %q", lang, key, text)
+			}
+		}
+	}
+	if checked < 300 {
+		t.Fatalf("only %d texts checked", checked)
+	}
 }
 
 func TestNegotiate(t *testing.T) {

@@ -59,6 +59,10 @@ type ClientOptions struct {
 	// Languages are the page's <html lang> followed by
 	// navigator.languages, used to pick the built-in texts.
 	Languages []string
+	// FrameLang is the language the server picked for the loader's
+	// frame: the one to start in, unless the page or the bot says
+	// otherwise.
+	FrameLang string
 	Now       func() Instant // required in the browser: Date.now()
 	Random    func() uint64  // default a generator seeded by the clock; pass crypto.getRandomValues
 }
@@ -97,6 +101,9 @@ type Update struct {
 	// Wake: call Tick after this long, replacing any earlier timer;
 	// 0 means no timer is needed.
 	Wake Span
+	// Texts: fetch the built-in texts of this language (the server's
+	// texts asset) and hand them, or the failure, to TextsLoaded.
+	Texts string
 }
 
 // Notice is an error frame or a local refusal, for the UI.
@@ -124,6 +131,15 @@ type Client struct {
 	tz     string
 	langs  []string
 	lang   string // SetLanguage
+
+	// texts: the built-in texts of the language shown ("" until the
+	// first are here); asked is the language being fetched, failed the
+	// last one that could not be (asked for again after the next welcome).
+	frameLang string
+	builtin   JSONValue
+	shown     string
+	asked     string
+	failed    string
 
 	// connection
 	conn       ConnState
@@ -187,7 +203,8 @@ func NewClient(o ClientOptions) *Client {
 	c := &Client{
 		bot: o.Bot, store: o.Storage, now: o.Now, random: o.Random,
 		locale: o.Locale, tz: o.TZ, langs: o.Languages,
-		byClient: make(map[string]*Entry), done: make(map[string]bool),
+		frameLang: o.FrameLang,
+		byClient:  make(map[string]*Entry), done: make(map[string]bool),
 		visible: true,
 	}
 	if c.store == nil {
@@ -248,6 +265,7 @@ func (c *Client) finish(u Update) Update {
 		}
 	}
 	u.Wake = c.wake(now)
+	c.wantTexts(&u)
 	return u
 }
 

@@ -33,18 +33,20 @@ type fakeMsg struct {
 }
 
 type fakeServer struct {
-	t        *testing.T
-	clock    *fakeClock
-	conv     string
-	token    string
-	look     Look
-	msgs     []*fakeMsg
-	byClient map[string]*fakeMsg
-	conns    []*fakeConn
-	sessions []string
-	reads    []uint64
-	received []Frame
-	logins   []string // users logged in; "" for a logout
+	t     *testing.T
+	clock *fakeClock
+	conv  string
+	token string
+	look  Look
+	// textsDown fails every fetch of the built-in texts.
+	textsDown bool
+	msgs      []*fakeMsg
+	byClient  map[string]*fakeMsg
+	conns     []*fakeConn
+	sessions  []string
+	reads     []uint64
+	received  []Frame
+	logins    []string // users logged in; "" for a logout
 	// started says the conversation exists; starts counts the start
 	// frames that created or found it.
 	started bool
@@ -335,6 +337,7 @@ type tab struct {
 	news    []*Entry
 	notices []*Notice
 	changes Change
+	fetched []string // languages whose texts the client asked for
 }
 
 func newTab(t *testing.T, name string, srv *fakeServer, store Storage, seed uint64) *tab {
@@ -366,6 +369,15 @@ func (tb *tab) apply(u Update) Update {
 			tb.t.Fatalf("%s: dial with a socket open", tb.name)
 		}
 		tb.dialing = true
+	}
+	if u.Texts != "" {
+		// The texts asset, as the server serves it, unless it is down.
+		tb.fetched = append(tb.fetched, u.Texts)
+		var data []byte
+		if !tb.srv.textsDown {
+			data = BuiltinJSON(u.Texts)
+		}
+		tb.apply(tb.c.TextsLoaded(u.Texts, data))
 	}
 	return u
 }

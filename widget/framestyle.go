@@ -81,6 +81,7 @@ func FrameStyle(frame []byte, l FrameLook) []byte {
 	w.str("d", t.Dialog(l.Look.Title), false)
 	w.str("w", t.State(StateSending), false)
 	w.str("l", t.Lang(), false)
+	w.str("r", t.Dir(), false)
 	w.close()
 	w.close()
 

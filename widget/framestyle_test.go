@@ -51,8 +51,13 @@ next line }'; color: red`
 		t.Errorf("a javascript: icon reached the loader: %v", m["i"])
 	}
 	x := m["x"].(map[string]any)
-	if x["l"] != "de" || x["o"] != "Chat öffnen" || x["d"] != "Chat mit "+hostile || x["n"] != "Verbindung wird hergestellt…" {
+	if x["l"] != "de" || x["r"] != "ltr" || x["o"] != "Chat öffnen" || x["d"] != "Chat mit "+hostile || x["n"] != "Verbindung wird hergestellt…" {
 		t.Errorf("texts = %v", x)
+	}
+	// Right to left: the loader draws the panel with dir="rtl".
+	ar := lookOf(t, FrameStyle(nil, NewFrameLook(Look{Title: "أكمي"}, "ar", "en")))["x"].(map[string]any)
+	if ar["l"] != "ar" || ar["r"] != "rtl" || ar["o"] != "فتح الدردشة" || ar["d"] != "الدردشة مع أكمي" {
+		t.Errorf("Arabic texts = %v", ar)
 	}
 	z := m["z"].(map[string]any)
 	if z["t"] != "Fragen?" || z["d"] != 5000.0 || z["p"].([]any)[0] != "/preise" {
@@ -66,6 +71,8 @@ func TestFrameLookLanguage(t *testing.T) {
 		{"fr", "", "nl-BE", "fr"}, // the bot's locale over the page's
 		{"fr", "de", "nl", "de"},  // the page's data-language over both
 		{"", "", "xx", "en"},
+		{"", "", "he-IL", "he"},
+		{"pl", "", "ar", "pl"},
 	} {
 		if got := NewFrameLook(Look{Locale: tc.locale}, tc.option, tc.page).Lang; got != tc.want {
 			t.Errorf("locale %q, option %q, page %q: %q, want %q", tc.locale, tc.option, tc.page, got, tc.want)

@@ -20,23 +20,56 @@ func (c *Client) SetLanguage(lang string) Update {
 // Look returns the bot's look with the page's options on top.
 func (c *Client) Look() Look { return MergeLook(c.serverLook, c.pageLook) }
 
-// Language returns the language of the texts: SetLanguage's, else the
-// look's locale, else the page's and the browser's languages, else en.
+// Language returns the language the texts should be in: SetLanguage's,
+// else the look's locale (the page's option, else the bot's), else the
+// frame's (the server's choice for this page, FrameLang), else the
+// page's and the browser's languages, else en.
 func (c *Client) Language() string {
 	configured := c.lang
 	if configured == "" {
 		configured = c.Look().Locale
 	}
-	var page string
-	var browser []string
-	if len(c.langs) > 0 {
-		page, browser = c.langs[0], c.langs[1:]
-	}
-	return PickLanguage(configured, page, browser...)
+	return PickLanguage(configured, c.frameLang, c.langs...)
 }
 
-// Texts returns the UI texts in Language with the look's overrides.
-func (c *Client) Texts() Texts { return NewTexts(c.Language(), c.Look().Texts) }
+// Texts returns the UI texts with the look's overrides: the built-in
+// texts of the language last fetched, which stay until those of a new
+// Language are here, so that the panel never mixes two languages. Before
+// the first are here (the widget waits for them) there are only the
+// overrides, and the keys.
+func (c *Client) Texts() Texts {
+	lang := c.shown
+	if lang == "" {
+		lang = c.Language()
+	}
+	return TextsOf(lang, c.builtin, c.Look().Texts)
+}
+
+// TextsLoaded takes the built-in texts of lang that Update.Texts asked
+// for: data is the server's texts asset, nil when the fetch failed. A
+// failed language is asked for again after the next welcome.
+func (c *Client) TextsLoaded(lang string, data []byte) Update {
+	var u Update
+	if c.asked == lang {
+		c.asked = ""
+	}
+	if v, ok := ParseTexts(data); !ok {
+		c.failed = lang
+	} else if lang == c.Language() {
+		c.shown, c.builtin = lang, v
+		u.Change |= ChangeLook
+	}
+	return c.finish(u)
+}
+
+// wantTexts asks for the built-in texts of Language when they are not
+// the ones shown.
+func (c *Client) wantTexts(u *Update) {
+	if want := c.Language(); want != c.shown && want != c.asked && want != c.failed {
+		c.asked = want
+		u.Texts = want
+	}
+}
 
 // MergeLook returns base with every non-empty field of over on top;
 // texts are merged key by key.

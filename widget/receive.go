@@ -136,6 +136,7 @@ func (c *Client) onWelcome(w *Welcome, u *Update) {
 		c.saveSeen()
 	}
 	c.serverLook = w.Widget // repainting the look on every welcome is cheap
+	c.failed = ""           // the server answers: fetch texts that failed again
 	u.Change |= ChangeLook
 	if c.conn != ConnOnline { // not the answer to a resync hello
 		c.welcomedAt = now

@@ -1,16 +1,28 @@
 package widget
 
-import (
-	"strconv"
-)
+import "strconv"
 
-// Built-in UI texts in English, Dutch, French and German. A bot's config
-// (widget.texts) and the page's Porthole.init({texts}) override them by
-// key: "send" for every language, "nl.send" for Dutch only. Placeholders
-// in braces ({bot}, {n}, {total}) are filled in by the methods of Texts.
+// UI texts. The built-in texts of each language (texts_builtin.go) are
+// not part of widget.wasm: the server draws the frame with them, renders
+// the chat pages with them, and serves each language as a static asset
+// that the browser program fetches (Client.TextsLoaded). What stays here
+// is what the widget needs to pick a language and fill in texts. A bot's
+// config (widget.texts) and the page's Porthole.init({texts}) override
+// them by key: "send" for every language, "nl.send" for Dutch only.
+// Placeholders in braces ({bot}, {n}, {total}) are filled in by the
+// methods of Texts.
 
 // Languages with built-in texts; the first is the fallback.
-var Languages = [...]string{"en", "nl", "fr", "de"}
+var Languages = [...]string{"en", "nl", "fr", "de", "es", "it", "pt", "pl", "sv", "da", "tr", "ar", "he"}
+
+// Dir returns the writing direction of a language of Languages: "rtl"
+// for Arabic and Hebrew, else "ltr".
+func Dir(lang string) string {
+	if lang == "ar" || lang == "he" {
+		return "rtl"
+	}
+	return "ltr"
+}
 
 // Text keys.
 const (
@@ -33,8 +45,6 @@ const (
 	TextOffline          = "offline"      // connection banner when the browser is offline
 	TextTyping           = "typing"       // "{bot} is typing…"
 	TextTypingAnon       = "typing_anon"  // when the bot has no title
-	TextUnreadOne        = "unread_one"   // "{n} unread message"
-	TextUnreadOther      = "unread_other" // "{n} unread messages"
 	TextNewMessages      = "new_messages" // divider above the first unread message
 	TextPrevious         = "previous"     // carousel
 	TextNext             = "next"
@@ -58,152 +68,23 @@ const (
 	TextErrorGeneric     = "error_generic"
 )
 
-// builtinTexts holds each key in Languages order: en, nl, fr, de. An
-// array, not a map: it is static data in widget.wasm, where a map
-// literal would be code that builds it at start-up.
-var builtinTexts = [...]struct {
-	key  string
-	text [4]string
-}{
-	{TextChat, [4]string{"Chat", "Chat", "Chat", "Chat"}},
-	{TextDialog, [4]string{"Chat with {bot}", "Chat met {bot}", "Discussion avec {bot}", "Chat mit {bot}"}},
-	{TextLauncherOpen, [4]string{"Open chat", "Chat openen", "Ouvrir le chat", "Chat öffnen"}},
-	{TextLauncherClose, [4]string{"Close chat", "Chat sluiten", "Fermer le chat", "Chat schließen"}},
-	{TextClose, [4]string{"Close", "Sluiten", "Fermer", "Schließen"}},
-	{TextMinimise, [4]string{"Minimise", "Minimaliseren", "Réduire", "Minimieren"}},
-	{TextPlaceholder, [4]string{"Type your message…", "Typ je bericht…", "Écrivez votre message…", "Nachricht schreiben…"}},
-	{TextComposer, [4]string{"Message", "Bericht", "Message", "Nachricht"}},
-	{TextSend, [4]string{"Send", "Versturen", "Envoyer", "Senden"}},
-	{TextSending, [4]string{"Sending…", "Versturen…", "Envoi en cours…", "Wird gesendet…"}},
-	{TextSent, [4]string{"Sent", "Verstuurd", "Envoyé", "Gesendet"}},
-	{TextDelivered, [4]string{"Delivered", "Afgeleverd", "Distribué", "Zugestellt"}},
-	{TextFailed, [4]string{"Not delivered", "Niet afgeleverd", "Non distribué", "Nicht zugestellt"}},
-	{TextRetry, [4]string{"Retry", "Opnieuw proberen", "Réessayer", "Erneut versuchen"}},
-	{TextReconnecting, [4]string{"Reconnecting…", "Opnieuw verbinden…", "Reconnexion…", "Verbindung wird wiederhergestellt…"}},
-	{TextConnecting, [4]string{"Connecting…", "Verbinden…", "Connexion…", "Verbindung wird hergestellt…"}},
-	{TextOffline, [4]string{
-		"You're offline; we'll send your messages when you're back.",
-		"Je bent offline. We versturen je berichten zodra je weer online bent.",
-		"Vous êtes hors ligne. Vos messages seront envoyés dès votre retour.",
-		"Sie sind offline. Ihre Nachrichten werden gesendet, sobald Sie wieder online sind.",
-	}},
-	{TextTyping, [4]string{"{bot} is typing…", "{bot} is aan het typen…", "{bot} est en train d’écrire…", "{bot} schreibt…"}},
-	{TextTypingAnon, [4]string{"Typing…", "Aan het typen…", "En train d’écrire…", "Schreibt…"}},
-	{TextUnreadOne, [4]string{"{n} unread message", "{n} ongelezen bericht", "{n} message non lu", "{n} ungelesene Nachricht"}},
-	{TextUnreadOther, [4]string{"{n} unread messages", "{n} ongelezen berichten", "{n} messages non lus", "{n} ungelesene Nachrichten"}},
-	{TextNewMessages, [4]string{"New messages", "Nieuwe berichten", "Nouveaux messages", "Neue Nachrichten"}},
-	{TextPrevious, [4]string{"Previous", "Vorige", "Précédent", "Zurück"}},
-	{TextNext, [4]string{"Next", "Volgende", "Suivant", "Weiter"}},
-	{TextCardOf, [4]string{"Card {n} of {total}", "Kaart {n} van {total}", "Carte {n} sur {total}", "Karte {n} von {total}"}},
-	{TextQuickReplies, [4]string{"Suggested replies", "Voorgestelde antwoorden", "Réponses suggérées", "Antwortvorschläge"}},
-	{TextYou, [4]string{"You", "Jij", "Vous", "Sie"}},
-	{TextImage, [4]string{"Image", "Afbeelding", "Image", "Bild"}},
-	{TextOpenFile, [4]string{"Open file", "Bestand openen", "Ouvrir le fichier", "Datei öffnen"}},
-	{TextOpenVideo, [4]string{"Open video", "Video openen", "Ouvrir la vidéo", "Video öffnen"}},
-	{TextOpenAudio, [4]string{"Open audio", "Audio openen", "Ouvrir le fichier audio", "Audio öffnen"}},
-	{TextVideoUnsupported, [4]string{
-		"Your browser cannot play this video.",
-		"Je browser kan deze video niet afspelen.",
-		"Votre navigateur ne peut pas lire cette vidéo.",
-		"Ihr Browser kann dieses Video nicht abspielen.",
-	}},
-	{TextAudioUnsupported, [4]string{
-		"Your browser cannot play this audio.",
-		"Je browser kan dit geluidsfragment niet afspelen.",
-		"Votre navigateur ne peut pas lire ce fichier audio.",
-		"Ihr Browser kann diese Audiodatei nicht abspielen.",
-	}},
-	{TextNewTab, [4]string{"(opens in a new tab)", "(opent in een nieuw tabblad)", "(s’ouvre dans un nouvel onglet)", "(öffnet in einem neuen Tab)"}},
-	{TextUnsupported, [4]string{
-		"This message can't be shown here.",
-		"Dit bericht kan hier niet worden weergegeven.",
-		"Ce message ne peut pas être affiché ici.",
-		"Diese Nachricht kann hier nicht angezeigt werden.",
-	}},
-	{TextErrorRateLimited, [4]string{
-		"You're sending messages too quickly. We'll send this one in a moment.",
-		"Je verstuurt berichten te snel. We versturen dit bericht zo meteen.",
-		"Vous envoyez des messages trop rapidement. Celui-ci partira dans un instant.",
-		"Sie senden zu viele Nachrichten in kurzer Zeit. Diese wird gleich gesendet.",
-	}},
-	{TextErrorTooLarge, [4]string{
-		"This message is too long to send. Please shorten it.",
-		"Dit bericht is te lang om te versturen. Maak het wat korter.",
-		"Ce message est trop long pour être envoyé. Veuillez le raccourcir.",
-		"Diese Nachricht ist zu lang. Bitte kürzen Sie sie.",
-	}},
-	{TextErrorBadRequest, [4]string{
-		"This message couldn't be sent.",
-		"Dit bericht kon niet worden verstuurd.",
-		"Ce message n’a pas pu être envoyé.",
-		"Diese Nachricht konnte nicht gesendet werden.",
-	}},
-	{TextErrorOutboxFull, [4]string{
-		"Too many messages are waiting to be sent. Please wait until you're back online.",
-		"Er wachten te veel berichten om verstuurd te worden. Wacht tot je weer online bent.",
-		"Trop de messages sont en attente d’envoi. Veuillez attendre le retour de la connexion.",
-		"Zu viele Nachrichten warten auf den Versand. Bitte warten Sie, bis Sie wieder online sind.",
-	}},
-	{TextErrorUnavailable, [4]string{
-		"The assistant can't be reached right now. We'll keep trying.",
-		"De assistent is nu niet bereikbaar. We blijven het proberen.",
-		"L’assistant est momentanément injoignable. Nous continuons d’essayer.",
-		"Der Assistent ist gerade nicht erreichbar. Wir versuchen es weiter.",
-	}},
-	{TextErrorNotStored, [4]string{
-		"Not saved yet. We'll keep trying.",
-		"Nog niet opgeslagen. We blijven het proberen.",
-		"Pas encore enregistré. Nous continuons d’essayer.",
-		"Noch nicht gespeichert. Wir versuchen es weiter.",
-	}},
-	{TextErrorGeneric, [4]string{
-		"Something went wrong. Please try again.",
-		"Er ging iets mis. Probeer het opnieuw.",
-		"Une erreur s’est produite. Veuillez réessayer.",
-		"Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.",
-	}},
-}
+// The unread badge's accessible text, "{n} unread messages", has one key
+// per plural category of CLDR's rules for integers: a language has the
+// categories its rule picks (PluralCategory), and "other" always.
+const (
+	TextUnreadZero  = "unread_zero"  // Arabic: 0
+	TextUnreadOne   = "unread_one"   // "{n} unread message"
+	TextUnreadTwo   = "unread_two"   // Arabic, Hebrew: 2
+	TextUnreadFew   = "unread_few"   // Arabic: 3–10; Polish: 2–4, 22–24, …
+	TextUnreadMany  = "unread_many"  // Arabic: 11–99; Polish: 5–21, 25–31, …
+	TextUnreadOther = "unread_other" // "{n} unread messages"
+)
 
-func builtin(key string) (*[4]string, bool) {
-	for i := range builtinTexts {
-		if builtinTexts[i].key == key {
-			return &builtinTexts[i].text, true
-		}
-	}
-	return nil, false
-}
-
-// TextKeys returns every text key, sorted: the keys a config may override.
-func TextKeys() []string {
-	keys := make([]string, 0, len(builtinTexts))
-	for _, t := range builtinTexts {
-		keys = append(keys, t.key)
-	}
-	sortStrings(keys)
-	return keys
-}
-
-// IsTextKey reports whether key may be overridden: a text key, or a
-// language of Languages, a dot and a text key ("nl.send").
-func IsTextKey(key string) bool {
-	if lang, k, ok := Cut(key, "."); ok {
-		if langIndex(lang) < 0 {
-			return false
-		}
-		key = k
-	}
-	_, ok := builtin(key)
-	return ok
-}
-
-func langIndex(lang string) int {
-	for i, l := range Languages {
-		if l == lang {
-			return i
-		}
-	}
-	return -1
-}
+// TextPlural is no text but the language's plural rule, sent with its
+// built-in texts so that the widget has no rules of its own: the
+// category letter (z, o, t, f, m, or x for other) of n = 0, 1 and 2, then
+// of each n%100 for n ≥ 3, which decides it in every built-in language.
+const TextPlural = "plural"
 
 // PickLanguage returns the first of the candidates with built-in texts,
 // matched by primary subtag ("nl-BE" and "nl_be" are nl), or "en".
@@ -241,15 +122,15 @@ func supported(tag string) string {
 // Texts are the UI texts of one language with overrides.
 type Texts struct {
 	lang      string
-	idx       int
+	builtin   JSONValue // an object of strings, by key (ParseTexts)
 	overrides map[string]string
 }
 
-// NewTexts returns the texts of lang (any tag; unsupported means English)
-// with overrides by key, as in Look.Texts.
-func NewTexts(lang string, overrides map[string]string) Texts {
-	l := PickLanguage(lang, "")
-	return Texts{lang: l, idx: langIndex(l), overrides: overrides}
+// TextsOf returns the texts of lang, a language of Languages: builtin
+// are its built-in texts as the server sends them (ParseTexts), overrides
+// are by key, as in Look.Texts.
+func TextsOf(lang string, builtin JSONValue, overrides map[string]string) Texts {
+	return Texts{lang: lang, builtin: builtin, overrides: overrides}
 }
 
 // Lang returns the language code, for the panel's lang attribute.
@@ -260,20 +141,28 @@ func (t Texts) Lang() string {
 	return t.lang
 }
 
+// Dir returns the writing direction of the texts, for the dir attribute.
+func (t Texts) Dir() string { return Dir(t.Lang()) }
+
 // Get returns the text of key: an override for this language, an
-// override for every language, the built-in text, the English one, or
-// the key itself.
+// override for every language, the built-in text, or, when something
+// went wrong and the built-in texts are missing, the key itself.
 func (t Texts) Get(key string) string {
+	v, _ := t.lookup(key)
+	return v
+}
+
+func (t Texts) lookup(key string) (string, bool) {
 	if v, ok := t.overrides[t.Lang()+"."+key]; ok && v != "" {
-		return v
+		return v, true
 	}
 	if v, ok := t.overrides[key]; ok && v != "" {
-		return v
+		return v, true
 	}
-	if v, ok := builtin(key); ok {
-		return v[t.idx]
+	if v, ok := t.builtin.Get(key); ok && v.Kind == JSONString && v.Str != "" {
+		return v.Str, true
 	}
-	return key
+	return key, false
 }
 
 // Format returns the text of key with {name} placeholders filled from
@@ -286,23 +175,33 @@ func (t Texts) Format(key string, pairs ...string) string {
 	return s
 }
 
-// Unread returns the unread badge's accessible text for n messages,
-// with the language's plural rule.
+// Unread returns the unread badge's accessible text for n messages, in
+// the plural form the language uses for n; a category without a text
+// (an override may set only "unread_other") falls back to "other".
 func (t Texts) Unread(n int) string {
 	key := TextUnreadOther
-	if pluralOne(t.Lang(), n) {
-		key = TextUnreadOne
+	i := n
+	if i > 2 {
+		i = 3 + i%100
+	}
+	if r, _ := t.builtin.Get(TextPlural); i >= 0 && i < len(r.Str) {
+		switch r.Str[i] {
+		case 'z':
+			key = TextUnreadZero
+		case 'o':
+			key = TextUnreadOne
+		case 't':
+			key = TextUnreadTwo
+		case 'f':
+			key = TextUnreadFew
+		case 'm':
+			key = TextUnreadMany
+		}
+	}
+	if _, ok := t.lookup(key); !ok {
+		key = TextUnreadOther
 	}
 	return t.Format(key, "n", strconv.Itoa(n))
-}
-
-// pluralOne is CLDR's "one" category for integers: n = 1, and in French
-// also 0.
-func pluralOne(lang string, n int) bool {
-	if lang == "fr" {
-		return n == 0 || n == 1
-	}
-	return n == 1
 }
 
 // Typing returns the typing indicator's text for a bot titled bot.
@@ -361,6 +260,15 @@ func (t Texts) Error(code string) string {
 	return t.Get(TextErrorGeneric)
 }
 
+// ParseTexts reads a language's built-in texts as the server serves
+// them (BuiltinJSON): one JSON object of strings, by key. ok is false
+// for anything but a non-empty object (an error page, say); a member
+// that is no string is never used.
+func ParseTexts(data []byte) (texts JSONValue, ok bool) {
+	v, err := ParseJSON(data)
+	return v, err == nil && v.Kind == JSONObject && len(v.Fields) > 0
+}
+
 // replaceAll is strings.ReplaceAll without its generic machinery, which
 // costs widget.wasm several kilobytes for the few replacements here.
 func replaceAll(s, old, new string) string {
@@ -373,7 +281,8 @@ func replaceAll(s, old, new string) string {
 		if i < 0 {
 			break
 		}
-		b = append(append(b, s[:i]...), new...)
+		b = append(b, s[:i]...)
+		b = append(b, new...)
 		s = s[i+len(old):]
 	}
 	if b == nil {

@@ -475,7 +475,7 @@ func TestWidgetSurvivesServerRestart(t *testing.T) {
 	botSays(t, ctx, "Where shall we start?")
 
 	s.proxy.kill()
-	waitJS(t, ctx, "the reconnecting banner", in(".banner")+`.textContent != "" && !`+in(".banner")+`.hidden`)
+	waitJS(t, ctx, "the reconnecting banner", in(".banner")+`.textContent == "Reconnecting…" && !`+in(".banner")+`.hidden`)
 	typeMessage(t, ctx, "typed while you were away")
 	waitJS(t, ctx, "the message shown as sending", in(".msg.user .meta")+` && `+in(".msg.user .meta")+`.textContent.length > 0`)
 

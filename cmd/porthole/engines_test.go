@@ -478,7 +478,8 @@ func (s *engineSite) launch(t *testing.T) {
 
 // TestEngineWidget: in each engine, the launcher appears, a click opens
 // the panel with the composer focused, the demo bot answers a message,
-// and after a reload the conversation is there again.
+// after a reload the conversation is there again, and setLanguage("ar")
+// turns the panel right to left.
 func TestEngineWidget(t *testing.T) {
 	for _, e := range engineSpecs {
 		t.Run(e.name, func(t *testing.T) {
@@ -508,6 +509,12 @@ func TestEngineWidget(t *testing.T) {
 			p.click("the launcher after the reload", engineLauncher)
 			p.waitFor("the open panel after the reload", engineDialog)
 			p.waitFor("the restored history", engineMessages("user", "hello")+` == 1 && `+engineMessages("bot", "Hello, there!")+` == 1`)
+
+			// 5. Arabic: the widget fetches its texts, and the panel turns
+			// right to left, mirrored: the send button left of the composer.
+			evalEngine[any](p, `Porthole.setLanguage("ar"), null`)
+			p.waitFor("the Arabic panel", in(".panel")+`.dir == "rtl" && `+in("textarea")+`.placeholder == "اكتب رسالتك…"`)
+			p.waitFor("the mirrored composer", in(".send")+`.getBoundingClientRect().right <= `+in("textarea")+`.getBoundingClientRect().left + 1`)
 		})
 	}
 }

@@ -64,6 +64,48 @@ func TestWidgetLayout(t *testing.T) {
 	}
 }
 
+// TestWidgetRightToLeftLayout opens the widget on an Arabic page: the
+// panel stays where the site put it (bottom right), and its inside is
+// mirrored: the close button and the send button on the left, the
+// visitor's messages on the left, the bot's on the right. With
+// -update-screenshots it writes the image the README shows.
+func TestWidgetRightToLeftLayout(t *testing.T) {
+	s := newLangSite(t)
+	ctx := browser(t, 1280, 800)
+	navigate(t, ctx, s.host.URL+"/ar")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "أهلًا بك")
+	clickText(t, ctx, "تتبّع شحنة")
+	botSays(t, ctx, "أرسل لنا رقم الشحنة")
+	panel, log := rect(t, ctx, ".panel"), rect(t, ctx, ".log")
+	if panel["right"] < panel["vw"]-40 || panel["right"]-panel["left"] > 420 {
+		t.Errorf("the panel %v is not anchored bottom right", panel)
+	}
+	for _, c := range []struct{ left, right, what string }{
+		{".close", ".titles", "the close button left of the title"},
+		{".send", "textarea", "the send button left of the composer"},
+	} {
+		if l, r := rect(t, ctx, c.left), rect(t, ctx, c.right); l["right"] > r["left"]+1 {
+			t.Errorf("%s: %v, %v", c.what, l, r)
+		}
+	}
+	if user, bot := rect(t, ctx, ".msg.user .bubble"), rect(t, ctx, ".msg.bot .bubble"); user["left"]-log["left"] > 30 || log["right"]-bot["right"] > 30 {
+		t.Errorf("messages not mirrored: visitor's %v, bot's %v in %v", user, bot, log)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if *updateScreens {
+		dir = filepath.Join("..", "..", "docs")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "widget-rtl.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestChatPageLayout lays the no-JavaScript chat page out on a desktop
 // and a phone, with a carousel and media in it: nothing wider than the
 // screen, the composer on screen at the end of the conversation. With

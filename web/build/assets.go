@@ -81,6 +81,30 @@ type output struct {
 	brLen, gzLen int64
 }
 
+// textsAsset is the logical name of the built-in texts of lang; it
+// matches web.TextsAsset.
+func textsAsset(lang string) string { return "texts." + lang + ".json" }
+
+// textsOutputs returns the built-in texts of each language as outputs
+// named texts.<lang>.<version>.json, where version is the first 10 hex
+// digits of the SHA-256 of them all: one version for the wasm to know,
+// which changes whenever any of them does.
+func textsOutputs() ([]*output, string) {
+	all := sha256.New()
+	var outs []*output
+	for _, lang := range widget.Languages {
+		data := widget.BuiltinJSON(lang)
+		fmt.Fprintf(all, "%s %d\n", lang, len(data))
+		all.Write(data)
+		outs = append(outs, newOutput(textsAsset(lang), data, true))
+	}
+	version := hex.EncodeToString(all.Sum(nil))[:10]
+	for _, o := range outs {
+		o.file = hashedName(o.logical, version)
+	}
+	return outs, version
+}
+
 // newOutput names content: "widget.wasm" becomes
 // "widget.3f2a1b9c0d.wasm" when hashed.
 func newOutput(logical string, content []byte, hashed bool) *output {
@@ -343,6 +367,17 @@ func budgets(m manifest) []budgetLine {
 			l.basis = "1.25 × floor " + strconv.FormatInt(m.Floor.Brotli, 10)
 		}
 		lines = append(lines, l)
+	}
+	// The built-in texts: the widget fetches one language; show the
+	// largest.
+	var texts budgetLine
+	for _, lang := range widget.Languages {
+		if a := m.Assets[textsAsset(lang)]; a.Brotli > texts.Brotli {
+			texts = budgetLine{logical: "texts (largest)", file: a.File, sizes: a.sizes}
+		}
+	}
+	if texts.file != "" {
+		lines = append(lines, texts)
 	}
 	loader := m.Assets[assetLoader].sizes
 	eager := sizes{Raw: loader.Raw + m.Style.Raw, Gzip: loader.Gzip + m.Style.Gzip, Brotli: loader.Brotli + m.Style.Brotli}

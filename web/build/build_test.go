@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/porthole-chat/porthole/web"
+	"github.com/porthole-chat/porthole/widget"
 )
 
 func TestHashedNames(t *testing.T) {
@@ -27,6 +28,28 @@ func TestHashedNames(t *testing.T) {
 	}
 	if got := hashedName("wasm_exec.js", "0123456789"); got != "wasm_exec.0123456789.js" {
 		t.Errorf("hashedName = %q", got)
+	}
+}
+
+// TestTextsOutputs: one asset a language, the built-in texts as the
+// widget reads them, all named with one version that changes with any
+// of them; package web names them alike.
+func TestTextsOutputs(t *testing.T) {
+	outs, version := textsOutputs()
+	if len(outs) != len(widget.Languages) || len(version) != 10 {
+		t.Fatalf("%d outputs, version %q", len(outs), version)
+	}
+	for i, o := range outs {
+		lang := widget.Languages[i]
+		if o.logical != web.TextsAsset(lang) || o.file != "texts."+lang+"."+version+".json" || !o.hashed {
+			t.Errorf("%s: logical %q file %q", lang, o.logical, o.file)
+		}
+		if !bytes.Equal(o.raw, widget.BuiltinJSON(lang)) {
+			t.Errorf("%s: not the built-in texts", lang)
+		}
+	}
+	if again, v2 := textsOutputs(); v2 != version || again[0].file != outs[0].file {
+		t.Error("the version is not stable")
 	}
 }
 
@@ -119,7 +142,8 @@ func TestWriteDist(t *testing.T) {
 		frame := newOutput(assetFrame, []byte(":host{all:initial;color:red}"), true)
 		fallback := newOutput(assetFallback, []byte(`(()=>{})();`), true)
 		loader := newOutput(assetLoader, []byte(`(()=>{var a="`+wasm.file+`"})();`), false)
-		return []*output{wasm, exec, css, frame, fallback, loader}
+		texts, _ := textsOutputs()
+		return append(append([]*output{wasm, exec, css, frame, fallback}, texts...), loader)
 	}
 	floor := sizes{Raw: 2000, Gzip: 700, Brotli: 500}
 	m, err := writeDist(dist, "go1.26.0", floor, sizes{Raw: 3, Gzip: 2, Brotli: 1}, outputs())

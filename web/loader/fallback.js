@@ -9,7 +9,8 @@
   try {
     token = localStorage.getItem(key);
   } catch (e) {}
-  lang = b.options.language || document.documentElement.lang;
+  // The frame's language, so that the page's direction is the panel's.
+  lang = b.options.language || (b.look.x || {}).l || document.documentElement.lang;
   var f = document.createElement("iframe");
   f.title = (b.look.x || {}).d || "Chat";
   f.src = b.base + "/chat/" + encodeURIComponent(b.bot) + "?embed=1" + (token ? "&v=" + encodeURIComponent(token) : "") +

@@ -154,7 +154,7 @@
   function show(on) {
     if (goes) return impl[on ? "open" : "close"]();
     if (!panel) {
-      refs = build("div.panel.~ role=dialog hidden= aria-label=$d lang=$l\n div.header\n  img.avatar alt= hidden=\n  div.titles\n" +
+      refs = build("div.panel.~ role=dialog hidden= aria-label=$d lang=$l dir=$r\n div.header\n  img.avatar alt= hidden=\n  div.titles\n" +
         "   h2.title\n   p.subtitle\n  button.close type=button aria-label=$c\n   svg. " + CLOSE + "\n div.banner role=status hidden=\n" +
         " div.log tabindex=0 aria-label=$d\n div.sr aria-live=polite aria-atomic=true\n form.composer\n" +
         "  textarea rows=1 maxlength=4000 enterkeyhint=send placeholder=$h aria-label=$m\n  button.send type=submit aria-label=$s\n" +
