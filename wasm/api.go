@@ -39,13 +39,17 @@ func (w *widgetUI) api() js.Value {
 				_, u := w.client.SendText(arg.String())
 				w.apply(u)
 			}
-		case "setSessionData":
+		case "setSessionData", "setContext":
 			if arg.Type() != js.TypeObject || arg.IsNull() {
-				w.emit("error", map[string]any{"code": widget.CodeBadRequest, "message": "setSessionData takes an object"})
+				w.emit("error", map[string]any{"code": widget.CodeBadRequest, "message": a[0].String() + " takes an object"})
 				return nil
 			}
-			data := global.Get("JSON").Call("stringify", arg).String()
-			w.apply(w.client.SetSession(widget.RawJSON(data)))
+			data := widget.RawJSON(global.Get("JSON").Call("stringify", arg).String())
+			if a[0].String() == "setContext" {
+				w.apply(w.client.SetContext(data))
+			} else {
+				w.apply(w.client.SetSession(data))
+			}
 		case "setLanguage":
 			if arg.Type() == js.TypeString {
 				w.apply(w.client.SetLanguage(arg.String()))
@@ -104,6 +108,7 @@ func (w *widgetUI) destroy() {
 	}
 	w.apply(w.client.Stop())
 	w.destroyed = true
+	w.markTitle(true)
 	if w.stopWake != nil {
 		w.stopWake()
 	}

@@ -109,6 +109,8 @@ type widgetUI struct {
 	textarea, send                       js.Value
 	greeting, divider, quick, typing     js.Value
 	nodes                                map[string]*msgNode
+	preview                              js.Value // attention
+	mark                                 string   // markTitle's "(n) "
 
 	built     bool          // the frame is taken over
 	held      widget.Update // New and Notice before the take-over
@@ -167,7 +169,10 @@ func newUI(boot js.Value) *widgetUI {
 func (w *widgetUI) start() {
 	w.listen(global, "online", func(js.Value) { w.network() })
 	w.listen(global, "offline", func(js.Value) { w.network() })
-	w.listen(document, "visibilitychange", func(js.Value) { w.apply(w.client.SetOpen(w.open, visible())) })
+	w.listen(document, "visibilitychange", func(js.Value) {
+		w.apply(w.client.SetOpen(w.open, visible()))
+		w.markTitle(false)
+	})
 	w.listen(global, "storage", func(ev js.Value) {
 		if k := ev.Get("key"); k.Type() == js.TypeString && w.client.WatchesKey(k.String()) {
 			w.apply(w.client.Sync())
@@ -183,6 +188,7 @@ func (w *widgetUI) start() {
 	w.client.SetOpen(w.open, visible())
 	w.client.SetNetwork(global.Get("navigator").Get("onLine").Bool())
 	w.apply(w.client.Start())
+	w.watchPage()
 }
 
 func (w *widgetUI) network() {
@@ -228,13 +234,18 @@ func (w *widgetUI) apply(u widget.Update) {
 	if u.Change != 0 {
 		w.render(u.Change)
 	}
+	var last *widget.Entry
 	for _, e := range u.New {
 		if e.From == "user" {
 			continue
 		}
+		last = e
 		text := e.Body.Summary()
 		w.live.Set("textContent", w.botName()+": "+text)
 		w.emit("message", map[string]any{"text": text, "from": e.From, "seq": int(e.Seq), "kind": e.Body.Kind})
+	}
+	if last != nil {
+		w.attention(last)
 	}
 	if n := u.Notice; n != nil {
 		w.emit("error", map[string]any{"code": n.Code, "message": n.Message, "id": n.ID})
@@ -293,6 +304,9 @@ func (w *widgetUI) setOpen(open bool) {
 	w.labelLauncher()
 	w.apply(w.client.SetOpen(open, visible()))
 	if open {
+		if w.preview.Truthy() {
+			clear(w.preview)
+		}
 		w.viewport()
 		w.scrollToEnd()
 		w.textarea.Call("focus", map[string]any{"preventScroll": true})

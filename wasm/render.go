@@ -113,6 +113,7 @@ func (w *widgetUI) render(ch widget.Change) {
 		w.badge.Set("textContent", strconv.Itoa(n))
 		w.badge.Set("hidden", n == 0)
 		w.labelLauncher()
+		w.markTitle(false)
 		if ch&widget.ChangeUnread != 0 {
 			w.emit("unread", n)
 		}

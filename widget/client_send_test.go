@@ -404,3 +404,28 @@ func TestLoginQueuedAndRefusedOnce(t *testing.T) {
 		t.Fatalf("logout not sent: %q", srv.logins)
 	}
 }
+
+// TestPageContext: setContext's keys and a single-page site's new URL
+// and title reach the bot as session data under "page.", the page only
+// when it changed; a non-object is refused with a clear notice.
+func TestPageContext(t *testing.T) {
+	clock := newClock()
+	srv := newServer(t, clock)
+	tb := newTab(t, "tab", srv, new(MemoryStorage), 7).online()
+	tb.apply(tb.c.SetContext(RawJSON(`{"plan":"pro","cart":{"items":2}}`)))
+	// Opened told the server this page already: no frame for it.
+	tb.apply(tb.c.SetPage(Page{URL: "https://www.acme.com/", Title: "Acme"}))
+	tb.apply(tb.c.SetPage(Page{URL: "https://www.acme.com/pricing", Title: "Pricing \"now\""}))
+	tb.apply(tb.c.SetPage(Page{URL: "https://www.acme.com/pricing", Title: "Pricing \"now\""}))
+	_, u := tb.c.SendText("hi") // the server holds session data for the start
+	tb.apply(u)
+	tb.pump()
+	want := []string{`{"page.plan":"pro","page.cart":{"items":2}}`, `{"page.url":"https://www.acme.com/pricing","page.title":"Pricing \"now\""}`}
+	if strings.Join(srv.sessions, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("sessions\n%s\nwant\n%s", strings.Join(srv.sessions, "\n"), strings.Join(want, "\n"))
+	}
+	u = tb.apply(tb.c.SetContext(RawJSON(`"pricing"`)))
+	if u.Notice == nil || u.Notice.Code != CodeBadRequest || u.Notice.Message != "page context must be a JSON object" {
+		t.Fatalf("non-object context: %+v", u.Notice)
+	}
+}

@@ -81,12 +81,42 @@ func noticeOf(err error) *Notice {
 // SetSession queues session data for the bot (Porthole.setSessionData):
 // a JSON object whose keys are merged into the bot's session data (null
 // removes one). Updates not yet sent are merged into one.
-func (c *Client) SetSession(data RawJSON) Update {
+func (c *Client) SetSession(data RawJSON) Update { return c.setSession(data, "") }
+
+// SetContext queues page context for the bot (Porthole.setContext): a
+// JSON object whose keys go into the session data as "page.<key>", next
+// to the page's url and title (SetPage), where each platform's adapter
+// passes session data on.
+func (c *Client) SetContext(data RawJSON) Update { return c.setSession(data, PagePrefix) }
+
+// PagePrefix starts the session data keys of page context.
+const PagePrefix = "page."
+
+// SetPage tells the bot that the visitor moved on in a single-page site
+// (history.pushState, popstate, hashchange): page.url and page.title,
+// when either differs from what it was told last.
+func (c *Client) SetPage(p Page) Update {
+	if p.URL == c.page.URL && p.Title == c.page.Title {
+		return Update{}
+	}
+	c.page.URL, c.page.Title = p.URL, p.Title
+	v := JSONValue{Kind: JSONObject, Fields: []JSONField{
+		{"url", JSONValue{Kind: JSONString, Str: p.URL}}, {"title", JSONValue{Kind: JSONString, Str: p.Title}}}}
+	return c.setSession(AppendJSONValue(nil, v), PagePrefix)
+}
+
+func (c *Client) setSession(data RawJSON, prefix string) Update {
 	var u Update
 	v, err := ParseJSON(data)
 	if err != nil || v.Kind != JSONObject {
 		u.Notice = &Notice{Code: CodeBadRequest, Message: "session data must be a JSON object"}
+		if prefix != "" {
+			u.Notice.Message = "page context must be a JSON object"
+		}
 		return c.finish(u)
+	}
+	for i := range v.Fields {
+		v.Fields[i].Key = prefix + v.Fields[i].Key
 	}
 	// Updates queued while offline go out one by one: the server merges
 	// them into the session data in order, as it would online.

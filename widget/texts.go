@@ -66,6 +66,8 @@ const (
 	TextErrorUnavailable = "error_unavailable"
 	TextErrorNotStored   = "error_not_stored" // the server could not store it yet and asked for a retry
 	TextErrorGeneric     = "error_generic"
+	TextPreview          = "preview" // "New message from {bot}": the preview beside the closed launcher
+	TextDismiss          = "dismiss" // the preview's close button
 )
 
 // The unread badge's accessible text, "{n} unread messages", has one key

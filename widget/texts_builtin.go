@@ -218,6 +218,8 @@ var textsEN = []textPair{
 	{TextErrorUnavailable, "The assistant can't be reached right now. We'll keep trying."},
 	{TextErrorNotStored, "Not saved yet. We'll keep trying."},
 	{TextErrorGeneric, "Something went wrong. Please try again."},
+	{TextPreview, "New message from {bot}"},
+	{TextDismiss, "Dismiss"},
 }
 
 var textsNL = []textPair{
@@ -263,6 +265,8 @@ var textsNL = []textPair{
 	{TextErrorUnavailable, "De assistent is nu niet bereikbaar. We blijven het proberen."},
 	{TextErrorNotStored, "Nog niet opgeslagen. We blijven het proberen."},
 	{TextErrorGeneric, "Er ging iets mis. Probeer het opnieuw."},
+	{TextPreview, "Nieuw bericht van {bot}"},
+	{TextDismiss, "Verbergen"},
 }
 
 var textsFR = []textPair{
@@ -308,6 +312,8 @@ var textsFR = []textPair{
 	{TextErrorUnavailable, "L’assistant est momentanément injoignable. Nous continuons d’essayer."},
 	{TextErrorNotStored, "Pas encore enregistré. Nous continuons d’essayer."},
 	{TextErrorGeneric, "Une erreur s’est produite. Veuillez réessayer."},
+	{TextPreview, "Nouveau message de {bot}"},
+	{TextDismiss, "Masquer"},
 }
 
 var textsDE = []textPair{
@@ -353,6 +359,8 @@ var textsDE = []textPair{
 	{TextErrorUnavailable, "Der Assistent ist gerade nicht erreichbar. Wir versuchen es weiter."},
 	{TextErrorNotStored, "Noch nicht gespeichert. Wir versuchen es weiter."},
 	{TextErrorGeneric, "Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut."},
+	{TextPreview, "Neue Nachricht von {bot}"},
+	{TextDismiss, "Ausblenden"},
 }
 
 var textsES = []textPair{
@@ -398,6 +406,8 @@ var textsES = []textPair{
 	{TextErrorUnavailable, "Ahora mismo no se puede contactar con el asistente. Seguiremos intentándolo."},
 	{TextErrorNotStored, "Aún no se ha guardado. Seguiremos intentándolo."},
 	{TextErrorGeneric, "Algo ha salido mal. Inténtalo de nuevo."},
+	{TextPreview, "Nuevo mensaje de {bot}"},
+	{TextDismiss, "Ocultar"},
 }
 
 var textsIT = []textPair{
@@ -443,6 +453,8 @@ var textsIT = []textPair{
 	{TextErrorUnavailable, "L’assistente non è raggiungibile al momento. Continueremo a provare."},
 	{TextErrorNotStored, "Non ancora salvato. Continueremo a provare."},
 	{TextErrorGeneric, "Si è verificato un errore. Riprova."},
+	{TextPreview, "Nuovo messaggio da {bot}"},
+	{TextDismiss, "Nascondi"},
 }
 
 // Portuguese as written in Brazil, where most speakers are.
@@ -489,6 +501,8 @@ var textsPT = []textPair{
 	{TextErrorUnavailable, "O assistente não está disponível no momento. Continuaremos tentando."},
 	{TextErrorNotStored, "Ainda não foi salva. Continuaremos tentando."},
 	{TextErrorGeneric, "Algo deu errado. Tente novamente."},
+	{TextPreview, "Nova mensagem de {bot}"},
+	{TextDismiss, "Ocultar"},
 }
 
 var textsPL = []textPair{
@@ -536,6 +550,8 @@ var textsPL = []textPair{
 	{TextErrorUnavailable, "Asystent jest w tej chwili niedostępny. Będziemy próbować dalej."},
 	{TextErrorNotStored, "Jeszcze nie zapisano. Będziemy próbować dalej."},
 	{TextErrorGeneric, "Coś poszło nie tak. Spróbuj ponownie."},
+	{TextPreview, "Nowa wiadomość od {bot}"},
+	{TextDismiss, "Ukryj"},
 }
 
 var textsSV = []textPair{
@@ -581,6 +597,8 @@ var textsSV = []textPair{
 	{TextErrorUnavailable, "Assistenten kan inte nås just nu. Vi fortsätter att försöka."},
 	{TextErrorNotStored, "Inte sparat än. Vi fortsätter att försöka."},
 	{TextErrorGeneric, "Något gick fel. Försök igen."},
+	{TextPreview, "Nytt meddelande från {bot}"},
+	{TextDismiss, "Dölj"},
 }
 
 var textsDA = []textPair{
@@ -626,6 +644,8 @@ var textsDA = []textPair{
 	{TextErrorUnavailable, "Assistenten kan ikke kontaktes lige nu. Vi bliver ved med at prøve."},
 	{TextErrorNotStored, "Ikke gemt endnu. Vi bliver ved med at prøve."},
 	{TextErrorGeneric, "Noget gik galt. Prøv igen."},
+	{TextPreview, "Ny besked fra {bot}"},
+	{TextDismiss, "Skjul"},
 }
 
 // Turkish counts with the singular: "3 okunmamış mesaj".
@@ -672,6 +692,8 @@ var textsTR = []textPair{
 	{TextErrorUnavailable, "Asistana şu anda ulaşılamıyor. Denemeye devam edeceğiz."},
 	{TextErrorNotStored, "Henüz kaydedilmedi. Denemeye devam edeceğiz."},
 	{TextErrorGeneric, "Bir sorun oluştu. Lütfen tekrar deneyin."},
+	{TextPreview, "{bot}: yeni mesaj"},
+	{TextDismiss, "Gizle"},
 }
 
 // Arabic: Modern Standard Arabic, written right to left. A count takes
@@ -724,6 +746,8 @@ var textsAR = []textPair{
 	{TextErrorUnavailable, "يتعذّر الوصول إلى المساعد الآن. سنواصل المحاولة."},
 	{TextErrorNotStored, "لم يتم الحفظ بعد. سنواصل المحاولة."},
 	{TextErrorGeneric, "حدث خطأ ما. يُرجى المحاولة مرة أخرى."},
+	{TextPreview, "رسالة جديدة من {bot}"},
+	{TextDismiss, "إخفاء"},
 }
 
 // Hebrew, written right to left; instructions use the gender-neutral
@@ -772,4 +796,6 @@ var textsHE = []textPair{
 	{TextErrorUnavailable, "אי אפשר להגיע לעוזר כרגע. נמשיך לנסות."},
 	{TextErrorNotStored, "עדיין לא נשמרה. נמשיך לנסות."},
 	{TextErrorGeneric, "משהו השתבש. נא לנסות שוב."},
+	{TextPreview, "הודעה חדשה מ-{bot}"},
+	{TextDismiss, "הסתרה"},
 }

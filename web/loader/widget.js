@@ -41,7 +41,7 @@
   var calls = [], early = [], listeners = {}, look = {}, tx = {};
   var host, root, launcher, panel, refs, fetched, booted, impl, goes, opened, stopped;
   var saveData = (navigator.connection || {}).saveData;
-  var names = "open close toggle destroy sendMessage render setSessionData setLanguage login logout".split(" ");
+  var names = "open close toggle destroy sendMessage render setSessionData setLanguage login logout setContext".split(" ");
   var CLOSE = "M6 6l12 12m0-12L6 18";
 
   var key = (n) => "porthole:" + bot + ":" + n;
