@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porthole-chat/porthole/server/chatlayer/chatlayertest"
+)
+
+// hidePage makes the page report itself hidden (or visible again) and
+// fires visibilitychange, as a switch to another tab does. Headless
+// Chromium keeps a lone tab visible, so the test stands in for the tab
+// switch; the widget reads the same document.visibilityState.
+func hidePage(t testing.TB, ctx context.Context, hidden bool) {
+	t.Helper()
+	state := "visible"
+	if hidden {
+		state = "hidden"
+	}
+	evalJS[bool](t, ctx, `(function(){window.__vis = `+jsString(state)+`;
+Object.defineProperty(document, "visibilityState", {configurable: true, get: function(){ return window.__vis }});
+document.dispatchEvent(new Event("visibilitychange")); return true})()`)
+}
+
+// TestWidgetAttention: with the panel closed, a bot reply shows its
+// first line in a preview beside the launcher (in a polite live region,
+// with a dismiss button), counts in the title of a hidden page (and the
+// page's own title survives), plays the opt-in chime, and all of it
+// clears when the panel opens; dismissing the preview keeps the panel
+// closed.
+func TestWidgetAttention(t *testing.T) {
+	s := newSiteConfig(t, func(cfg string) string { return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1200ms", 1) })
+	ctx := browser(t, 1280, 860)
+	reqs := recordRequests(t, ctx)
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	if n := count(t, ctx, ".preview", ""); n != 0 {
+		t.Fatal("a preview showed while the panel was open")
+	}
+	evalJS[bool](t, ctx, `Porthole.init({sound: true}), true`)
+	typeMessage(t, ctx, "hello")
+	click(t, ctx, ".launcher") // closed before the reply
+	hidePage(t, ctx, true)
+	waitJS(t, ctx, "the preview", in(".preview .tt")+` && `+in(".preview .tt")+`.textContent.length > 0`)
+	waitJS(t, ctx, "the title count", `document.title == "(1) Acme Shipping"`)
+	line := evalJS[string](t, ctx, `Array.from(`+in(".preview .tt")+`.childNodes).filter(function(n){return n.nodeType == 3}).map(function(n){return n.textContent}).join("")`)
+	if strings.Contains(line, "\n") || line == "" {
+		t.Errorf("preview line %q", line)
+	}
+	if live := evalJS[string](t, ctx, in(".preview")+`.parentNode.getAttribute("aria-live")`); live != "polite" {
+		t.Errorf("the preview's region is aria-live=%q, want polite", live)
+	}
+	if name := evalJS[string](t, ctx, in(".preview .tx")+`.getAttribute("aria-label")`); name != "Dismiss" {
+		t.Errorf("dismiss button named %q", name)
+	}
+	if sr := evalJS[string](t, ctx, in(".preview .tt .sr")+`.textContent`); sr != "New message from Acme Shipping: " {
+		t.Errorf("the preview's spoken prefix is %q", sr)
+	}
+	waitFor(t, "the chime", 5*time.Second, func() bool { return len(reqs.matching("/static/chime.wav")) == 1 })
+	// The page changes its own title meanwhile: back on the page, that
+	// title stays, without the count.
+	evalJS[bool](t, ctx, `document.title = "Acme Shipping — tracking", true`)
+	hidePage(t, ctx, false)
+	if title := evalJS[string](t, ctx, `document.title`); title != "Acme Shipping — tracking" {
+		t.Errorf("title after the page came back: %q", title)
+	}
+	evalJS[bool](t, ctx, `document.title = "Acme Shipping", true`)
+	hidePage(t, ctx, true)
+	waitJS(t, ctx, "the title count again", `document.title == "(1) Acme Shipping"`)
+	hidePage(t, ctx, false)
+	waitJS(t, ctx, "the title restored", `document.title == "Acme Shipping"`)
+
+	click(t, ctx, ".preview .tt")
+	waitJS(t, ctx, "the panel open, the preview gone", `!`+in(".panel")+`.hidden && !`+in(".preview")+` && `+in(".badge")+`.hidden`)
+	if last := evalJS[string](t, ctx, `Array.from(`+shadow+`.querySelectorAll(".msg.bot")).pop().textContent`); !strings.Contains(last, line) {
+		t.Errorf("the preview %q is not the newest bot message %q", line, last)
+	}
+
+	// Dismissed, the preview goes and the panel stays closed.
+	typeMessage(t, ctx, "hello again")
+	click(t, ctx, ".launcher")
+	waitJS(t, ctx, "a new preview", in(".preview .tx"))
+	click(t, ctx, ".preview .tx")
+	waitJS(t, ctx, "the preview dismissed", `!`+in(".preview"))
+	if evalJS[bool](t, ctx, `!`+in(".panel")+`.hidden`) {
+		t.Error("dismissing the preview opened the panel")
+	}
+	if title := evalJS[string](t, ctx, `document.title`); title != "Acme Shipping" {
+		t.Errorf("a visible page's title changed: %q", title)
+	}
+}
+
+// TestWidgetNoSoundByDefault: without data-sound or init({sound}), a
+// reply to a closed panel fetches no sound.
+func TestWidgetNoSoundByDefault(t *testing.T) {
+	s := newSiteConfig(t, func(cfg string) string { return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1200ms", 1) })
+	ctx := browser(t, 1280, 860)
+	reqs := recordRequests(t, ctx)
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	typeMessage(t, ctx, "hello")
+	click(t, ctx, ".launcher")
+	waitJS(t, ctx, "the preview", in(".preview .tt"))
+	time.Sleep(300 * time.Millisecond)
+	if n := len(reqs.matching("chime")); n != 0 {
+		t.Fatalf("the chime was fetched without sound on: %d", n)
+	}
+}
+
+// TestChatlayerPageContext: on a single-page site, a pushState to
+// /pricing after the chat opened and Porthole.setContext({plan: "pro"})
+// reach Chatlayer as session data (page.url, page.title, page.plan) with
+// the visitor's next message; an identity key in setContext does not.
+func TestChatlayerPageContext(t *testing.T) {
+	emu := chatlayertest.NewServer(chatlayertest.Options{})
+	t.Cleanup(emu.Close)
+	addr := freeAddr(t)
+	proxy := "http://" + addr
+	emu.SetCallback(proxy + "/hooks/chatlayer/acme")
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Acme</title>
+<script>window.Porthole = window.Porthole || []; Porthole.push(["on", "ready", function () { window.phReady = true; }]);</script></head>
+<body><main><h1>Acme</h1></main><script async src="%s/widget.js" data-bot="acme"></script></body></html>`, proxy)
+	}))
+	t.Cleanup(host.Close)
+	data := t.TempDir()
+	cfg := filepath.Join(data, "porthole.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`bots:
+  - id: acme
+    provider: chatlayer
+    origins: [%q]
+    chatlayer:
+      base_url: %q
+      channel_id: %q
+      token: "${CHATLAYER_TOKEN}"
+      verify_token: "${CHATLAYER_VERIFY}"
+      reorder_wait: 300ms
+`, host.URL, emu.URL, chatlayertest.DefaultChannelID)), 0o600)
+	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
+	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
+	launch(t, addr, data, "--config", cfg)
+
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, host.URL+"/")
+	waitJS(t, ctx, "the launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	waitJS(t, ctx, "the widget", `window.phReady`)
+	evalJS[bool](t, ctx, `history.pushState({}, "", "/pricing"), document.title = "Pricing", true`)
+	evalJS[bool](t, ctx, `Porthole.setContext({plan: "pro", email: "forged@example.com"}), true`)
+	time.Sleep(900 * time.Millisecond) // the page change settles (500 ms)
+	typeMessage(t, ctx, "how much?")
+	var user string
+	waitFor(t, "the message with Chatlayer", 15*time.Second, func() bool {
+		for _, r := range emu.Requests() {
+			if r.Kind == "text" {
+				user = r.UserID
+				return true
+			}
+		}
+		return false
+	})
+	sd := emu.SessionData(user)
+	if u := string(sd["page.url"]); !strings.HasSuffix(u, `/pricing"`) {
+		t.Errorf("page.url %s, want the pricing page; session data %s", u, fmt.Sprint(sd))
+	}
+	if got := string(sd["page.title"]); got != `"Pricing"` {
+		t.Errorf("page.title %s", got)
+	}
+	if got := string(sd["page.plan"]); got != `"pro"` {
+		t.Errorf("page.plan %s", got)
+	}
+	for k := range sd {
+		if strings.Contains(k, "email") {
+			t.Errorf("an identity key from setContext reached Chatlayer: %s", k)
+		}
+	}
+}
