@@ -4,9 +4,12 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 )
 
@@ -149,5 +152,41 @@ func TestChatPageLayout(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestWidgetPreviewLayout: the preview of a reply to a closed panel sits
+// above the launcher, on its side and inside the viewport, without
+// covering it. With -update-screenshots it writes the image the README
+// shows.
+func TestWidgetPreviewLayout(t *testing.T) {
+	s := newSiteConfig(t, func(cfg string) string { return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1200ms", 1) })
+	ctx := browser(t, 1280, 800)
+	navigate(t, ctx, s.host.URL+"/")
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	typeMessage(t, ctx, "hello")
+	click(t, ctx, ".launcher")
+	waitJS(t, ctx, "the preview", in(".preview .tt"))
+	// The pointer leaves the launcher (its hover grows it) and the
+	// preview's rise ends.
+	if _, err := chromedp.Call(ctx, input.DispatchMouseEvent, input.DispatchMouseEventParams{Type: input.DispatchMouseEventTypeMouseMoved, X: 20, Y: 20}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	p, l := rect(t, ctx, ".preview"), rect(t, ctx, ".launcher")
+	if p["bottom"] > l["top"] || p["right"] > p["vw"] || p["left"] < 0 || p["right"] < l["left"] {
+		t.Errorf("the preview %v is not above the launcher %v on its side", p, l)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if *updateScreens {
+		dir = filepath.Join("..", "..", "docs")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "widget-preview.png"), png, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
