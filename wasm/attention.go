@@ -83,20 +83,13 @@ func (w *widgetUI) markTitle(off bool) {
 	document.Set("title", w.mark+cur)
 }
 
-// watchPage follows the visitor through a single-page site: after
-// history.pushState or replaceState, popstate or hashchange, and half a
-// second without another, the bot learns the new URL and title
-// (Client.SetPage sends them when either changed).
+// watchPage follows the visitor through a single-page site: half a
+// second after history.pushState or replaceState, popstate or
+// hashchange, the bot learns the URL and title (Client.SetPage sends
+// them when either changed, so a burst of moves sends what settled).
 func (w *widgetUI) watchPage() {
-	var stop func()
 	changed := func() {
-		if stop != nil {
-			stop()
-		}
-		stop = after(500, func() {
-			stop = nil
-			w.apply(w.client.SetPage(pageInfo()))
-		})
+		after(500, func() { w.apply(w.client.SetPage(pageInfo())) })
 	}
 	h := global.Get("history")
 	for _, m := range [...]string{"pushState", "replaceState"} {

@@ -11,7 +11,12 @@
 //     reply.go (Callback, BotMessage, Normalize);
 //   - a click on a button is sent as its title: visitorText;
 //   - which visitor facts fill variables.system: systemVariables;
-//   - a 404 on send means the upstream conversation is gone: Adapter.send.
+//   - a 404 on send means the upstream conversation is gone: Adapter.send;
+//   - page context (Porthole.setContext and a single-page site's moves,
+//     the session data keys page.url, page.title and page.<key>) reaches
+//     the bot only in variables.conversation when the conversation
+//     starts, as flat dotted keys: the API documents no way to change
+//     variables later, so later moves are not seen (sessionObject).
 package chataibot
 
 import (

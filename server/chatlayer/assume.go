@@ -74,6 +74,14 @@ import (
 //     key of that name); and a dialog state made to take the data and
 //     say nothing (session_dialogstate) is a valid action that shows the
 //     visitor nothing. See pushSession.
+// 14. Page context (Porthole.setContext, and page.url and page.title
+//     when a single-page site moves on) is session data under keys
+//     starting "page.", and Chatlayer reads a dotted key as a nested
+//     object, so a bot finds it as {page.url}, {page.title} and
+//     {page.plan}. It travels like setSessionData's keys: with the next
+//     message, or at once with session_dialogstate. Identity keys stay
+//     out here too: "page.email" is refused (provider.IsReserved reads
+//     the last part of a dotted key).
 
 // firstCounter is the messageCounter expected first in a conversation
 // for which no counter was stored yet (assumption 4). A conversation
