@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -182,5 +183,42 @@ func TestChatlayerPageContext(t *testing.T) {
 		if strings.Contains(k, "email") {
 			t.Errorf("an identity key from setContext reached Chatlayer: %s", k)
 		}
+	}
+}
+
+// TestEngineAttention: the preview and the title count of
+// TestWidgetAttention in each engine (engines_test.go): Chromium,
+// Firefox ESR and WebKitGTK.
+func TestEngineAttention(t *testing.T) {
+	for _, e := range engineSpecs {
+		t.Run(e.name, func(t *testing.T) {
+			s := &engineSite{tap: newTap(t), data: t.TempDir(), backend: freeAddr(t)}
+			port := s.tap.Listener.Addr().(*net.TCPAddr).Port
+			s.url = fmt.Sprintf("http://localhost:%d", port)
+			s.host = newHostSite(t, s.url)
+			writeProxyConfig(t, s.data, port, s.host.URL)
+			cfg := filepath.Join(s.data, "porthole.yaml")
+			data, _ := os.ReadFile(cfg)
+			os.WriteFile(cfg, []byte(strings.Replace(string(data), "typing_delay: 60ms", "typing_delay: 1200ms", 1)), 0o600)
+			s.launch(t)
+			s.tap.to(s.backend)
+			p := openEngine(t, e)
+
+			p.navigate(s.host.URL + "/")
+			p.click("the launcher", engineLauncher)
+			p.waitFor("focus in the composer", shadow+`.activeElement && `+shadow+`.activeElement == `+engineComposer)
+			p.keys("hello", true)
+			p.waitFor("the visitor's message", engineMessages("user", "hello")+` == 1`)
+			p.click("the launcher, to close", engineLauncher)
+			evalEngine[any](p, `(function(){Object.defineProperty(document, "visibilityState", {configurable: true, get: function(){ return "hidden" }});
+document.dispatchEvent(new Event("visibilitychange")); return null})()`)
+			p.waitFor("the preview", in(".preview .tt")+` && `+in(".preview .tt")+`.textContent.indexOf("Hello, there!") >= 0`)
+			p.waitFor("the title count", `/^\([1-9]\) Acme Shipping$/.test(document.title)`)
+			evalEngine[any](p, `(function(){Object.defineProperty(document, "visibilityState", {configurable: true, get: function(){ return "visible" }});
+document.dispatchEvent(new Event("visibilitychange")); return null})()`)
+			p.waitFor("the title restored", `document.title == "Acme Shipping"`)
+			p.click("the preview", in(".preview .tt"))
+			p.waitFor("the open panel without the preview", engineDialog+` && !`+in(".preview"))
+		})
 	}
 }
