@@ -34,8 +34,8 @@ document.dispatchEvent(new Event("visibilitychange")); return true})()`)
 // first line in a preview beside the launcher (in a polite live region,
 // with a dismiss button), counts in the title of a hidden page (and the
 // page's own title survives), plays the opt-in chime, and all of it
-// clears when the panel opens; dismissing the preview keeps the panel
-// closed.
+// clears when the panel opens; axe-core finds nothing wrong with the
+// preview; dismissing it keeps the panel closed.
 func TestWidgetAttention(t *testing.T) {
 	s := newSiteConfig(t, func(cfg string) string { return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1200ms", 1) })
 	ctx := browser(t, 1280, 860)
@@ -64,6 +64,9 @@ func TestWidgetAttention(t *testing.T) {
 	}
 	if sr := evalJS[string](t, ctx, in(".preview .tt .sr")+`.textContent`); sr != "New message from Acme Shipping: " {
 		t.Errorf("the preview's spoken prefix is %q", sr)
+	}
+	for _, v := range runAxe(t, ctx, axeSource(t), `document.querySelector("[data-porthole]")`) {
+		t.Errorf("axe, with the preview: %s", v)
 	}
 	waitFor(t, "the chime", 5*time.Second, func() bool { return len(reqs.matching("/static/chime.wav")) == 1 })
 	// The page changes its own title meanwhile: back on the page, that
