@@ -89,7 +89,11 @@ func (w *widgetUI) markTitle(off bool) {
 // them when either changed, so a burst of moves sends what settled).
 func (w *widgetUI) watchPage() {
 	changed := func() {
-		after(500, func() { w.apply(w.client.SetPage(pageInfo())) })
+		after(500, func() {
+			if !w.destroyed {
+				w.apply(w.client.SetPage(pageInfo()))
+			}
+		})
 	}
 	h := global.Get("history")
 	for _, m := range [...]string{"pushState", "replaceState"} {

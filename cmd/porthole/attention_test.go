@@ -69,6 +69,11 @@ func TestWidgetAttention(t *testing.T) {
 		t.Errorf("axe, with the preview: %s", v)
 	}
 	waitFor(t, "the chime", 5*time.Second, func() bool { return len(reqs.matching("/static/chime.wav")) == 1 })
+	if resp, err := http.Get(s.url + "/static/chime.wav"); err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "audio/wav" {
+		t.Fatalf("GET /static/chime.wav: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	// The page changes its own title meanwhile: back on the page, that
 	// title stays, without the count.
 	evalJS[bool](t, ctx, `document.title = "Acme Shipping — tracking", true`)
