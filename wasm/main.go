@@ -104,7 +104,7 @@ type widgetUI struct {
 
 	launcher, badge                      js.Value
 	panel, header, title, subtitle, icon js.Value
-	closeBtn                             js.Value
+	closeBtn, saveBtn                    js.Value
 	banner, log, live                    js.Value
 	textarea, send                       js.Value
 	greeting, divider, quick, typing     js.Value
@@ -332,7 +332,8 @@ func (w *widgetUI) pageLook() widget.Look {
 		return ""
 	}
 	l := widget.Look{Title: s("title", "t"), Subtitle: s("subtitle", "s"), Icon: s("icon", "i"), Position: s("position", "p"),
-		BrandColor: s("brandColor", ""), Greeting: s("greeting", "g"), Locale: s("language", "")}
+		BrandColor: s("brandColor", ""), Greeting: s("greeting", "g"), Locale: s("language", ""),
+		ColorScheme: s("colorScheme", ""), Font: s("font", "")}
 	if t := w.opts.Get("texts"); t.Type() == js.TypeObject {
 		keys := global.Get("Object").Call("keys", t)
 		l.Texts = map[string]string{}

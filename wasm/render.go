@@ -29,6 +29,12 @@ func (w *widgetUI) build() {
 		}
 	})
 	w.listen(w.closeBtn, "click", func(js.Value) { w.setOpen(false) })
+	// Save conversation: a plain-text copy through a Blob URL.
+	w.saveBtn = el("button", "close", js.Null())
+	attr(w.saveBtn, "type", "button")
+	icon("", "M12 4v11m-5-5 5 5 5-5M5 20h14", w.saveBtn)
+	w.header.Call("insertBefore", w.saveBtn, w.closeBtn)
+	w.listen(w.saveBtn, "click", func(js.Value) { w.download() })
 	w.listen(q(".composer"), "submit", func(ev js.Value) {
 		ev.Call("preventDefault")
 		w.submit()
@@ -136,9 +142,17 @@ func (w *widgetUI) renderLook() {
 	w.texts = w.client.Texts()
 	t := w.texts
 	style := w.host.Get("style")
-	brand := widget.BrandColor(look.BrandColor)
-	style.Call("setProperty", "--ph-brand", brand)
-	style.Call("setProperty", "--ph-on-brand", widget.TextOn(brand))
+	// The eager stylesheet has the bot's brand colour: set it here only
+	// for the page's option, so that a host page's --ph-brand wins.
+	if c := w.opts.Get("brandColor"); c.Type() == js.TypeString {
+		brand := widget.BrandColor(look.BrandColor)
+		style.Call("setProperty", "--ph-brand", brand)
+		style.Call("setProperty", "--ph-on-brand", widget.TextOn(brand))
+	}
+	if widget.CheckFont("", look.Font) == nil && look.Font != "" {
+		style.Call("setProperty", "--ph-font", look.Font)
+	}
+	attr(w.host, "data-scheme", look.ColorScheme)
 	side := "right"
 	if look.Position == "left" {
 		side = "left"
@@ -163,6 +177,8 @@ func (w *widgetUI) renderLook() {
 	attr(w.panel, "dir", t.Dir())
 	attr(w.launcher, "lang", t.Lang())
 	attr(w.closeBtn, "aria-label", t.Get(widget.TextClose))
+	attr(w.saveBtn, "aria-label", t.Get(widget.TextSave))
+	attr(w.saveBtn, "title", t.Get(widget.TextSave))
 	attr(w.textarea, "placeholder", t.Get(widget.TextPlaceholder))
 	attr(w.textarea, "aria-label", t.Get(widget.TextComposer))
 	attr(w.send, "aria-label", t.Get(widget.TextSend))
@@ -557,4 +573,15 @@ func (w *widgetUI) media(m js.Value, b widget.Body) {
 		}
 		el("span", "", a).Set("textContent", name)
 	}
+}
+
+// download hands the visitor a plain-text copy of the conversation.
+func (w *widgetUI) download() {
+	blob := global.Get("Blob").New([]any{w.client.PlainText(w.botName())}, map[string]any{"type": "text/plain;charset=utf-8"})
+	url := global.Get("URL").Call("createObjectURL", blob)
+	a := el("a", "", js.Null())
+	a.Set("href", url)
+	a.Set("download", "conversation.txt")
+	a.Call("click")
+	global.Call("setTimeout", global.Get("URL").Get("revokeObjectURL").Call("bind", global.Get("URL"), url), 60000)
 }
