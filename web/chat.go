@@ -126,6 +126,13 @@ func (p *ChatPage) URL(pairs ...string) string {
 	return u
 }
 
+// SaveURL is the visitor's plain-text transcript (GET
+// /chat/{bot}/transcript.txt), with the page's query, which names the
+// visitor in the loader's panel where no cookie does.
+func (p *ChatPage) SaveURL() string {
+	return url.PathEscape(p.Bot) + "/transcript.txt?" + p.Query.Encode()
+}
+
 // PollURL is the URL that loads the page again: for the automatic refresh
 // and the "check for replies" link. It differs from the page's own URL
 // (poll is new in every rendering), because a browser treats a link or a
@@ -164,8 +171,18 @@ func (p *ChatPage) Style() string {
 	c := widget.MustColor(brand)
 	light := widget.Readable(c, widget.MustColor("#ffffff"), 4.5)
 	dark := widget.Readable(c, widget.MustColor("#16191f"), 4.5)
-	return ":root{--brand:" + brand + ";--on-brand:" + widget.TextOn(brand) +
-		";--brand-text:" + light.String() + "}@media (prefers-color-scheme:dark){:root{--brand-text:" + dark.String() + "}}" + chatCSS
+	text := ";--brand-text:" + light.String() + "}@media (prefers-color-scheme:dark){:root{--brand-text:" + dark.String() + "}}"
+	switch p.Look.ColorScheme {
+	case "light":
+		text = ";--brand-text:" + light.String() + "}"
+	case "dark":
+		text = ";--brand-text:" + dark.String() + "}"
+	}
+	font := ""
+	if p.Look.Font != "" && widget.CheckFont("font", p.Look.Font) == nil {
+		font = "body{font-family:" + p.Look.Font + "}"
+	}
+	return ":root{--brand:" + brand + ";--on-brand:" + widget.TextOn(brand) + text + chatCSS + font
 }
 
 // handoverScript posts the page's visitor token to the loader that framed
