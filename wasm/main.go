@@ -105,6 +105,8 @@ type widgetUI struct {
 	launcher, badge                      js.Value
 	panel, header, title, subtitle, icon js.Value
 	closeBtn, saveBtn                    js.Value
+	timeFmt, dayFmt, relFmt              js.Value // Intl formats of the texts' language
+	days                                 map[string]js.Value
 	banner, log, live                    js.Value
 	textarea, send                       js.Value
 	greeting, divider, quick, typing     js.Value
@@ -136,7 +138,7 @@ func newUI(boot js.Value) *widgetUI {
 		bot:   boot.Get("bot").String(),
 		base:  boot.Get("base").String(),
 		opts:  boot.Get("options"),
-		nodes: map[string]*msgNode{},
+		nodes: map[string]*msgNode{}, days: map[string]js.Value{},
 	}
 	w.wsURL = "ws" + w.base[len("http"):] + "/v1/ws?bot=" + w.bot // http→ws, https→wss
 	nav := global.Get("navigator")

@@ -30,7 +30,7 @@ func (w *widgetUI) build() {
 	})
 	w.listen(w.closeBtn, "click", func(js.Value) { w.setOpen(false) })
 	// Save conversation: a plain-text copy through a Blob URL.
-	w.saveBtn = el("button", "close", js.Null())
+	w.saveBtn = el("button", "save", js.Null())
 	attr(w.saveBtn, "type", "button")
 	icon("", "M12 4v11m-5-5 5 5 5-5M5 20h14", w.saveBtn)
 	w.header.Call("insertBefore", w.saveBtn, w.closeBtn)
@@ -149,7 +149,7 @@ func (w *widgetUI) renderLook() {
 		style.Call("setProperty", "--ph-brand", brand)
 		style.Call("setProperty", "--ph-on-brand", widget.TextOn(brand))
 	}
-	if widget.CheckFont("", look.Font) == nil && look.Font != "" {
+	if look.Font != "" { // one value: CSSOM ignores anything but a font list
 		style.Call("setProperty", "--ph-font", look.Font)
 	}
 	attr(w.host, "data-scheme", look.ColorScheme)
@@ -190,6 +190,11 @@ func (w *widgetUI) renderLook() {
 	attr(w.typing, "aria-label", t.Typing(look.Title))
 	attr(w.typing, "role", "img")
 	w.labelLauncher()
+	// Times and days in the new language.
+	intl, lang := global.Get("Intl"), t.Lang()
+	w.timeFmt = intl.Get("DateTimeFormat").New(lang, object(`{"hour":"numeric","minute":"2-digit"}`))
+	w.dayFmt = intl.Get("DateTimeFormat").New(lang, object(`{"dateStyle":"medium"}`))
+	w.relFmt = intl.Get("RelativeTimeFormat").New(lang, object(`{"numeric":"auto"}`))
 	// Texts inside messages (states, retry, carousel) change too.
 	w.nodes = map[string]*msgNode{}
 }
@@ -210,7 +215,28 @@ func (w *widgetUI) renderTranscript() {
 		want = append(want, w.greeting)
 	}
 	seen := make(map[string]bool, len(entries))
+	lastDay, today := "", dateOf("").Call("toDateString")
 	for _, e := range entries {
+		// A day's first message has the day above it: today,
+		// yesterday, or the date, in the visitor's language.
+		if e.Stamp != "" {
+			d := dateOf(e.Stamp)
+			if day := d.Call("toDateString").String(); day != lastDay {
+				lastDay = day
+				n := w.days[day]
+				if !n.Truthy() {
+					n = el("div", "day", js.Null())
+					w.days[day] = n
+				}
+				diff := (dateParse(day) - dateParse(today.String())) / 864e5
+				if diff > -1.5 {
+					n.Set("textContent", w.relFmt.Call("format", int(diff-.5), "day"))
+				} else {
+					n.Set("textContent", w.dayFmt.Call("format", d))
+				}
+				want = append(want, n)
+			}
+		}
 		if divider != 0 && e.Seq == divider {
 			want = append(want, w.divider)
 		}
@@ -336,6 +362,11 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 		w.media(m, b)
 	default:
 		w.bubble(m, e, t.Get(widget.TextUnsupported), nil)
+	}
+	if e.Stamp != "" {
+		at := el("time", "at", m)
+		attr(at, "datetime", e.Stamp)
+		at.Set("textContent", w.timeFmt.Call("format", dateOf(e.Stamp)))
 	}
 	if w.client.ShowState(e) {
 		meta := el("div", "meta", m)
@@ -577,7 +608,7 @@ func (w *widgetUI) media(m js.Value, b widget.Body) {
 
 // download hands the visitor a plain-text copy of the conversation.
 func (w *widgetUI) download() {
-	blob := global.Get("Blob").New([]any{w.client.PlainText(w.botName())}, map[string]any{"type": "text/plain;charset=utf-8"})
+	blob := global.Get("Blob").New(global.Get("Array").New(w.client.PlainText(w.botName())), object(`{"type":"text/plain;charset=utf-8"}`))
 	url := global.Get("URL").Call("createObjectURL", blob)
 	a := el("a", "", js.Null())
 	a.Set("href", url)
@@ -585,3 +616,18 @@ func (w *widgetUI) download() {
 	a.Call("click")
 	global.Call("setTimeout", global.Get("URL").Get("revokeObjectURL").Call("bind", global.Get("URL"), url), 60000)
 }
+
+// dateOf is a JavaScript Date of an RFC 3339 stamp; "" is now.
+func dateOf(stamp string) js.Value {
+	if stamp == "" {
+		return global.Get("Date").New()
+	}
+	return global.Get("Date").New(stamp)
+}
+
+// dateParse is the time of a Date's toDateString: that day's local midnight.
+func dateParse(day string) float64 { return global.Get("Date").Call("parse", day).Float() }
+
+// object is a JavaScript object from JSON: smaller in widget.wasm than
+// a Go map handed to js.ValueOf.
+func object(json string) js.Value { return global.Get("JSON").Call("parse", json) }
