@@ -256,6 +256,12 @@ func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv p
 	if lang != "" {
 		p.Query.Set("lang", lang)
 	}
+	if tz := in.Get("tz"); tz != "" && len(tz) < 64 && tz != "Local" {
+		if zone, err := time.LoadLocation(tz); err == nil {
+			p.Zone = zone
+			p.Query.Set("tz", tz)
+		}
+	}
 	token, err := s.keys.MintVisitor(bot.Config.ID, pv.id)
 	if err != nil {
 		return p, err
@@ -287,7 +293,7 @@ func (s *Server) fillTranscript(r *http.Request, p *web.ChatPage, bot *Bot, pv p
 	}
 	lastUser := -1
 	for i, m := range es {
-		e := web.ChatEntry{Seq: m.Seq, Mine: m.Mine, Body: m.Body}
+		e := web.ChatEntry{Seq: m.Seq, Mine: m.Mine, At: m.At, Body: m.Body}
 		if e.Mine {
 			lastUser = i
 			e.State, e.Reason = m.State, m.Reason

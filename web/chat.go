@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -46,6 +47,11 @@ type ChatPage struct {
 	// finds the same conversation. Without JavaScript nothing happens and
 	// nothing is lost.
 	Host string
+	// Zone is the visitor's time zone (the tz parameter the loader's
+	// fallback passes); nil shows times in UTC.
+	Zone *time.Location
+	// Now is the time the page is made at, for "today" (zero: now).
+	Now time.Time
 	// CSRF is the form token tied to the visitor (or to the session
 	// cookie before the first message).
 	CSRF string
@@ -74,6 +80,7 @@ type ChatPage struct {
 type ChatEntry struct {
 	Seq  uint64
 	Mine bool // written by the visitor
+	At   time.Time
 	Body widget.Body
 	// State is the delivery state of a visitor's message: one of
 	// widget.StateSent (stored, the bot platform has not taken it yet),
@@ -124,6 +131,47 @@ func (p *ChatPage) URL(pairs ...string) string {
 		u += "?" + q.Encode()
 	}
 	return u
+}
+
+// Day returns the day above entry i when it is that day's first: today,
+// yesterday (in the page's language) or the date, in the page's time
+// zone (Zone, else UTC); "" when it is not the day's first.
+func (p *ChatPage) Day(i int) string {
+	if p.Entries[i].At.IsZero() {
+		return ""
+	}
+	zone := p.zone()
+	day := p.Entries[i].At.In(zone).Format(time.DateOnly)
+	if i > 0 && p.Entries[i-1].At.In(zone).Format(time.DateOnly) == day {
+		return ""
+	}
+	now := p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	switch day {
+	case now.In(zone).Format(time.DateOnly):
+		return p.Texts.Get(TextToday)
+	case now.In(zone).AddDate(0, 0, -1).Format(time.DateOnly):
+		return p.Texts.Get(TextYesterday)
+	}
+	return day
+}
+
+// Clock is the time of entry e in the page's time zone, like 14:05, and
+// "UTC" after it when the page has no zone.
+func (p *ChatPage) Clock(e ChatEntry) string {
+	if p.Zone == nil {
+		return e.At.UTC().Format("15:04") + " UTC"
+	}
+	return e.At.In(p.Zone).Format("15:04")
+}
+
+func (p *ChatPage) zone() *time.Location {
+	if p.Zone == nil {
+		return time.UTC
+	}
+	return p.Zone
 }
 
 // SaveURL is the visitor's plain-text transcript (GET

@@ -105,9 +105,9 @@ func waitDOM(t testing.TB, ctx context.Context, root docRoot, what string, pred 
 // all, in order.
 func messages(doc *goquery.Document) []string {
 	var out []string
-	doc.Find(".log > li").Each(func(_ int, li *goquery.Selection) {
+	doc.Find(".log > li:not(.day)").Each(func(_ int, li *goquery.Selection) {
 		c := li.Clone()
-		c.Find(".state").Remove()
+		c.Find(".state, .at").Remove()
 		out = append(out, strings.Join(strings.Fields(c.Text()), " "))
 	})
 	return out
