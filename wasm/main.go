@@ -106,7 +106,7 @@ type widgetUI struct {
 	panel, header, title, subtitle, icon js.Value
 	closeBtn, saveBtn                    js.Value
 	timeFmt, dayFmt, relFmt              js.Value // Intl formats of the texts' language
-	days                                 map[string]js.Value
+	days                                 js.Value // the day dividers, a JS object by toDateString
 	banner, log, live                    js.Value
 	textarea, send                       js.Value
 	greeting, divider, quick, typing     js.Value
@@ -138,7 +138,7 @@ func newUI(boot js.Value) *widgetUI {
 		bot:   boot.Get("bot").String(),
 		base:  boot.Get("base").String(),
 		opts:  boot.Get("options"),
-		nodes: map[string]*msgNode{}, days: map[string]js.Value{},
+		nodes: map[string]*msgNode{}, days: object("{}"),
 	}
 	w.wsURL = "ws" + w.base[len("http"):] + "/v1/ws?bot=" + w.bot // http→ws, https→wss
 	nav := global.Get("navigator")

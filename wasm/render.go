@@ -223,10 +223,10 @@ func (w *widgetUI) renderTranscript() {
 			d := dateOf(e.Stamp)
 			if day := d.Call("toDateString").String(); day != lastDay {
 				lastDay = day
-				n := w.days[day]
+				n := w.days.Get(day)
 				if !n.Truthy() {
 					n = el("div", "day", js.Null())
-					w.days[day] = n
+					w.days.Set(day, n)
 				}
 				diff := (dateParse(day) - dateParse(today.String())) / 864e5
 				if diff > -1.5 {
