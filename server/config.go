@@ -247,6 +247,12 @@ type WidgetConfig struct {
 	BrandColor string `yaml:"brand_color"` // "#rrggbb"
 	Greeting   string `yaml:"greeting"`    // shown before the first message
 	Locale     string `yaml:"locale"`      // a language of widget.Languages; empty: the page's language
+	// ColorScheme fixes the widget's and the chat page's colours: "auto"
+	// (default) follows the visitor's system, "light" or "dark" do not.
+	ColorScheme string `yaml:"color_scheme"`
+	// Font is a CSS font-family list, like `"Source Sans 3", sans-serif`;
+	// the font must be one the visitor's system or the host page has.
+	Font string `yaml:"font"`
 	// Texts override built-in widget texts by key.
 	Texts map[string]string `yaml:"texts"`
 	// Connect says when a returning visitor's widget loads and connects:
@@ -298,7 +304,8 @@ func (w WidgetConfig) FrameLook(pageLang, pageLocale, color string) widget.Frame
 // Look returns the widget look for the welcome frame.
 func (w WidgetConfig) Look() widget.Look {
 	return widget.Look{Title: w.Title, Subtitle: w.Subtitle, Icon: w.Icon, Position: w.Position,
-		BrandColor: w.BrandColor, Greeting: w.Greeting, Locale: w.Locale, Texts: w.Texts}
+		BrandColor: w.BrandColor, Greeting: w.Greeting, Locale: w.Locale, Texts: w.Texts,
+		ColorScheme: w.ColorScheme, Font: w.Font}
 }
 
 // Secret is a configuration value that must never be shown; see

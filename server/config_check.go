@@ -230,6 +230,12 @@ func (c *Config) Validate() error {
 		if w.BrandColor != "" && !hexColor.MatchString(w.BrandColor) {
 			bad(p+".widget.brand_color", "%q is not a colour; write it like #007171", w.BrandColor)
 		}
+		if err := widget.CheckColorScheme(p+".widget.color_scheme", w.ColorScheme); err != nil {
+			bad(p+".widget.color_scheme", "%q must be auto, light or dark", w.ColorScheme)
+		}
+		if err := widget.CheckFont(p+".widget.font", w.Font); err != nil {
+			bad(p+".widget.font", "%q is not a font-family list: %s; write it like \"Source Sans 3\", sans-serif", w.Font, err.(*widget.Error).Message)
+		}
 		if w.Icon != "" {
 			if err := widget.CheckURL("icon", w.Icon, false); err != nil {
 				bad(p+".widget.icon", "%q is not an image URL; use an absolute https URL", w.Icon)

@@ -130,6 +130,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"chatlayer without its settings", "bots:\n  - id: a\n    provider: chatlayer\n    origins: [self]\n", []string{"bots[0].chatlayer.channel_id", "bots[0].chatlayer.token"}},
 		{"chataibot without its settings", "bots:\n  - id: a\n    provider: chataibot\n    origins: [self]\n", []string{"bots[0].chataibot.token", "bots[0].chataibot.bot_key"}},
 
+		{"color_scheme", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      color_scheme: night\n",
+			[]string{"bots[0].widget.color_scheme:", `"night"`, "auto, light or dark"}},
+		{"font", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      font: \"Arial; } body { color: red\"\n",
+			[]string{"bots[0].widget.font:", "font names, quotes, commas", "sans-serif"}},
 		{"brand_color", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      brand_color: red\n",
 			[]string{"bots[0].widget.brand_color:", `"red"`, "#007171"}},
 		{"brand_color no hash", "bots:\n  - id: a\n    provider: demo\n    origins: [self]\n    widget:\n      brand_color: \"007171\"\n",

@@ -177,6 +177,64 @@ func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
 	p.Render(w, r, http.StatusOK)
 }
 
+// handleTranscriptText serves GET /chat/{bot}/transcript.txt: the
+// visitor's own conversation as plain text, as a download. The visitor is
+// the page's (the session cookie, or in the loader's panel the token its
+// links carry, see resolveVisitor), so it never names anyone else's
+// conversation; a visitor without one gets 404.
+func (s *Server) handleTranscriptText(w http.ResponseWriter, r *http.Request) {
+	bot := s.bot(r.PathValue("bot"))
+	if bot == nil {
+		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
+		return
+	}
+	q := r.URL.Query()
+	pv := s.resolveVisitor(r, bot, q.Get("v"))
+	look := bot.Config.Widget.Look()
+	texts := web.NewChatTexts(web.PickLanguage(web.Language(q.Get("lang")), look.Locale, r.Header.Get("Accept-Language")), look.Texts)
+	c, found, err := s.service.Find(r.Context(), bot.Config.ID, pv.id)
+	if err != nil {
+		s.log.Error("cannot read conversation for transcript", "bot", bot.Config.ID, "error", err)
+		s.pageError(w, r, http.StatusServiceUnavailable, texts.Get(widget.TextErrorGeneric))
+		return
+	}
+	if !found {
+		s.pageError(w, r, http.StatusNotFound, "No conversation yet. Send a message first; then you can save the conversation.")
+		return
+	}
+	name := look.Title
+	if name == "" {
+		name = texts.Get(widget.TextChat)
+	}
+	you := texts.Get(widget.TextYou)
+	b := append([]byte(name), "\n\n"...)
+	for after := uint64(0); ; {
+		es, err := s.service.Transcript(r.Context(), c.ID, after, 500)
+		if err != nil {
+			s.log.Error("cannot read conversation for transcript", "conversation", c.ID, "error", err)
+			s.pageError(w, r, http.StatusServiceUnavailable, texts.Get(widget.TextErrorGeneric))
+			return
+		}
+		for _, e := range es {
+			who := name
+			if e.Mine {
+				who = you
+			}
+			b = widget.AppendPlain(b, e.At.UTC().Format(time.RFC3339), who, e.Body.Summary())
+			after = e.Seq
+		}
+		if len(es) < 500 {
+			break
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="conversation.txt"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.Write(b)
+}
+
 // chatPage builds the page of visitor pv with the transcript as stored.
 func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv pageVisitor, in url.Values) (*web.ChatPage, error) {
 	look := bot.Config.Widget.Look()
@@ -197,6 +255,12 @@ func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv p
 	}
 	if lang != "" {
 		p.Query.Set("lang", lang)
+	}
+	if tz := in.Get("tz"); tz != "" && len(tz) < 64 && tz != "Local" {
+		if zone, err := time.LoadLocation(tz); err == nil {
+			p.Zone = zone
+			p.Query.Set("tz", tz)
+		}
 	}
 	token, err := s.keys.MintVisitor(bot.Config.ID, pv.id)
 	if err != nil {
@@ -229,7 +293,7 @@ func (s *Server) fillTranscript(r *http.Request, p *web.ChatPage, bot *Bot, pv p
 	}
 	lastUser := -1
 	for i, m := range es {
-		e := web.ChatEntry{Seq: m.Seq, Mine: m.Mine, Body: m.Body}
+		e := web.ChatEntry{Seq: m.Seq, Mine: m.Mine, At: m.At, Body: m.Body}
 		if e.Mine {
 			lastUser = i
 			e.State, e.Reason = m.State, m.Reason

@@ -141,9 +141,9 @@ func (b *browserClient) html() string {
 // screen-reader author prefix.
 func bubbles(doc *goquery.Document) []string {
 	var out []string
-	doc.Find(".log > li").Each(func(_ int, li *goquery.Selection) {
+	doc.Find(".log > li:not(.day)").Each(func(_ int, li *goquery.Selection) {
 		c := li.Clone()
-		c.Find(".sr, .state").Remove()
+		c.Find(".sr, .state, .at").Remove()
 		out = append(out, strings.Join(strings.Fields(c.Text()), " "))
 	})
 	return out

@@ -23,6 +23,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("GET /chat/{bot}", s.handleChatPage)
 	s.mux.HandleFunc("POST /chat/{bot}", s.handleChatPost)
+	s.mux.HandleFunc("GET /chat/{bot}/transcript.txt", s.handleTranscriptText)
 	if s.opts.Static != nil {
 		s.mux.Handle("GET /static/", s.opts.Static)
 	}

@@ -104,7 +104,9 @@ type widgetUI struct {
 
 	launcher, badge                      js.Value
 	panel, header, title, subtitle, icon js.Value
-	closeBtn                             js.Value
+	closeBtn, saveBtn                    js.Value
+	timeFmt, dayFmt, relFmt              js.Value // Intl formats of the texts' language
+	days                                 js.Value // the day dividers, a JS object by toDateString
 	banner, log, live                    js.Value
 	textarea, send                       js.Value
 	greeting, divider, quick, typing     js.Value
@@ -138,7 +140,7 @@ func newUI(boot js.Value) *widgetUI {
 		bot:   boot.Get("bot").String(),
 		base:  boot.Get("base").String(),
 		opts:  boot.Get("options"),
-		nodes: map[string]*msgNode{},
+		nodes: map[string]*msgNode{}, days: object("{}"),
 	}
 	w.wsURL = "ws" + w.base[len("http"):] + "/v1/ws?bot=" + w.bot // http→ws, https→wss
 	nav := global.Get("navigator")
@@ -346,7 +348,8 @@ func (w *widgetUI) pageLook() widget.Look {
 		return ""
 	}
 	l := widget.Look{Title: s("title", "t"), Subtitle: s("subtitle", "s"), Icon: s("icon", "i"), Position: s("position", "p"),
-		BrandColor: s("brandColor", ""), Greeting: s("greeting", "g"), Locale: s("language", "")}
+		BrandColor: s("brandColor", ""), Greeting: s("greeting", "g"), Locale: s("language", ""),
+		ColorScheme: s("colorScheme", ""), Font: s("font", "")}
 	if t := w.opts.Get("texts"); t.Type() == js.TypeObject {
 		keys := global.Get("Object").Call("keys", t)
 		l.Texts = map[string]string{}

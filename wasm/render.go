@@ -29,6 +29,12 @@ func (w *widgetUI) build() {
 		}
 	})
 	w.listen(w.closeBtn, "click", func(js.Value) { w.setOpen(false) })
+	// Save conversation: a plain-text copy through a Blob URL.
+	w.saveBtn = el("button", "save", js.Null())
+	attr(w.saveBtn, "type", "button")
+	icon("", "M12 4v11m-5-5 5 5 5-5M5 20h14", w.saveBtn)
+	w.header.Call("insertBefore", w.saveBtn, w.closeBtn)
+	w.listen(w.saveBtn, "click", func(js.Value) { w.download() })
 	w.listen(q(".composer"), "submit", func(ev js.Value) {
 		ev.Call("preventDefault")
 		w.submit()
@@ -137,9 +143,17 @@ func (w *widgetUI) renderLook() {
 	w.texts = w.client.Texts()
 	t := w.texts
 	style := w.host.Get("style")
-	brand := widget.BrandColor(look.BrandColor)
-	style.Call("setProperty", "--ph-brand", brand)
-	style.Call("setProperty", "--ph-on-brand", widget.TextOn(brand))
+	// The eager stylesheet has the bot's brand colour: set it here only
+	// for the page's option, so that a host page's --ph-brand wins.
+	if c := w.opts.Get("brandColor"); c.Type() == js.TypeString {
+		brand := widget.BrandColor(look.BrandColor)
+		style.Call("setProperty", "--ph-brand", brand)
+		style.Call("setProperty", "--ph-on-brand", widget.TextOn(brand))
+	}
+	if look.Font != "" { // one value: CSSOM ignores anything but a font list
+		style.Call("setProperty", "--ph-font", look.Font)
+	}
+	attr(w.host, "data-scheme", look.ColorScheme)
 	side := "right"
 	if look.Position == "left" {
 		side = "left"
@@ -164,6 +178,8 @@ func (w *widgetUI) renderLook() {
 	attr(w.panel, "dir", t.Dir())
 	attr(w.launcher, "lang", t.Lang())
 	attr(w.closeBtn, "aria-label", t.Get(widget.TextClose))
+	attr(w.saveBtn, "aria-label", t.Get(widget.TextSave))
+	attr(w.saveBtn, "title", t.Get(widget.TextSave))
 	attr(w.textarea, "placeholder", t.Get(widget.TextPlaceholder))
 	attr(w.textarea, "aria-label", t.Get(widget.TextComposer))
 	attr(w.send, "aria-label", t.Get(widget.TextSend))
@@ -175,6 +191,11 @@ func (w *widgetUI) renderLook() {
 	attr(w.typing, "aria-label", t.Typing(look.Title))
 	attr(w.typing, "role", "img")
 	w.labelLauncher()
+	// Times and days in the new language.
+	intl, lang := global.Get("Intl"), t.Lang()
+	w.timeFmt = intl.Get("DateTimeFormat").New(lang, object(`{"hour":"numeric","minute":"2-digit"}`))
+	w.dayFmt = intl.Get("DateTimeFormat").New(lang, object(`{"dateStyle":"medium"}`))
+	w.relFmt = intl.Get("RelativeTimeFormat").New(lang, object(`{"numeric":"auto"}`))
 	// Texts inside messages (states, retry, carousel) change too.
 	w.nodes = map[string]*msgNode{}
 }
@@ -195,7 +216,28 @@ func (w *widgetUI) renderTranscript() {
 		want = append(want, w.greeting)
 	}
 	seen := make(map[string]bool, len(entries))
+	lastDay, today := "", dateOf("").Call("toDateString")
 	for _, e := range entries {
+		// A day's first message has the day above it: today,
+		// yesterday, or the date, in the visitor's language.
+		if e.Stamp != "" {
+			d := dateOf(e.Stamp)
+			if day := d.Call("toDateString").String(); day != lastDay {
+				lastDay = day
+				n := w.days.Get(day)
+				if !n.Truthy() {
+					n = el("div", "day", js.Null())
+					w.days.Set(day, n)
+				}
+				diff := (dateParse(day) - dateParse(today.String())) / 864e5
+				if diff > -1.5 {
+					n.Set("textContent", w.relFmt.Call("format", int(diff-.5), "day"))
+				} else {
+					n.Set("textContent", w.dayFmt.Call("format", d))
+				}
+				want = append(want, n)
+			}
+		}
 		if divider != 0 && e.Seq == divider {
 			want = append(want, w.divider)
 		}
@@ -321,6 +363,11 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 		w.media(m, b)
 	default:
 		w.bubble(m, e, t.Get(widget.TextUnsupported), nil)
+	}
+	if e.Stamp != "" {
+		at := el("time", "at", m)
+		attr(at, "datetime", e.Stamp)
+		at.Set("textContent", w.timeFmt.Call("format", dateOf(e.Stamp)))
 	}
 	if w.client.ShowState(e) {
 		meta := el("div", "meta", m)
@@ -559,3 +606,29 @@ func (w *widgetUI) media(m js.Value, b widget.Body) {
 		el("span", "", a).Set("textContent", name)
 	}
 }
+
+// download hands the visitor a plain-text copy of the conversation.
+func (w *widgetUI) download() {
+	blob := global.Get("Blob").New(global.Get("Array").New(w.client.PlainText(w.botName())), object(`{"type":"text/plain;charset=utf-8"}`))
+	url := global.Get("URL").Call("createObjectURL", blob)
+	a := el("a", "", js.Null())
+	a.Set("href", url)
+	a.Set("download", "conversation.txt")
+	a.Call("click")
+	global.Call("setTimeout", global.Get("URL").Get("revokeObjectURL").Call("bind", global.Get("URL"), url), 60000)
+}
+
+// dateOf is a JavaScript Date of an RFC 3339 stamp; "" is now.
+func dateOf(stamp string) js.Value {
+	if stamp == "" {
+		return global.Get("Date").New()
+	}
+	return global.Get("Date").New(stamp)
+}
+
+// dateParse is the time of a Date's toDateString: that day's local midnight.
+func dateParse(day string) float64 { return global.Get("Date").Call("parse", day).Float() }
+
+// object is a JavaScript object from JSON: smaller in widget.wasm than
+// a Go map handed to js.ValueOf.
+func object(json string) js.Value { return global.Get("JSON").Call("parse", json) }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -46,6 +47,11 @@ type ChatPage struct {
 	// finds the same conversation. Without JavaScript nothing happens and
 	// nothing is lost.
 	Host string
+	// Zone is the visitor's time zone (the tz parameter the loader's
+	// fallback passes); nil shows times in UTC.
+	Zone *time.Location
+	// Now is the time the page is made at, for "today" (zero: now).
+	Now time.Time
 	// CSRF is the form token tied to the visitor (or to the session
 	// cookie before the first message).
 	CSRF string
@@ -74,6 +80,7 @@ type ChatPage struct {
 type ChatEntry struct {
 	Seq  uint64
 	Mine bool // written by the visitor
+	At   time.Time
 	Body widget.Body
 	// State is the delivery state of a visitor's message: one of
 	// widget.StateSent (stored, the bot platform has not taken it yet),
@@ -126,6 +133,54 @@ func (p *ChatPage) URL(pairs ...string) string {
 	return u
 }
 
+// Day returns the day above entry i when it is that day's first: today,
+// yesterday (in the page's language) or the date, in the page's time
+// zone (Zone, else UTC); "" when it is not the day's first.
+func (p *ChatPage) Day(i int) string {
+	if p.Entries[i].At.IsZero() {
+		return ""
+	}
+	zone := p.zone()
+	day := p.Entries[i].At.In(zone).Format(time.DateOnly)
+	if i > 0 && p.Entries[i-1].At.In(zone).Format(time.DateOnly) == day {
+		return ""
+	}
+	now := p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	switch day {
+	case now.In(zone).Format(time.DateOnly):
+		return p.Texts.Get(TextToday)
+	case now.In(zone).AddDate(0, 0, -1).Format(time.DateOnly):
+		return p.Texts.Get(TextYesterday)
+	}
+	return day
+}
+
+// Clock is the time of entry e in the page's time zone, like 14:05, and
+// "UTC" after it when the page has no zone.
+func (p *ChatPage) Clock(e ChatEntry) string {
+	if p.Zone == nil {
+		return e.At.UTC().Format("15:04") + " UTC"
+	}
+	return e.At.In(p.Zone).Format("15:04")
+}
+
+func (p *ChatPage) zone() *time.Location {
+	if p.Zone == nil {
+		return time.UTC
+	}
+	return p.Zone
+}
+
+// SaveURL is the visitor's plain-text transcript (GET
+// /chat/{bot}/transcript.txt), with the page's query, which names the
+// visitor in the loader's panel where no cookie does.
+func (p *ChatPage) SaveURL() string {
+	return url.PathEscape(p.Bot) + "/transcript.txt?" + p.Query.Encode()
+}
+
 // PollURL is the URL that loads the page again: for the automatic refresh
 // and the "check for replies" link. It differs from the page's own URL
 // (poll is new in every rendering), because a browser treats a link or a
@@ -164,8 +219,18 @@ func (p *ChatPage) Style() string {
 	c := widget.MustColor(brand)
 	light := widget.Readable(c, widget.MustColor("#ffffff"), 4.5)
 	dark := widget.Readable(c, widget.MustColor("#16191f"), 4.5)
-	return ":root{--brand:" + brand + ";--on-brand:" + widget.TextOn(brand) +
-		";--brand-text:" + light.String() + "}@media (prefers-color-scheme:dark){:root{--brand-text:" + dark.String() + "}}" + chatCSS
+	text := ";--brand-text:" + light.String() + "}@media (prefers-color-scheme:dark){:root{--brand-text:" + dark.String() + "}}"
+	switch p.Look.ColorScheme {
+	case "light":
+		text = ";--brand-text:" + light.String() + "}"
+	case "dark":
+		text = ";--brand-text:" + dark.String() + "}"
+	}
+	font := ""
+	if p.Look.Font != "" && widget.CheckFont("font", p.Look.Font) == nil {
+		font = "body{font-family:" + p.Look.Font + "}"
+	}
+	return ":root{--brand:" + brand + ";--on-brand:" + widget.TextOn(brand) + text + chatCSS + font
 }
 
 // handoverScript posts the page's visitor token to the loader that framed

@@ -344,6 +344,9 @@ func (f *Welcome) read(r *reader) {
 		BrandColor: w.str("brand_color"),
 		Greeting:   w.str("greeting"),
 		Locale:     w.str("locale"),
+
+		ColorScheme: w.str("color_scheme"),
+		Font:        w.str("font"),
 	}
 	if t, ok := w.get("texts", JSONObject, "an object"); ok {
 		f.Widget.Texts = make(map[string]string, len(t.Fields))

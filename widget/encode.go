@@ -122,6 +122,8 @@ func (l *Look) appendJSON(w *jsonWriter) {
 	w.str("brand_color", l.BrandColor, true)
 	w.str("greeting", l.Greeting, true)
 	w.str("locale", l.Locale, true)
+	w.str("color_scheme", l.ColorScheme, true)
+	w.str("font", l.Font, true)
 	if len(l.Texts) > 0 {
 		keys := make([]string, 0, len(l.Texts))
 		for k := range l.Texts {

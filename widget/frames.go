@@ -130,6 +130,11 @@ type Look struct {
 	Greeting   string            `json:"greeting,omitempty"`
 	Locale     string            `json:"locale,omitempty"`
 	Texts      map[string]string `json:"texts,omitempty"`
+	// ColorScheme is "light" or "dark" to fix the panel's colours; ""
+	// (auto) follows the visitor's system.
+	ColorScheme string `json:"color_scheme,omitempty"`
+	// Font is a CSS font-family list (CheckFont); "" keeps the system font.
+	Font string `json:"font,omitempty"`
 }
 
 // Msg is one transcript message.

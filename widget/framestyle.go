@@ -92,6 +92,13 @@ func FrameStyle(frame []byte, l FrameLook) []byte {
 	out = append(out, brand...)
 	out = append(out, ";--ph-on-brand:"...)
 	out = append(out, TextOn(brand)...)
+	if l.Look.Font != "" && CheckFont("font", l.Look.Font) == nil {
+		out = append(out, ";--ph-font:"...)
+		out = append(out, l.Look.Font...)
+	}
+	if l.Look.ColorScheme == "dark" {
+		out = append(out, ";"+darkVars...)
+	}
 	out = append(out, ";--ph-look:'"...)
 	for _, c := range w.b {
 		if c == '\'' || c == '\\' || c == '%' || c < 0x20 || c == 0x7f {
@@ -100,5 +107,17 @@ func FrameStyle(frame []byte, l FrameLook) []byte {
 		}
 		out = append(out, c)
 	}
-	return append(out, "'}\n"...)
+	out = append(out, "'}\n"...)
+	if l.Look.ColorScheme == "light" {
+		out = append(out, "@media (prefers-color-scheme:dark){:host{"+lightVars+"}}\n"...)
+	}
+	return out
 }
+
+// lightVars and darkVars are frame.css's colours of each scheme, for a
+// bot whose colour scheme is fixed (widget.color_scheme); widget.css
+// has them too, for the page's colorScheme option.
+const (
+	lightVars = "--ph-bg:#fff;--ph-fg:#111827;--ph-muted:#5b6472;--ph-line:#e3e6eb;color-scheme:light"
+	darkVars  = "--ph-bg:#16191f;--ph-fg:#eef0f3;--ph-muted:#a3abb8;--ph-line:#323844;color-scheme:dark"
+)

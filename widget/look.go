@@ -85,6 +85,7 @@ func MergeLook(base, over Look) Look {
 		Icon: pick(base.Icon, over.Icon), Position: pick(base.Position, over.Position),
 		BrandColor: pick(base.BrandColor, over.BrandColor), Greeting: pick(base.Greeting, over.Greeting),
 		Locale: pick(base.Locale, over.Locale), Texts: base.Texts,
+		ColorScheme: pick(base.ColorScheme, over.ColorScheme), Font: pick(base.Font, over.Font),
 	}
 	if len(over.Texts) > 0 {
 		out.Texts = make(map[string]string, len(base.Texts)+len(over.Texts))
@@ -96,4 +97,41 @@ func MergeLook(base, over Look) Look {
 		}
 	}
 	return out
+}
+
+// CheckColorScheme says what is wrong with a colour scheme at path: ""
+// or "auto" (the visitor's system), "light" or "dark".
+func CheckColorScheme(path, s string) error {
+	switch s {
+	case "", "auto", "light", "dark":
+		return nil
+	}
+	return invalid(path, "must be auto, light or dark")
+}
+
+// CheckFont says what is wrong with a CSS font-family list at path, like
+// `"Source Sans 3", Arial, sans-serif`: only letters, digits, spaces,
+// commas, hyphens and balanced straight quotes, at most 200 bytes, so
+// that it cannot end the declaration it is written into or load
+// anything.
+func CheckFont(path, s string) error {
+	if len(s) > 200 {
+		return invalid(path, "is longer than 200 bytes")
+	}
+	quotes := [2]int{}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == ' ', c == ',', c == '-':
+		case c == '"':
+			quotes[0]++
+		case c == '\'':
+			quotes[1]++
+		default:
+			return invalid(path, "may hold only font names, quotes, commas, spaces and hyphens")
+		}
+	}
+	if quotes[0]%2 != 0 || quotes[1]%2 != 0 {
+		return invalid(path, "has a quote that is not closed")
+	}
+	return nil
 }

@@ -50,7 +50,8 @@ const (
 	TextNext             = "next"
 	TextCardOf           = "card_of" // "Card {n} of {total}"
 	TextQuickReplies     = "quick_replies"
-	TextYou              = "you" // screen-reader prefix of the visitor's messages
+	TextYou              = "you"  // screen-reader prefix of the visitor's messages
+	TextSave             = "save" // the action that downloads the transcript as text
 	TextImage            = "image"
 	TextOpenFile         = "open_file"
 	TextOpenVideo        = "open_video"

@@ -226,3 +226,43 @@ func (c *Client) resetTranscript() {
 	c.helloAfter, c.gapAsked = 0, 0
 	c.readSent, c.divider = 0, 0
 }
+
+// PlainText returns the conversation as the visitor keeps a copy of it
+// (the panel's "save conversation"): the bot's name, then each message
+// of the visitor and of the bot with its time, as AppendPlain writes it.
+func (c *Client) PlainText(bot string) string {
+	b := append([]byte(bot), "\n\n"...)
+	you := c.Texts().Get(TextYou)
+	for _, e := range c.Entries() {
+		switch e.From {
+		case "user":
+			b = AppendPlain(b, e.Stamp, you, e.Body.Summary())
+		case "bot":
+			b = AppendPlain(b, e.Stamp, bot, e.Body.Summary())
+		}
+	}
+	return string(b)
+}
+
+// AppendPlain appends one message to a plain-text transcript: its time
+// (stamp, RFC 3339 in UTC, to the minute; none while the server has not
+// stored it), who wrote it and its text, the text's further lines
+// indented. The widget and the chat page write the same lines.
+func AppendPlain(b []byte, stamp, who, text string) []byte {
+	if len(stamp) >= 16 {
+		b = append(b, '[')
+		b = append(b, stamp[:10]...)
+		b = append(b, ' ')
+		b = append(b, stamp[11:16]...)
+		b = append(b, " UTC] "...)
+	}
+	b = append(b, who...)
+	b = append(b, ": "...)
+	for i := 0; i < len(text); i++ {
+		b = append(b, text[i])
+		if text[i] == '\n' {
+			b = append(b, "  "...)
+		}
+	}
+	return append(b, '\n')
+}

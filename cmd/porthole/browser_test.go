@@ -159,6 +159,21 @@ func newHostSite(t testing.TB, proxy string) *hostSite {
 		w.Header().Set("Content-Security-Policy", "default-src "+proxy+" "+ws+"; script-src "+proxy+" 'wasm-unsafe-eval'")
 		fmt.Fprint(w, page("", "", ""))
 	})
+	// /themed is /strict with the site's own stylesheet, which sets the
+	// widget's custom properties, and a dark colour scheme.
+	mux.HandleFunc("/themed", func(w http.ResponseWriter, r *http.Request) {
+		ws := "ws" + strings.TrimPrefix(proxy, "http")
+		w.Header().Set("Content-Security-Policy", "default-src "+proxy+" "+ws+"; script-src "+proxy+" 'wasm-unsafe-eval'; style-src 'self' "+proxy)
+		fmt.Fprint(w, page(`<link rel="stylesheet" href="/theme.css">`, "", ` data-color-scheme="dark"`))
+	})
+	// /dark fixes the widget's colour scheme dark, whatever the system's.
+	mux.HandleFunc("/dark", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, page("", "", ` data-color-scheme="dark"`))
+	})
+	mux.HandleFunc("/theme.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		fmt.Fprint(w, `[data-porthole] { --ph-brand: rgb(1, 2, 3); --ph-on-brand: #fff; --ph-radius: 4px; }`)
+	})
 	// /nowasm forbids compiling WebAssembly: the loader must fall back.
 	mux.HandleFunc("/nowasm", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src "+proxy+"; script-src "+proxy)

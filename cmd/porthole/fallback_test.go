@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -105,9 +106,9 @@ func waitDOM(t testing.TB, ctx context.Context, root docRoot, what string, pred 
 // all, in order.
 func messages(doc *goquery.Document) []string {
 	var out []string
-	doc.Find(".log > li").Each(func(_ int, li *goquery.Selection) {
+	doc.Find(".log > li:not(.day)").Each(func(_ int, li *goquery.Selection) {
 		c := li.Clone()
-		c.Find(".state").Remove()
+		c.Find(".state, .at").Remove()
 		out = append(out, strings.Join(strings.Fields(c.Text()), " "))
 	})
 	return out
@@ -178,9 +179,15 @@ func nodeAt(ctx context.Context, root docRoot, sel string, n int) (cdp.NodeID, e
 	return res.NodeIDs[n], nil
 }
 
-// clickNode scrolls the node into view and clicks its middle.
+// clickNode scrolls the node to the middle of the view, clear of the
+// page's sticky composer, and clicks its middle.
 func clickNode(ctx context.Context, id cdp.NodeID) error {
-	if _, err := chromedp.Call(ctx, dom.ScrollIntoViewIfNeeded, dom.ScrollIntoViewIfNeededParams{NodeID: id}); err != nil {
+	obj, err := chromedp.Call(ctx, dom.ResolveNode, dom.ResolveNodeParams{NodeID: id})
+	if err != nil {
+		return err
+	}
+	if _, err := chromedp.Call(ctx, runtime.CallFunctionOn, runtime.CallFunctionOnParams{
+		FunctionDeclaration: `function () { this.scrollIntoView({block: "center"}) }`, ObjectID: obj.Object.ObjectID}); err != nil {
 		return err
 	}
 	box, err := chromedp.Call(ctx, dom.GetBoxModel, dom.GetBoxModelParams{NodeID: id})

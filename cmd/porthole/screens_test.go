@@ -67,6 +67,44 @@ func TestWidgetLayout(t *testing.T) {
 	}
 }
 
+// TestWidgetDarkLayout opens a panel fixed dark (data-color-scheme) on a
+// system in light mode: the panel and the bot's bubbles take the dark
+// colours, and axe-core finds no contrast or other WCAG violation. With
+// -update-screenshots it writes the image the README shows.
+func TestWidgetDarkLayout(t *testing.T) {
+	axe := axeSource(t)
+	s := newSite(t)
+	ctx := browser(t, 1280, 800)
+	navigate(t, ctx, s.host.URL+"/dark")
+	if evalJS[bool](t, ctx, `matchMedia("(prefers-color-scheme: dark)").matches`) {
+		t.Fatal("the browser is in dark mode already; the test needs a light system")
+	}
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	clickText(t, ctx, "Show the menu")
+	botSays(t, ctx, "everything I can show you")
+	for sel, want := range map[string]string{".panel": "rgb(22, 25, 31)", ".msg.bot .bubble": "rgb(38, 43, 51)"} {
+		if got := evalJS[string](t, ctx, `getComputedStyle(`+in(sel)+`).backgroundColor`); got != want {
+			t.Errorf("%s background = %s, want the dark scheme's %s", sel, got, want)
+		}
+	}
+	for _, v := range runAxe(t, ctx, axe, `document.querySelector("[data-porthole]")`) {
+		t.Errorf("axe: %s", v)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if *updateScreens {
+		dir = filepath.Join("..", "..", "docs")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "widget-dark.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestWidgetRightToLeftLayout opens the widget on an Arabic page: the
 // panel stays where the site put it (bottom right), and its inside is
 // mirrored: the close button and the send button on the left, the

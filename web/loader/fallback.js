@@ -14,7 +14,7 @@
   var f = document.createElement("iframe");
   f.title = (b.look.x || {}).d || "Chat";
   f.src = b.base + "/chat/" + encodeURIComponent(b.bot) + "?embed=1" + (token ? "&v=" + encodeURIComponent(token) : "") +
-    (lang ? "&lang=" + encodeURIComponent(lang) : "") + "&host=" + encodeURIComponent(location.origin);
+    (lang ? "&lang=" + encodeURIComponent(lang) : "") + "&tz=" + encodeURIComponent(Intl.DateTimeFormat().resolvedOptions().timeZone) + "&host=" + encodeURIComponent(location.origin);
   root.querySelector(".log").replaceWith(f);
   root.querySelector(".composer").remove();
   root.querySelector(".banner").remove();
