@@ -105,8 +105,7 @@ type widgetUI struct {
 	launcher, badge                      js.Value
 	panel, header, title, subtitle, icon js.Value
 	closeBtn, saveBtn                    js.Value
-	timeFmt, dayFmt, relFmt              js.Value // Intl formats of the texts' language
-	days                                 js.Value // the day dividers, a JS object by toDateString
+	timeFmt                              js.Value // Intl time format of the texts' language
 	banner, log, live                    js.Value
 	textarea, send                       js.Value
 	greeting, divider, quick, typing     js.Value
@@ -140,7 +139,7 @@ func newUI(boot js.Value) *widgetUI {
 		bot:   boot.Get("bot").String(),
 		base:  boot.Get("base").String(),
 		opts:  boot.Get("options"),
-		nodes: map[string]*msgNode{}, days: object("{}"),
+		nodes: map[string]*msgNode{},
 	}
 	w.wsURL = "ws" + w.base[len("http"):] + "/v1/ws?bot=" + w.bot // http→ws, https→wss
 	nav := global.Get("navigator")

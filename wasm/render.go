@@ -191,11 +191,8 @@ func (w *widgetUI) renderLook() {
 	attr(w.typing, "aria-label", t.Typing(look.Title))
 	attr(w.typing, "role", "img")
 	w.labelLauncher()
-	// Times and days in the new language.
-	intl, lang := global.Get("Intl"), t.Lang()
-	w.timeFmt = intl.Get("DateTimeFormat").New(lang, object(`{"hour":"numeric","minute":"2-digit"}`))
-	w.dayFmt = intl.Get("DateTimeFormat").New(lang, object(`{"dateStyle":"medium"}`))
-	w.relFmt = intl.Get("RelativeTimeFormat").New(lang, object(`{"numeric":"auto"}`))
+	// Message times in the new language.
+	w.timeFmt = global.Get("Intl").Get("DateTimeFormat").New(t.Lang(), object(`{"hour":"numeric","minute":"2-digit"}`))
 	// Texts inside messages (states, retry, carousel) change too.
 	w.nodes = map[string]*msgNode{}
 }
@@ -216,28 +213,7 @@ func (w *widgetUI) renderTranscript() {
 		want = append(want, w.greeting)
 	}
 	seen := make(map[string]bool, len(entries))
-	lastDay, today := "", dateOf("").Call("toDateString")
 	for _, e := range entries {
-		// A day's first message has the day above it: today,
-		// yesterday, or the date, in the visitor's language.
-		if e.Stamp != "" {
-			d := dateOf(e.Stamp)
-			if day := d.Call("toDateString").String(); day != lastDay {
-				lastDay = day
-				n := w.days.Get(day)
-				if !n.Truthy() {
-					n = el("div", "day", js.Null())
-					w.days.Set(day, n)
-				}
-				diff := (dateParse(day) - dateParse(today.String())) / 864e5
-				if diff > -1.5 {
-					n.Set("textContent", w.relFmt.Call("format", int(diff-.5), "day"))
-				} else {
-					n.Set("textContent", w.dayFmt.Call("format", d))
-				}
-				want = append(want, n)
-			}
-		}
 		if divider != 0 && e.Seq == divider {
 			want = append(want, w.divider)
 		}
@@ -367,7 +343,7 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 	if e.Stamp != "" {
 		at := el("time", "at", m)
 		attr(at, "datetime", e.Stamp)
-		at.Set("textContent", w.timeFmt.Call("format", dateOf(e.Stamp)))
+		at.Set("textContent", w.timeFmt.Call("format", global.Get("Date").New(e.Stamp)))
 	}
 	if w.client.ShowState(e) {
 		meta := el("div", "meta", m)
@@ -617,17 +593,6 @@ func (w *widgetUI) download() {
 	a.Call("click")
 	global.Call("setTimeout", global.Get("URL").Get("revokeObjectURL").Call("bind", global.Get("URL"), url), 60000)
 }
-
-// dateOf is a JavaScript Date of an RFC 3339 stamp; "" is now.
-func dateOf(stamp string) js.Value {
-	if stamp == "" {
-		return global.Get("Date").New()
-	}
-	return global.Get("Date").New(stamp)
-}
-
-// dateParse is the time of a Date's toDateString: that day's local midnight.
-func dateParse(day string) float64 { return global.Get("Date").Call("parse", day).Float() }
 
 // object is a JavaScript object from JSON: smaller in widget.wasm than
 // a Go map handed to js.ValueOf.
