@@ -45,9 +45,10 @@ check: generate
 	$(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./widget/... ./web/build/floor/
 
-## test: every test with the race detector (the embedded assets included), the server tests again with the dispatcher shared as on Redis, then the size budgets
+## test: every test with the race detector (the embedded assets included), the widget package again as the browser runs it (wasm under Node), the server tests again with the dispatcher shared as on Redis, then the size budgets
 test: check wasm
 	$(GO) test -race -count=1 -timeout 25m ./...
+	GOOS=js GOARCH=wasm PATH="$$($(GO) env GOROOT)/lib/wasm:$$PATH" $(GO) test -count=1 ./widget/
 	PORTHOLE_TEST_SHARED=1 $(GO) test -race -count=1 ./server/
 	$(GO) run ./web/build -size -go $(GO)
 

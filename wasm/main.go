@@ -105,7 +105,7 @@ type widgetUI struct {
 	launcher, badge                      js.Value
 	panel, header, title, subtitle, icon js.Value
 	closeBtn, saveBtn                    js.Value
-	timeFmt                              js.Value // Intl time format of the texts' language
+	timeFmt, dayFmt                      js.Value // Intl time and date formats of the texts' language
 	banner, log, live                    js.Value
 	textarea, send                       js.Value
 	greeting, divider, quick, typing     js.Value
@@ -129,6 +129,11 @@ type widgetUI struct {
 type msgNode struct {
 	el  js.Value
 	sig string
+	// day is the message's local date in the visitor's language ("" for
+	// one not stored yet), and dayEl the divider above it while it is
+	// its day's first message.
+	day   string
+	dayEl js.Value
 }
 
 func newUI(boot js.Value) *widgetUI {
@@ -242,7 +247,7 @@ func (w *widgetUI) apply(u widget.Update) {
 		}
 		last = e
 		text := e.Body.Summary()
-		w.live.Set("textContent", w.botName()+": "+text)
+		setText(w.live, w.botName()+": "+text)
 		w.emit("message", map[string]any{"text": text, "from": e.From, "seq": int(e.Seq), "kind": e.Body.Kind})
 	}
 	if last != nil {
@@ -251,7 +256,7 @@ func (w *widgetUI) apply(u widget.Update) {
 	if n := u.Notice; n != nil {
 		w.emit("error", map[string]any{"code": n.Code, "message": n.Message, "id": n.ID})
 		if msg := w.texts.Error(n.Code); msg != "" && n.ID == "" {
-			w.live.Set("textContent", msg)
+			setText(w.live, msg)
 		}
 	}
 }

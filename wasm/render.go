@@ -111,12 +111,12 @@ func (w *widgetUI) render(ch widget.Change) {
 		if b != "" {
 			b = w.texts.Get(b)
 		}
-		w.banner.Set("textContent", b)
+		setText(w.banner, b)
 		w.banner.Set("hidden", b == "")
 	}
 	if ch&(widget.ChangeUnread|widget.ChangeLook) != 0 {
 		n := w.client.Unread()
-		w.badge.Set("textContent", strconv.Itoa(n))
+		setText(w.badge, strconv.Itoa(n))
 		w.badge.Set("hidden", n == 0)
 		w.labelLauncher()
 		w.markTitle(false)
@@ -164,8 +164,8 @@ func (w *widgetUI) renderLook() {
 		cl.Call("toggle", "right", side == "right")
 	}
 	name := w.botName()
-	w.title.Set("textContent", name)
-	w.subtitle.Set("textContent", look.Subtitle)
+	setText(w.title, name)
+	setText(w.subtitle, look.Subtitle)
 	w.subtitle.Set("hidden", look.Subtitle == "")
 	if look.Icon != "" && widget.CheckURL("icon", look.Icon, false) == nil {
 		attr(w.icon, "src", look.Icon)
@@ -185,14 +185,15 @@ func (w *widgetUI) renderLook() {
 	attr(w.send, "aria-label", t.Get(widget.TextSend))
 	attr(w.log, "aria-label", t.Dialog(look.Title))
 	attr(w.quick, "aria-label", t.Get(widget.TextQuickReplies))
-	w.greeting.Set("textContent", look.Greeting)
-	w.divider.Set("textContent", t.Get(widget.TextNewMessages))
+	setText(w.greeting, look.Greeting)
+	setText(w.divider, t.Get(widget.TextNewMessages))
 	w.typing.Set("title", t.Typing(look.Title))
 	attr(w.typing, "aria-label", t.Typing(look.Title))
 	attr(w.typing, "role", "img")
 	w.labelLauncher()
-	// Message times in the new language.
-	w.timeFmt = global.Get("Intl").Get("DateTimeFormat").New(t.Lang(), object(`{"hour":"numeric","minute":"2-digit"}`))
+	// Times and dates in the new language.
+	w.timeFmt = dateFormat(t.Lang(), `{"hour":"numeric","minute":"2-digit"}`)
+	w.dayFmt = dateFormat(t.Lang(), `{"dateStyle":"medium"}`)
 	// Texts inside messages (states, retry, carousel) change too.
 	w.nodes = map[string]*msgNode{}
 }
@@ -213,20 +214,42 @@ func (w *widgetUI) renderTranscript() {
 		want = append(want, w.greeting)
 	}
 	seen := make(map[string]bool, len(entries))
+	// A day's first message has the day above it: today, yesterday, or
+	// the date. Days are told apart by their date in the visitor's
+	// language, and yesterday is found from its noon (setHours(-12) on
+	// today), which every time zone has.
+	lastDay := ""
+	today := w.dayFmt.Call("format").String()
+	yesterday := w.dayFmt.Call("format", global.Get("Date").New().Call("setHours", -12)).String()
 	for _, e := range entries {
-		if divider != 0 && e.Seq == divider {
-			want = append(want, w.divider)
-		}
 		key, sig := entryKey(e), w.signature(e)
 		seen[key] = true
 		n := w.nodes[key]
 		if n == nil || n.sig != sig {
-			node := w.renderEntry(e)
+			n2 := &msgNode{sig: sig}
+			n2.el, n2.day = w.renderEntry(e)
 			if n != nil && n.el.Get("parentNode").Truthy() {
-				n.el.Get("parentNode").Call("replaceChild", node, n.el)
+				n.el.Get("parentNode").Call("replaceChild", n2.el, n.el)
 			}
-			n = &msgNode{el: node, sig: sig}
+			n = n2
 			w.nodes[key] = n
+		}
+		if n.day != "" && n.day != lastDay {
+			lastDay = n.day
+			if !n.dayEl.Truthy() {
+				n.dayEl = el("div", "day", js.Null())
+			}
+			label := n.day
+			if label == today {
+				label = w.texts.Get(widget.TextToday)
+			} else if label == yesterday {
+				label = w.texts.Get(widget.TextYesterday)
+			}
+			setText(n.dayEl, label)
+			want = append(want, n.dayEl)
+		}
+		if divider != 0 && e.Seq == divider {
+			want = append(want, w.divider)
 		}
 		want = append(want, n.el)
 	}
@@ -241,7 +264,7 @@ func (w *widgetUI) renderTranscript() {
 			q := q
 			b := el("button", "chip", w.quick)
 			attr(b, "type", "button")
-			b.Set("textContent", q.Title)
+			setText(b, q.Title)
 			w.onClick(b, func() { w.postback(q.Title, q.Payload) })
 		}
 		want = append(want, w.quick)
@@ -309,9 +332,10 @@ func (w *widgetUI) onClick(e js.Value, fn func()) {
 	w.listen(e, "click", func(js.Value) { fn() })
 }
 
-// renderEntry builds the DOM of one message. Text goes in as text nodes;
-// URLs were checked by the server and are checked again here.
-func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
+// renderEntry builds the DOM of one message, and gives its local date.
+// Text goes in as text nodes; URLs were checked by the server and are
+// checked again here.
+func (w *widgetUI) renderEntry(e *widget.Entry) (m js.Value, day string) {
 	t := w.texts
 	cls := "msg bot"
 	if e.Mine() {
@@ -323,7 +347,7 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 	if e.State == widget.StateFailed {
 		cls += " failed"
 	}
-	m := el("div", cls, js.Null())
+	m = el("div", cls, js.Null())
 	b := e.Body
 	switch b.Kind {
 	case widget.KindText:
@@ -343,30 +367,32 @@ func (w *widgetUI) renderEntry(e *widget.Entry) js.Value {
 	if e.Stamp != "" {
 		at := el("time", "at", m)
 		attr(at, "datetime", e.Stamp)
-		at.Set("textContent", w.timeFmt.Call("format", global.Get("Date").New(e.Stamp)))
+		d := global.Get("Date").New(e.Stamp)
+		at.Set("textContent", w.timeFmt.Call("format", d))
+		day = w.dayFmt.Call("format", d).String()
 	}
 	if w.client.ShowState(e) {
 		meta := el("div", "meta", m)
 		st := el("span", "", meta)
-		st.Set("textContent", t.State(e.State))
+		setText(st, t.State(e.State))
 		if e.State == widget.StateSending && e.Error != "" { // refused for now, retried
-			st.Set("textContent", t.State(e.State)+" · "+t.Error(e.Error))
+			setText(st, t.State(e.State)+" · "+t.Error(e.Error))
 		}
 		if e.State == widget.StateFailed {
 			st.Set("className", "failed")
 			if msg := t.Error(e.Error); e.Detail != "" || !e.CanRetry() {
-				st.Set("textContent", t.State(e.State)+" · "+msg)
+				setText(st, t.State(e.State)+" · "+msg)
 			}
 			if e.CanRetry() {
 				r := el("button", "retry", meta)
 				attr(r, "type", "button")
-				r.Set("textContent", t.Get(widget.TextRetry))
+				setText(r, t.Get(widget.TextRetry))
 				id := e.ClientID
 				w.onClick(r, func() { w.apply(w.client.Retry(id)) })
 			}
 		}
 	}
-	return m
+	return m, day
 }
 
 // bubble renders text with its links as real, safe links, or a bot's
@@ -375,7 +401,7 @@ func (w *widgetUI) bubble(m js.Value, e *widget.Entry, s string, blocks []widget
 	b := el("div", "bubble", m)
 	if e.Mine() {
 		you := el("span", "sr", b)
-		you.Set("textContent", w.texts.Get(widget.TextYou)+" ")
+		setText(you, w.texts.Get(widget.TextYou)+" ")
 	} else if blocks != nil {
 		b.Set("className", "bubble rich")
 		w.blocks(b, blocks)
@@ -386,7 +412,7 @@ func (w *widgetUI) bubble(m js.Value, e *widget.Entry, s string, blocks []widget
 			text(b, seg.Text)
 			continue
 		}
-		w.link(b, "", seg.URL).Set("textContent", seg.Text)
+		setText(w.link(b, "", seg.URL), seg.Text)
 	}
 }
 
@@ -411,7 +437,7 @@ func (w *widgetUI) blocks(parent js.Value, bs []widget.Block) {
 				text(n, r.Text)
 			}
 		case b.Pre != "":
-			el("code", "", el("pre", "", parent)).Set("textContent", b.Pre)
+			setText(el("code", "", el("pre", "", parent)), b.Pre)
 		default:
 			tag, items := "ul", b.UL
 			if b.OL != nil {
@@ -456,12 +482,12 @@ func (w *widgetUI) buttons(parent js.Value, bs []widget.Button) {
 		case widget.ButtonPostback:
 			b := el("button", "btn", box)
 			attr(b, "type", "button")
-			b.Set("textContent", bt.Title)
+			setText(b, bt.Title)
 			w.onClick(b, func() { w.postback(bt.Title, bt.Payload) })
 		case widget.ButtonURL:
-			w.link(box, "btn", bt.URL).Set("textContent", bt.Title)
+			setText(w.link(box, "btn", bt.URL), bt.Title)
 		case widget.ButtonPhone:
-			w.link(box, "btn", "tel:"+phoneDigits(bt.Phone)).Set("textContent", bt.Title)
+			setText(w.link(box, "btn", "tel:"+phoneDigits(bt.Phone)), bt.Title)
 		}
 	}
 }
@@ -505,12 +531,12 @@ func (w *widgetUI) carousel(m js.Value, cards []widget.Card) {
 		body := el("div", "card-body", card)
 		h := el("h3", "card-title", body)
 		if c.URL != "" {
-			w.link(h, "", c.URL).Set("textContent", c.Title)
+			setText(w.link(h, "", c.URL), c.Title)
 		} else {
-			h.Set("textContent", c.Title)
+			setText(h, c.Title)
 		}
 		if c.Subtitle != "" {
-			el("p", "card-sub", body).Set("textContent", c.Subtitle)
+			setText(el("p", "card-sub", body), c.Subtitle)
 		}
 		w.buttons(card, c.Buttons)
 	}
@@ -571,7 +597,7 @@ func (w *widgetUI) media(m js.Value, b widget.Body) {
 		}
 		attr(v, "aria-label", name)
 		text(v, t.Get(fallback)+" ")
-		w.link(v, "", b.URL).Set("textContent", t.Get(label))
+		setText(w.link(v, "", b.URL), t.Get(label))
 	default:
 		a := w.link(m, "file", b.URL)
 		icon("", iconFile, a)
@@ -579,7 +605,7 @@ func (w *widgetUI) media(m js.Value, b widget.Body) {
 		if name == "" {
 			name = t.Get(widget.TextOpenFile)
 		}
-		el("span", "", a).Set("textContent", name)
+		setText(el("span", "", a), name)
 	}
 }
 
@@ -592,6 +618,11 @@ func (w *widgetUI) download() {
 	a.Set("download", "conversation.txt")
 	a.Call("click")
 	global.Call("setTimeout", global.Get("URL").Get("revokeObjectURL").Call("bind", global.Get("URL"), url), 60000)
+}
+
+// dateFormat is an Intl.DateTimeFormat of a language with options (JSON).
+func dateFormat(lang, options string) js.Value {
+	return global.Get("Intl").Get("DateTimeFormat").New(lang, object(options))
 }
 
 // object is a JavaScript object from JSON: smaller in widget.wasm than

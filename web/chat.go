@@ -151,9 +151,9 @@ func (p *ChatPage) Day(i int) string {
 	}
 	switch day {
 	case now.In(zone).Format(time.DateOnly):
-		return p.Texts.Get(TextToday)
+		return p.Texts.Get(widget.TextToday)
 	case now.In(zone).AddDate(0, 0, -1).Format(time.DateOnly):
-		return p.Texts.Get(TextYesterday)
+		return p.Texts.Get(widget.TextYesterday)
 	}
 	return day
 }

@@ -22,8 +22,6 @@ const (
 	TextTooFast      = "too_fast"      // rate limited; the text stays in the composer
 	TextBusy         = "busy"          // no new conversation now (start limits); the text stays
 	TextEarlier      = "earlier"       // older messages are not shown
-	TextToday        = "today"         // the day above today's first message
-	TextYesterday    = "yesterday"     // the day above yesterday's first message
 )
 
 // pageTexts are the page's own texts, by language of widget.Languages,
@@ -40,8 +38,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "You're sending messages too quickly. Wait a moment, then send this one again.",
 		TextBusy:         "Too many new conversations are starting from your network right now, so your message was not sent. It is still below: wait a minute, then send it again.",
 		TextEarlier:      "Only the latest {n} messages are shown.",
-		TextToday:        "Today",
-		TextYesterday:    "Yesterday",
 	},
 	"nl": {
 		TextConversation: "Gesprek",
@@ -53,8 +49,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Je verstuurt berichten te snel. Wacht even en verstuur dit bericht dan opnieuw.",
 		TextBusy:         "Er starten nu te veel nieuwe gesprekken vanaf jouw netwerk, dus je bericht is niet verstuurd. Het staat hieronder: wacht een minuut en verstuur het dan opnieuw.",
 		TextEarlier:      "Alleen de laatste {n} berichten worden getoond.",
-		TextToday:        "Vandaag",
-		TextYesterday:    "Gisteren",
 	},
 	"fr": {
 		TextConversation: "Conversation",
@@ -66,8 +60,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Vous envoyez des messages trop rapidement. Patientez un instant, puis renvoyez celui-ci.",
 		TextBusy:         "Trop de nouvelles conversations démarrent depuis votre réseau en ce moment : votre message n’a pas été envoyé. Il est encore ci-dessous : patientez une minute, puis renvoyez-le.",
 		TextEarlier:      "Seuls les {n} derniers messages sont affichés.",
-		TextToday:        "Aujourd’hui",
-		TextYesterday:    "Hier",
 	},
 	"de": {
 		TextConversation: "Unterhaltung",
@@ -79,8 +71,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Sie senden zu viele Nachrichten in kurzer Zeit. Warten Sie einen Moment und senden Sie diese dann erneut.",
 		TextBusy:         "Von Ihrem Netzwerk aus beginnen gerade zu viele neue Unterhaltungen, daher wurde Ihre Nachricht nicht gesendet. Sie steht noch unten: Warten Sie eine Minute und senden Sie sie dann erneut.",
 		TextEarlier:      "Nur die letzten {n} Nachrichten werden angezeigt.",
-		TextToday:        "Heute",
-		TextYesterday:    "Gestern",
 	},
 	"es": {
 		TextConversation: "Conversación",
@@ -92,8 +82,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Estás enviando mensajes demasiado rápido. Espera un momento y vuelve a enviar este.",
 		TextBusy:         "Ahora mismo se están iniciando demasiadas conversaciones nuevas desde tu red, así que tu mensaje no se ha enviado. Sigue abajo: espera un minuto y vuelve a enviarlo.",
 		TextEarlier:      "Solo se muestran los últimos {n} mensajes.",
-		TextToday:        "Hoy",
-		TextYesterday:    "Ayer",
 	},
 	"it": {
 		TextConversation: "Conversazione",
@@ -105,8 +93,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Stai inviando messaggi troppo in fretta. Attendi un momento, poi invia di nuovo questo.",
 		TextBusy:         "In questo momento dalla tua rete stanno iniziando troppe nuove conversazioni, quindi il tuo messaggio non è stato inviato. È ancora qui sotto: attendi un minuto, poi invialo di nuovo.",
 		TextEarlier:      "Vengono mostrati solo gli ultimi {n} messaggi.",
-		TextToday:        "Oggi",
-		TextYesterday:    "Ieri",
 	},
 	"pt": {
 		TextConversation: "Conversa",
@@ -118,8 +104,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Você está enviando mensagens rápido demais. Aguarde um momento e envie esta novamente.",
 		TextBusy:         "Muitas conversas novas estão começando na sua rede agora, por isso a sua mensagem não foi enviada. Ela ainda está abaixo: aguarde um minuto e envie-a novamente.",
 		TextEarlier:      "Somente as últimas {n} mensagens são exibidas.",
-		TextToday:        "Hoje",
-		TextYesterday:    "Ontem",
 	},
 	"pl": {
 		TextConversation: "Rozmowa",
@@ -131,8 +115,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Wysyłasz wiadomości zbyt szybko. Poczekaj chwilę, a potem wyślij tę ponownie.",
 		TextBusy:         "Z Twojej sieci rozpoczyna się teraz zbyt wiele nowych rozmów, więc Twoja wiadomość nie została wysłana. Nadal jest poniżej: poczekaj minutę, a potem wyślij ją ponownie.",
 		TextEarlier:      "Pokazano tylko {n} ostatnich wiadomości.",
-		TextToday:        "Dzisiaj",
-		TextYesterday:    "Wczoraj",
 	},
 	"sv": {
 		TextConversation: "Konversation",
@@ -144,8 +126,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Du skickar meddelanden för snabbt. Vänta en stund och skicka sedan det här igen.",
 		TextBusy:         "Just nu startar för många nya konversationer från ditt nätverk, så ditt meddelande skickades inte. Det finns kvar nedan: vänta en minut och skicka det sedan igen.",
 		TextEarlier:      "Bara de senaste {n} meddelandena visas.",
-		TextToday:        "I dag",
-		TextYesterday:    "I går",
 	},
 	"da": {
 		TextConversation: "Samtale",
@@ -157,8 +137,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Du sender beskeder for hurtigt. Vent et øjeblik, og send så denne igen.",
 		TextBusy:         "Der startes lige nu for mange nye samtaler fra dit netværk, så din besked blev ikke sendt. Den står stadig nedenfor: vent et minut, og send den så igen.",
 		TextEarlier:      "Kun de seneste {n} beskeder vises.",
-		TextToday:        "I dag",
-		TextYesterday:    "I går",
 	},
 	"tr": {
 		TextConversation: "Konuşma",
@@ -170,8 +148,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "Çok hızlı mesaj gönderiyorsunuz. Biraz bekleyin, sonra bu mesajı yeniden gönderin.",
 		TextBusy:         "Şu anda ağınızdan çok fazla yeni konuşma başlatılıyor, bu yüzden mesajınız gönderilmedi. Mesajınız hâlâ aşağıda: bir dakika bekleyin, sonra yeniden gönderin.",
 		TextEarlier:      "Yalnızca son {n} mesaj gösteriliyor.",
-		TextToday:        "Bugün",
-		TextYesterday:    "Dün",
 	},
 	"ar": {
 		TextConversation: "المحادثة",
@@ -183,8 +159,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "أنت ترسل الرسائل بسرعة كبيرة. انتظر لحظة، ثم أرسل هذه الرسالة مرة أخرى.",
 		TextBusy:         "تبدأ الآن محادثات جديدة كثيرة جدًا من شبكتك، لذلك لم تُرسل رسالتك. لا تزال أدناه: انتظر دقيقة، ثم أرسلها مرة أخرى.",
 		TextEarlier:      "تُعرض آخر {n} رسالة فقط.",
-		TextToday:        "اليوم",
-		TextYesterday:    "أمس",
 	},
 	"he": {
 		TextConversation: "שיחה",
@@ -196,8 +170,6 @@ var pageTexts = map[string]map[string]string{
 		TextTooFast:      "ההודעות נשלחות מהר מדי. יש להמתין רגע ואז לשלוח את ההודעה הזו שוב.",
 		TextBusy:         "יותר מדי שיחות חדשות מתחילות כרגע מהרשת שלך, ולכן ההודעה שלך לא נשלחה. היא עדיין למטה: יש להמתין דקה ואז לשלוח אותה שוב.",
 		TextEarlier:      "מוצגות רק {n} ההודעות האחרונות.",
-		TextToday:        "היום",
-		TextYesterday:    "אתמול",
 	},
 }
 

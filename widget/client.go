@@ -108,12 +108,14 @@ type Update struct {
 
 // Notice is an error frame or a local refusal, for the UI.
 type Notice struct {
+	_       noCompare
 	Code    string // CodeRateLimited, CodeTooLarge, CodeOutboxFull, ...
 	Message string // the server's English detail, for logs and the error event
 	ID      string // the client message it concerns, if any
 }
 
 type snapshot struct {
+	_      noCompare
 	unread int
 	banner string
 	online bool

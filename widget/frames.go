@@ -50,6 +50,7 @@ type Hello struct {
 
 // Page describes the host page the widget runs on.
 type Page struct {
+	_        noCompare
 	URL      string `json:"url,omitempty"`
 	Referrer string `json:"referrer,omitempty"`
 	Title    string `json:"title,omitempty"`
@@ -57,6 +58,7 @@ type Page struct {
 
 // Send is a message the visitor typed.
 type Send struct {
+	_    noCompare
 	ID   string `json:"id"`
 	Text string `json:"text"`
 }
@@ -64,6 +66,7 @@ type Send struct {
 // Postback is a click on a postback button or quick reply: Title is what
 // the visitor saw, Payload goes back to the bot exactly as it sent it.
 type Postback struct {
+	_       noCompare
 	ID      string `json:"id"`
 	Title   string `json:"title"`
 	Payload string `json:"payload"`
@@ -81,6 +84,7 @@ type Session struct {
 // computed by the site's own backend: a page cannot claim a user it did
 // not sign. An empty User logs out.
 type Login struct {
+	_         noCompare
 	ID        string `json:"id"`
 	User      string `json:"user"`
 	Signature string `json:"signature,omitempty"`

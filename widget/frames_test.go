@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -312,7 +313,11 @@ func FuzzParseJSON(f *testing.F) {
 func useNumber(t *testing.T, data []byte) any {
 	t.Helper()
 	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
+	if runtime.GOOS != "js" {
+		// In the browser ParseJSON keeps a number's value, not its
+		// spelling (json_parse_js.go): compare numbers as float64 there.
+		d.UseNumber()
+	}
 	var v any
 	if err := d.Decode(&v); err != nil {
 		t.Fatalf("decode %q: %v", data, err)

@@ -8,6 +8,7 @@ import (
 // URL is set. The renderer puts Text into a text node (inside an <a
 // href=URL rel="noopener noreferrer"> for a link), never into markup.
 type Segment struct {
+	_    noCompare
 	Text string
 	URL  string
 }

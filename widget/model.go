@@ -74,12 +74,14 @@ type Body struct {
 // QuickReply is a suggested answer shown under a message; a click sends
 // Payload back to the bot as a postback.
 type QuickReply struct {
+	_       noCompare
 	Title   string `json:"title"`
 	Payload string `json:"payload"`
 }
 
 // Button is a postback, link or phone button.
 type Button struct {
+	_       noCompare
 	Type    string `json:"type"`
 	Title   string `json:"title"`
 	Payload string `json:"payload,omitempty"`
@@ -114,6 +116,7 @@ type Block struct {
 // (code); URL, when set, makes the run a link (checked as CheckURL's
 // links are). "\n" in Text is a line break.
 type Run struct {
+	_     noCompare
 	Text  string `json:"text"`
 	Style string `json:"style,omitempty"`
 	URL   string `json:"url,omitempty"`
@@ -467,6 +470,7 @@ const (
 // Error is a protocol error: what goes into an error frame. Field names
 // the offending field by its JSON path when there is one.
 type Error struct {
+	_       noCompare
 	Code    string
 	Field   string
 	Message string

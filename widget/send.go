@@ -13,6 +13,7 @@ const CodeOutboxFull = "outbox_full"
 
 // item is a frame waiting in the outbox until its ack.
 type item struct {
+	_       noCompare
 	id      string
 	frame   Frame  // *Send, *Postback or *Session
 	entry   *Entry // nil for a session update

@@ -124,3 +124,8 @@ func index(s, sep string) int {
 	}
 	return -1
 }
+
+// noCompare makes a struct incomparable. The compiler then emits no
+// equality function for it, which widget.wasm would carry (about 500
+// bytes raw each) although nothing compares these values.
+type noCompare [0]func()

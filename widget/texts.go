@@ -50,8 +50,10 @@ const (
 	TextNext             = "next"
 	TextCardOf           = "card_of" // "Card {n} of {total}"
 	TextQuickReplies     = "quick_replies"
-	TextYou              = "you"  // screen-reader prefix of the visitor's messages
-	TextSave             = "save" // the action that downloads the transcript as text
+	TextYou              = "you"       // screen-reader prefix of the visitor's messages
+	TextSave             = "save"      // the action that downloads the transcript as text
+	TextToday            = "today"     // the day above today's first message
+	TextYesterday        = "yesterday" // the day above yesterday's first message
 	TextImage            = "image"
 	TextOpenFile         = "open_file"
 	TextOpenVideo        = "open_video"

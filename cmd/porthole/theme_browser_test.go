@@ -1,17 +1,25 @@
 package main
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/widget"
 )
 
 // TestWidgetThemeStrictCSP: under a strict CSP (no inline styles), the
 // host page's own stylesheet restyles the widget through its custom
 // properties, before and after the widget loads; data-color-scheme
 // fixes the panel dark; and "save conversation" hands over a plain-text
-// transcript of the visitor's conversation; messages carry their times.
+// transcript of the visitor's conversation; messages carry their times
+// under a day divider.
 func TestWidgetThemeStrictCSP(t *testing.T) {
 	s := newSite(t)
 	ctx := browser(t, 1280, 860)
@@ -38,9 +46,11 @@ func TestWidgetThemeStrictCSP(t *testing.T) {
 	if got := evalJS[string](t, ctx, `getComputedStyle(`+in(".msg.user .bubble")+`).borderTopLeftRadius`); got != "4px" {
 		t.Errorf("bubble radius = %s, want the host page's --ph-radius 4px", got)
 	}
-	// Times: on each stored message, in the page's language (en). (The
-	// widget has no day dividers yet: they did not fit the wasm budget;
-	// the chat page has them.)
+	// Times: on each stored message, in the page's language (en), and
+	// today's divider above the first (TestWidgetDayDividers has more).
+	if got := evalJS[[]string](t, ctx, `Array.from(`+shadow+`.querySelectorAll(".log > .day")).map(function (d) { return d.textContent })`); len(got) != 1 || got[0] != "Today" {
+		t.Errorf("day dividers = %q, want [Today]", got)
+	}
 	if got := evalJS[string](t, ctx, in(".msg.user time.at")+`.textContent`); !strings.Contains(got, ":") || !(strings.HasSuffix(got, "AM") || strings.HasSuffix(got, "PM")) {
 		t.Errorf("time of the visitor's message = %q, want an English time like 7:05 PM", got)
 	}
@@ -58,4 +68,72 @@ func TestWidgetThemeStrictCSP(t *testing.T) {
 	if v := evalJS[[]string](t, ctx, `window.violations`); len(v) > 0 {
 		t.Fatalf("CSP violations: %v", v)
 	}
+}
+
+// TestWidgetDayDividers: the widget puts the day above a day's first
+// message, "Today", "Yesterday" or the date, in the visitor's language
+// and time zone (Tokyo here, the machine's is another), one divider for
+// a run of messages of the same day; a language switch relabels them.
+func TestWidgetDayDividers(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+
+	// Earlier days' messages go into the store while the proxy is down,
+	// at noon Tokyo time, after the greeting of today.
+	s.proxy.kill()
+	st, err := store.OpenBolt(filepath.Join(s.data, "porthole.db"), store.BoltOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	convs, err := st.List(context.Background(), "demo", store.Cursor{}, 10)
+	if err != nil || len(convs) != 1 {
+		t.Fatalf("conversations: %v, %v", convs, err)
+	}
+	tokyo := time.FixedZone("JST", 9*3600) // Japan has kept +9 without DST since 1951
+	y, m, d := time.Now().In(tokyo).Date()
+	noon := func(daysAgo int) time.Time { return time.Date(y, m, d-daysAgo, 12, 0, 0, 0, tokyo) }
+	for _, msg := range []struct {
+		at   time.Time
+		text string
+	}{
+		{noon(3), "Three days ago, first"}, {noon(3).Add(time.Hour), "Three days ago, second"},
+		{noon(1), "Yesterday's"}, {time.Now(), "Today's"},
+	} {
+		body := widget.Body{Kind: widget.KindText, Text: msg.text}
+		if _, _, err := st.Append(context.Background(), store.Message{Conversation: convs[0].ID, From: store.FromBot, At: msg.at, Body: body.AppendJSON(nil), State: store.Delivered}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	s.proxy, _ = startProxyOn(t, s.data, s.port)
+
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	if evalJS[bool](t, ctx, `!`+in(".panel")+` || `+in(".panel")+`.hidden`) {
+		click(t, ctx, ".launcher")
+	}
+	botSays(t, ctx, "Today's")
+	days := `Array.from(` + shadow + `.querySelectorAll(".log > .day")).map(function (d) { return d.textContent }).join(" | ")`
+	want := "Today | " + noon(3).Format("Jan 2, 2006") + " | Yesterday | Today"
+	if got := evalJS[string](t, ctx, days); got != want {
+		t.Errorf("day dividers = %q, want %q (the greeting, three days ago, yesterday, today)", got, want)
+	}
+	// Each divider is above its day's first message (with "New messages"
+	// between them when that message is the first unread).
+	order := `Array.from(` + shadow + `.querySelectorAll(".log > .day")).map(function (d) {
+		var n = d.nextElementSibling; while (!n.classList.contains("msg")) n = n.nextElementSibling
+		return n.querySelector(".bubble").textContent }).join(" | ")`
+	if got := evalJS[string](t, ctx, order); !strings.HasSuffix(got, " | Three days ago, first | Yesterday's | Today's") || strings.Count(got, " | ") != 3 {
+		t.Errorf("messages under the dividers = %q", got)
+	}
+	evalJS[any](t, ctx, `Porthole.setLanguage("de"), null`)
+	want = "Heute | " + noon(3).Format("02.01.2006") + " | Gestern | Heute"
+	waitJS(t, ctx, "German day dividers", days+` === `+jsString(want))
 }
