@@ -71,7 +71,7 @@ func (so *socket) handle(ctx context.Context, f widget.Frame) {
 			so.hold(ctx, f.ID, f)
 			return
 		}
-		if err := svc.SetSession(ctx, so.conv.ID, f.Data); err != nil {
+		if err := svc.SetSession(ctx, so.bot().Config.ID, so.conv.ID, f.Data); err != nil {
 			so.reply(ctx, so.storeError(err, f.ID))
 			return
 		}
@@ -185,7 +185,7 @@ func (so *socket) applyHeld(ctx context.Context, conv string) []widget.Frame {
 	}
 	if h.session != nil { // held frames whose identity keys were refused have no ids here
 		data, _ := json.Marshal(h.session)
-		err := svc.SetSession(ctx, conv, data)
+		err := svc.SetSession(ctx, so.bot().Config.ID, conv, data)
 		for _, id := range h.sessionIDs {
 			answer(err, id)
 		}

@@ -305,8 +305,9 @@ func (s *Service) Offered(ctx context.Context, conv string, in Inbound) (bool, e
 // to a provider that takes it (provider.SessionPusher). Identity
 // keys (provider.ReservedKeys) are left out, since only a verified login
 // may set them: the rest is applied and the error names what was left
-// out, so that a developer who tries learns why.
-func (s *Service) SetSession(ctx context.Context, conv string, data []byte) error {
+// out, so that a developer who tries learns why. bot is the
+// conversation's bot, which says whether its provider takes a push.
+func (s *Service) SetSession(ctx context.Context, bot, conv string, data []byte) error {
 	var add map[string]json.RawMessage
 	if err := json.Unmarshal(data, &add); err != nil {
 		return &widget.Error{Code: widget.CodeBadRequest, Field: "data", Message: "must be a JSON object"}
@@ -315,9 +316,11 @@ func (s *Service) SetSession(ctx context.Context, conv string, data []byte) erro
 	if err := s.mergeSession(ctx, conv, add); err != nil {
 		return err
 	}
-	if l, err := s.store.Load(ctx, conv, 0); err != nil {
-		return err
-	} else if s.pushes(l.Conversation.Bot) {
+	if s.pushes(bot) {
+		l, err := s.store.Load(ctx, conv, 0)
+		if err != nil {
+			return err
+		}
 		if err := s.queuePush(ctx, l.Conversation); err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +29,12 @@ Object.defineProperty(document, "visibilityState", {configurable: true, get: fun
 document.dispatchEvent(new Event("visibilitychange")); return true})()`)
 }
 
+// slowReplies makes the demo bot type for 1.2 s before a reply: time
+// for a test to close the panel first.
+func slowReplies(cfg string) string {
+	return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1200ms", 1)
+}
+
 // TestWidgetAttention: with the panel closed, a bot reply shows its
 // first line in a preview beside the launcher (in a polite live region,
 // with a dismiss button), counts in the title of a hidden page (and the
@@ -37,7 +42,7 @@ document.dispatchEvent(new Event("visibilitychange")); return true})()`)
 // clears when the panel opens; axe-core finds nothing wrong with the
 // preview; dismissing it keeps the panel closed.
 func TestWidgetAttention(t *testing.T) {
-	s := newSiteConfig(t, func(cfg string) string { return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1200ms", 1) })
+	s := newSiteConfig(t, slowReplies)
 	ctx := browser(t, 1280, 860)
 	reqs := recordRequests(t, ctx)
 	navigate(t, ctx, s.host.URL+"/")
@@ -110,7 +115,7 @@ func TestWidgetAttention(t *testing.T) {
 // TestWidgetNoSoundByDefault: without data-sound or init({sound}), a
 // reply to a closed panel fetches no sound.
 func TestWidgetNoSoundByDefault(t *testing.T) {
-	s := newSiteConfig(t, func(cfg string) string { return strings.Replace(cfg, "typing_delay: 60ms", "typing_delay: 1200ms", 1) })
+	s := newSiteConfig(t, slowReplies)
 	ctx := browser(t, 1280, 860)
 	reqs := recordRequests(t, ctx)
 	navigate(t, ctx, s.host.URL+"/")
@@ -200,16 +205,12 @@ func TestChatlayerPageContext(t *testing.T) {
 func TestEngineAttention(t *testing.T) {
 	for _, e := range engineSpecs {
 		t.Run(e.name, func(t *testing.T) {
-			s := &engineSite{tap: newTap(t), data: t.TempDir(), backend: freeAddr(t)}
-			port := s.tap.Listener.Addr().(*net.TCPAddr).Port
-			s.url = fmt.Sprintf("http://localhost:%d", port)
-			s.host = newHostSite(t, s.url)
-			writeProxyConfig(t, s.data, port, s.host.URL)
-			cfg := filepath.Join(s.data, "porthole.yaml")
-			data, _ := os.ReadFile(cfg)
-			os.WriteFile(cfg, []byte(strings.Replace(string(data), "typing_delay: 60ms", "typing_delay: 1200ms", 1)), 0o600)
-			s.launch(t)
-			s.tap.to(s.backend)
+			s := newEngineSiteWith(t, func(t testing.TB, data string, port int, origins ...string) {
+				writeProxyConfig(t, data, port, origins...)
+				cfg := filepath.Join(data, "porthole.yaml")
+				text, _ := os.ReadFile(cfg)
+				os.WriteFile(cfg, []byte(slowReplies(string(text))), 0o600)
+			})
 			p := openEngine(t, e)
 
 			p.navigate(s.host.URL + "/")

@@ -459,13 +459,17 @@ type engineSite struct {
 	host    *hostSite
 }
 
-func newEngineSite(t *testing.T) *engineSite {
+func newEngineSite(t *testing.T) *engineSite { return newEngineSiteWith(t, writeProxyConfig) }
+
+// newEngineSiteWith is newEngineSite with the proxy's config written by
+// writeConfig.
+func newEngineSiteWith(t *testing.T, writeConfig func(t testing.TB, data string, port int, hostOrigins ...string)) *engineSite {
 	t.Helper()
 	s := &engineSite{tap: newTap(t), data: t.TempDir(), backend: freeAddr(t)}
 	port := s.tap.Listener.Addr().(*net.TCPAddr).Port
 	s.url = fmt.Sprintf("http://localhost:%d", port)
 	s.host = newHostSite(t, s.url)
-	writeProxyConfig(t, s.data, port, s.host.URL)
+	writeConfig(t, s.data, port, s.host.URL)
 	s.launch(t)
 	s.tap.to(s.backend)
 	return s

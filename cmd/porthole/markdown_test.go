@@ -179,13 +179,7 @@ func TestChatPageMarkdown(t *testing.T) {
 func TestEngineMarkdown(t *testing.T) {
 	for _, e := range engineSpecs {
 		t.Run(e.name, func(t *testing.T) {
-			s := &engineSite{tap: newTap(t), data: t.TempDir(), backend: freeAddr(t)}
-			port := s.tap.Listener.Addr().(*net.TCPAddr).Port
-			s.url = fmt.Sprintf("http://localhost:%d", port)
-			s.host = newHostSite(t, s.url)
-			writeMarkdownConfig(t, s.data, port, s.host.URL)
-			s.launch(t)
-			s.tap.to(s.backend)
+			s := newEngineSiteWith(t, writeMarkdownConfig)
 			p := openEngine(t, e)
 
 			p.navigate(s.host.URL + "/")

@@ -390,25 +390,21 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 			t.Fatalf("the emulator sent %d callbacks, want 8", got)
 		}
 	})
-	t.Run("dropped, history off", func(t *testing.T) {
-		r := newRig(t, ModeV1, func(c *Config, _ *chatlayertest.Options) {
-			c.ReorderWait = 100 * time.Millisecond
-			c.History = new(bool)
-		})
-		r.emu.DropCallbacks(1)
-		r.send(provider.Message{Kind: provider.Text, Text: "media"})
-		r.idle()
-		var got []string
-		for _, d := range r.sink.Deliveries(convA) {
-			got = append(got, d.Body.Media)
-		}
-		if strings.Join(got, " ") != "video audio file" {
-			t.Fatalf("delivered %v after a lost callback, want the rest in order", got)
-		}
-	})
-	for _, mode := range []string{ModeV1, ModeLegacy} {
-		t.Run("dropped, recovered from the "+mode+" history", func(t *testing.T) {
-			r := newRig(t, mode, func(c *Config, _ *chatlayertest.Options) { c.ReorderWait = 100 * time.Millisecond })
+	// A lost callback: skipped after reorder_wait with the history off,
+	// recovered with one history call in either mode with it on.
+	for _, tc := range []struct {
+		name, mode, want string
+		history          bool
+	}{
+		{"dropped, history off", ModeV1, "video audio file", false},
+		{"dropped, recovered from the v1 history", ModeV1, "image video audio file", true},
+		{"dropped, recovered from the legacy history", ModeLegacy, "image video audio file", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.mode, func(c *Config, _ *chatlayertest.Options) {
+				c.ReorderWait = 100 * time.Millisecond
+				c.History = &tc.history
+			})
 			r.emu.DropCallbacks(1)
 			r.send(provider.Message{Kind: provider.Text, Text: "media"})
 			r.idle()
@@ -416,8 +412,8 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 			for _, d := range r.sink.Deliveries(convA) {
 				got = append(got, d.Body.Media)
 			}
-			if strings.Join(got, " ") != "image video audio file" {
-				t.Fatalf("delivered %v after a lost callback, want all four in order", got)
+			if strings.Join(got, " ") != tc.want {
+				t.Fatalf("delivered %v after a lost callback, want %s", got, tc.want)
 			}
 			n := 0
 			for _, q := range r.emu.Requests() {
@@ -425,8 +421,8 @@ func TestFullLoopCallbackFaults(t *testing.T) {
 					n++
 				}
 			}
-			if n != 1 {
-				t.Fatalf("%d history calls for one gap, want 1", n)
+			if want := map[bool]int{false: 0, true: 1}[tc.history]; n != want {
+				t.Fatalf("%d history calls for one gap, want %d", n, want)
 			}
 		})
 	}

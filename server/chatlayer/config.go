@@ -229,22 +229,24 @@ func (c Config) Validate(prefix string) []error {
 	if c.BotID != "" && !idOK(c.BotID) {
 		bad("bot_id", "%q contains a slash, space or URL character; copy only the bot id", c.BotID)
 	}
-	// What the history and the asynchronous session endpoint need.
-	needs := func(what string) {
-		if c.BotID == "" {
+	// What the history and the asynchronous session endpoint need, said
+	// once for both (mode legacy has said it of bot_id already).
+	var needers []string
+	if c.History != nil && *c.History {
+		needers = append(needers, "history: true (reconciliation from Chatlayer's history)")
+	}
+	if c.SessionDialogstate != "" {
+		needers = append(needers, "session_dialogstate (session data sent at once)")
+		if strings.ContainsAny(c.SessionDialogstate, "\r\n") {
+			bad("session_dialogstate", "contains a line break; copy only the dialog state id")
+		}
+	}
+	if what := strings.Join(needers, " and "); what != "" {
+		if c.BotID == "" && c.Mode != ModeLegacy {
 			bad("bot_id", "is empty; %s needs the Chatlayer bot id: copy it from the bot's URL in Chatlayer", what)
 		}
 		if c.Token == "" {
 			bad("token", "is empty; %s needs the Chatlayer API token, e.g. token: \"${CHATLAYER_TOKEN}\"", what)
-		}
-	}
-	if c.History != nil && *c.History {
-		needs("history: true (reconciliation from Chatlayer's history)")
-	}
-	if c.SessionDialogstate != "" {
-		needs("session_dialogstate (session data sent at once)")
-		if strings.ContainsAny(c.SessionDialogstate, "\r\n") {
-			bad("session_dialogstate", "contains a line break; copy only the dialog state id")
 		}
 	}
 	if c.HistoryPerMinute < 0 || c.HistoryPerMinute > maxHistoryPerMinute {

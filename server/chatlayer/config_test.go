@@ -130,6 +130,17 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: want an error on %s mentioning %q, got %v", tc.name, tc.field, tc.fix, errs)
 		}
 	}
+	// History and the session push missing the same bot id: one error
+	// that names both; in mode legacy the mode's own error says it.
+	both, yes := valid, true
+	both.History, both.SessionDialogstate = &yes, "ds"
+	if got := botIDErrors(both.Validate("")); len(got) != 1 || !strings.Contains(got[0], "history: true") || !strings.Contains(got[0], "session_dialogstate") {
+		t.Errorf("history and session push without bot_id: %q, want one error naming both", got)
+	}
+	both.Mode, both.Token = ModeLegacy, "t"
+	if got := botIDErrors(both.Validate("")); len(got) != 1 || !strings.Contains(got[0], "required in mode legacy") {
+		t.Errorf("legacy, history and session push without bot_id: %q, want the mode's one error", got)
+	}
 	errs := (Config{}).Validate("")
 	if len(errs) != 3 || !strings.HasPrefix(errs[0].Error(), "channel_id: ") {
 		t.Errorf("empty config without prefix: %v; want channel_id, token and verify_token", errs)
@@ -148,4 +159,14 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 	if strings.Contains(buf.String(), "LEAKCHECK") {
 		t.Fatalf("a secret shows in a printed config: %s", buf.String())
 	}
+}
+
+// botIDErrors are the errors of errs about bot_id.
+func botIDErrors(errs []error) (out []string) {
+	for _, err := range errs {
+		if strings.HasPrefix(err.Error(), "bot_id: ") {
+			out = append(out, err.Error())
+		}
+	}
+	return out
 }

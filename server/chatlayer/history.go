@@ -248,11 +248,17 @@ func (a *Adapter) Reconcile(ctx context.Context, conv string) error {
 	if err != nil {
 		return err
 	}
+	return a.reconcileLocked(ctx, conv, h)
+}
+
+// reconcileLocked is reconcile under the conversation's lane lock, for a
+// caller that does not hold it: callbacks wait meanwhile.
+func (a *Adapter) reconcileLocked(ctx context.Context, conv string, h []historyMessage) error {
 	l := a.acquire(conv)
 	defer a.release(conv, l)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, err = a.reconcile(ctx, l, conv, h)
+	_, err := a.reconcile(ctx, l, conv, h)
 	return err
 }
 
@@ -382,11 +388,7 @@ func (a *Adapter) startedBefore(ctx context.Context, conv string) bool {
 	if len(h) == 0 {
 		return false
 	}
-	l := a.acquire(conv)
-	defer a.release(conv, l)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := a.reconcile(ctx, l, conv, h); err != nil {
+	if err := a.reconcileLocked(ctx, conv, h); err != nil {
 		a.log.Warn("chatlayer history not reconciled after a repeated start", "conversation", conv, "err", err)
 	}
 	return true

@@ -21,7 +21,13 @@ const user = "0123456789abcdef0123456789abcdef"
 // its headers.
 func call(t *testing.T, url string, header http.Header, body string) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return do(t, http.MethodPost, url, header, body)
+}
+
+// do makes one request and returns the status, body and headers.
+func do(t *testing.T, method, url string, header http.Header, body string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

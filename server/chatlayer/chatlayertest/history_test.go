@@ -2,7 +2,6 @@ package chatlayertest_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,20 +18,8 @@ import (
 // get fetches url with header and returns the status and the body.
 func get(t *testing.T, url string, header http.Header) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	status, body, _ := do(t, http.MethodGet, url, header, "")
+	return status, body
 }
 
 func keysOf(m map[string]json.RawMessage) []string {
