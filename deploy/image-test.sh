@@ -3,7 +3,8 @@
 # it twice, checking everything from outside the container: /readyz
 # answers 200 on the published port, the process runs as a non-root
 # user, the CA certificates are in place, the image's HEALTHCHECK passes,
-# the widget is served from the embedded assets, and SIGTERM stops it
+# the widget is served from the embedded assets, the chat page knows the
+# visitor's time zone, and SIGTERM stops it
 # cleanly. First with the built-in demo bot (no config), then as in
 # production: a mounted config, its secret from the environment, a
 # read-only root file system and no capabilities. Any failed step stops the script with exit status 1.
@@ -122,6 +123,14 @@ check_running() {
     fail "$what: the server says the widget assets were not built into the binary"
   fi
   step "$what: GET /widget.js: 200, $(wc -c <"$work/widget.js") bytes (assets embedded)"
+
+  # The chat page takes the visitor's time zone only when it knows it:
+  # the image has no zoneinfo, so the zones must be in the binary.
+  code=$(curl -sS -o "$work/chat.html" -w '%{http_code}' --max-time 5 "$base/chat/demo?tz=Asia/Tokyo")
+  [ "$code" = 200 ] || fail "$what: GET /chat/demo answered $code"
+  grep -q 'tz=Asia%2FTokyo' "$work/chat.html" \
+    || fail "$what: the chat page did not take ?tz=Asia/Tokyo: the time zones are not in the binary, times show in UTC"
+  step "$what: GET /chat/demo?tz=Asia/Tokyo: 200, times in the visitor's zone"
 
   pm stop -t 20 "$name" >/dev/null || fail "$what: podman stop failed"
   code=$(podman inspect -f '{{.State.ExitCode}}' "$name")

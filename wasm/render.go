@@ -218,9 +218,7 @@ func (w *widgetUI) renderTranscript() {
 	// the date. Days are told apart by their date in the visitor's
 	// language, and yesterday is found from its noon (setHours(-12) on
 	// today), which every time zone has.
-	lastDay := ""
-	today := w.dayFmt.Call("format").String()
-	yesterday := w.dayFmt.Call("format", global.Get("Date").New().Call("setHours", -12)).String()
+	var lastDay, today, yesterday string
 	for _, e := range entries {
 		key, sig := entryKey(e), w.signature(e)
 		seen[key] = true
@@ -236,6 +234,10 @@ func (w *widgetUI) renderTranscript() {
 		}
 		if n.day != "" && n.day != lastDay {
 			lastDay = n.day
+			if today == "" { // n.day says that the look, and dayFmt, are there
+				today = w.dayFmt.Call("format").String()
+				yesterday = w.dayFmt.Call("format", global.Get("Date").New().Call("setHours", -12)).String()
+			}
 			if !n.dayEl.Truthy() {
 				n.dayEl = el("div", "day", js.Null())
 			}
@@ -364,7 +366,7 @@ func (w *widgetUI) renderEntry(e *widget.Entry) (m js.Value, day string) {
 	default:
 		w.bubble(m, e, t.Get(widget.TextUnsupported), nil)
 	}
-	if e.Stamp != "" {
+	if e.Stamp != "" && w.timeFmt.Truthy() { // before the first look, renderLook renders it again
 		at := el("time", "at", m)
 		attr(at, "datetime", e.Stamp)
 		d := global.Get("Date").New(e.Stamp)

@@ -178,6 +178,8 @@ func TestWidgetPanelAtOnce(t *testing.T) {
 	frame := `(function(){var p = ` + in(".panel") + `.getBoundingClientRect(), h = ` + in(".header") + `.getBoundingClientRect(),
 		c = ` + in(".composer") + `.getBoundingClientRect();
 		return [p.left, p.top, p.width, p.height, h.height, c.top, c.height, ` + in(".title") + `.textContent].join(" ")})()`
+	// The panel rises for 0.2 s as it opens: measure where it ends up.
+	waitJS(t, ctx, "the panel's opening animation to end", in(".panel")+`.getAnimations().length == 0`)
 	before := evalJS[string](t, ctx, frame)
 	if evalJS[bool](t, ctx, `window.ready`) {
 		t.Fatal("the widget loaded before the draft was typed")

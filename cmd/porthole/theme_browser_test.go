@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-chat/porthole/server/store"
@@ -136,4 +137,56 @@ func TestWidgetDayDividers(t *testing.T) {
 	evalJS[any](t, ctx, `Porthole.setLanguage("de"), null`)
 	want = "Heute | " + noon(3).Format("02.01.2006") + " | Gestern | Heute"
 	waitJS(t, ctx, "German day dividers", days+` === `+jsString(want))
+}
+
+// TestWidgetHistoryBeforeTexts: when the conversation's stored messages
+// arrive before the built-in texts (a slow texts request on a reload),
+// the widget holds them until it takes over, then shows them with their
+// times and days.
+func TestWidgetHistoryBeforeTexts(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+	typeMessage(t, ctx, "hello")
+	botSays(t, ctx, "Hello, there!")
+
+	// On the reload the texts' request waits 2.5 s (the widget's own
+	// timeout is 5 s): the socket has the transcript long before.
+	held := make(chan bool, 4)
+	chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			held <- true
+			go func() {
+				time.Sleep(2500 * time.Millisecond)
+				if _, err := chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID}); err != nil {
+					t.Logf("continue %s: %v", e.Request.URL, err)
+				}
+			}()
+		}
+	})
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/static/dist/texts.*"}}}); err != nil {
+		t.Fatal(err)
+	}
+	navigate(t, ctx, s.host.URL+"/")
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	// The visitor opens the loader's frame and types into it while the
+	// texts are held, so the take-over has a new message of theirs to
+	// adopt beside the stored ones.
+	time.Sleep(time.Second)
+	click(t, ctx, ".launcher")
+	typeMessage(t, ctx, "again")
+	botSays(t, ctx, "Hello, there!")
+	waitJS(t, ctx, "the message typed into the frame", `Array.from(`+shadow+`.querySelectorAll(".msg.user time.at")).length == 2`)
+	if len(held) == 0 {
+		t.Fatal("the texts' request was not held: the test proves nothing")
+	}
+	if got := evalJS[string](t, ctx, in(".msg.user time.at")+`.textContent`); !strings.Contains(got, ":") {
+		t.Errorf("time of the visitor's message = %q, want a time", got)
+	}
+	if got := evalJS[string](t, ctx, in(".log > .day")+`.textContent`); got != "Today" {
+		t.Errorf("day divider = %q, want Today", got)
+	}
 }
