@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
@@ -55,15 +56,7 @@ func TestWidgetThemeStrictCSP(t *testing.T) {
 	if got := evalJS[string](t, ctx, in(".msg.user time.at")+`.textContent`); !strings.Contains(got, ":") || !(strings.HasSuffix(got, "AM") || strings.HasSuffix(got, "PM")) {
 		t.Errorf("time of the visitor's message = %q, want an English time like 7:05 PM", got)
 	}
-	// Save conversation: catch the Blob the widget hands to the download.
-	evalJS[any](t, ctx, `(function(){var o = URL.createObjectURL; URL.createObjectURL = function (b) { window.saved = b; return o.call(URL, b) }})(), null`)
-	click(t, ctx, `.header button[aria-label="Save conversation"]`)
-	waitJS(t, ctx, "the saved transcript", `!!window.saved`)
-	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.saved.text()`, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(text, "You: hello\n") || !strings.Contains(text, "Hello, there!") || !strings.Contains(text, " UTC] You: hello") {
+	if text := savedTranscript(t, ctx); !strings.Contains(text, "You: hello\n") || !strings.Contains(text, "Hello, there!") || !strings.Contains(text, " UTC] You: hello") {
 		t.Errorf("saved transcript:\n%s", text)
 	}
 	if v := evalJS[[]string](t, ctx, `window.violations`); len(v) > 0 {
@@ -188,5 +181,68 @@ func TestWidgetHistoryBeforeTexts(t *testing.T) {
 	}
 	if got := evalJS[string](t, ctx, in(".log > .day")+`.textContent`); got != "Today" {
 		t.Errorf("day divider = %q, want Today", got)
+	}
+}
+
+// savedTranscript clicks the panel's "Save conversation" and returns the
+// text of the Blob the widget hands to the download.
+func savedTranscript(t testing.TB, ctx context.Context) string {
+	t.Helper()
+	evalJS[any](t, ctx, `(function(){window.saved = null; var o = URL.createObjectURL; URL.createObjectURL = function (b) { window.saved = b; return o.call(URL, b) }})(), null`)
+	click(t, ctx, `.header button[aria-label="Save conversation"]`)
+	waitJS(t, ctx, "the saved transcript", `!!window.saved`)
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.saved.text()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+// TestTranscriptDownloadOwnOnly: two visitors, each in a browser of
+// their own, save their conversation from the widget and from the chat
+// page: each copy holds that visitor's messages and the bot's answers to
+// them, and nothing of the other's.
+func TestTranscriptDownloadOwnOnly(t *testing.T) {
+	s := newSite(t)
+	type visitor struct {
+		ctx      context.Context
+		says     string
+		widget   string // the widget's saved copy
+		chatPage string // the chat page's saved copy
+	}
+	vs := []*visitor{{ctx: browser(t, 1280, 860), says: "ann's parcel 1"}, {ctx: browser(t, 1280, 860), says: "bob's parcel 2"}}
+	for _, v := range vs {
+		navigate(t, v.ctx, s.host.URL+"/")
+		waitJS(t, v.ctx, "the styled launcher", launcherStyled)
+		click(t, v.ctx, ".launcher")
+		botSays(t, v.ctx, "Where shall we start?")
+		typeMessage(t, v.ctx, v.says)
+		botSays(t, v.ctx, "You said: "+v.says)
+	}
+	for _, v := range vs {
+		v.widget = savedTranscript(t, v.ctx)
+		// The chat page without JavaScript: its own conversation, by cookie.
+		navigate(t, v.ctx, s.url+"/chat/demo")
+		typeInto(t, v.ctx, mainDoc, "textarea", v.says+" again")
+		clickButton(t, v.ctx, mainDoc, "Send")
+		waitDOM(t, v.ctx, mainDoc, "the bot's answer", func(d *goquery.Document) bool { return has(messages(d), "You said: "+v.says+" again") })
+		text, err := chromedp.Run(v.ctx, chromedp.Evaluate[string](`fetch(document.querySelector("a.save[download]").href).then(function (r) { return r.text() })`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.chatPage = text
+	}
+	for i, v := range vs {
+		other := vs[1-i]
+		for _, c := range []struct{ where, text, own string }{
+			{"widget", v.widget, v.says}, {"chat page", v.chatPage, v.says + " again"},
+		} {
+			if !strings.Contains(c.text, "You: "+c.own+"\n") || !strings.Contains(c.text, "You said: "+c.own) {
+				t.Errorf("%s copy of %q lacks the visitor's message or its answer:\n%s", c.where, v.says, c.text)
+			}
+			if strings.Contains(c.text, other.says) {
+				t.Errorf("%s copy of %q holds the other visitor's %q:\n%s", c.where, v.says, other.says, c.text)
+			}
+		}
 	}
 }
