@@ -172,17 +172,7 @@ func TestChatlayerPageContext(t *testing.T) {
 	evalJS[bool](t, ctx, `Porthole.setContext({plan: "pro", email: "forged@example.com"}), true`)
 	time.Sleep(900 * time.Millisecond) // the page change settles (500 ms)
 	typeMessage(t, ctx, "how much?")
-	var user string
-	waitFor(t, "the message with Chatlayer", 15*time.Second, func() bool {
-		for _, r := range emu.Requests() {
-			if r.Kind == "text" {
-				user = r.UserID
-				return true
-			}
-		}
-		return false
-	})
-	sd := emu.SessionData(user)
+	sd := emu.SessionData(firstTextUser(t, emu))
 	if u := string(sd["page.url"]); !strings.HasSuffix(u, `/pricing"`) {
 		t.Errorf("page.url %s, want the pricing page; session data %s", u, fmt.Sprint(sd))
 	}
@@ -230,4 +220,60 @@ document.dispatchEvent(new Event("visibilitychange")); return null})()`)
 			p.waitFor("the open panel without the preview", engineDialog+` && !`+in(".preview"))
 		})
 	}
+}
+
+// TestEngineChatlayerPageContext: the SPA navigation of
+// TestChatlayerPageContext in each engine (engines_test.go): after
+// pushState and then a hashchange, the visitor's next message brings the
+// page's new URL and title to the Chatlayer emulator as session data.
+func TestEngineChatlayerPageContext(t *testing.T) {
+	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
+	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
+	for _, e := range engineSpecs {
+		t.Run(e.name, func(t *testing.T) {
+			emu := chatlayertest.NewServer(chatlayertest.Options{})
+			t.Cleanup(emu.Close)
+			s := newEngineSiteWith(t, func(t testing.TB, data string, port int, origins ...string) {
+				writeProxyConfig(t, data, port, origins...)
+				cfg := filepath.Join(data, "porthole.yaml")
+				text, _ := os.ReadFile(cfg)
+				os.WriteFile(cfg, []byte(onChatlayer(string(text), emu.URL)), 0o600)
+			})
+			emu.SetCallback(s.url + "/hooks/chatlayer/demo")
+			p := openEngine(t, e)
+
+			p.navigate(s.host.URL + "/")
+			p.click("the launcher", engineLauncher)
+			p.waitFor("the widget's greeting from Chatlayer", shadow+`.querySelector(".msg.bot")`)
+			evalEngine[bool](p, `history.pushState({}, "", "/pricing"), document.title = "Pricing", true`)
+			time.Sleep(900 * time.Millisecond) // the page change settles (500 ms)
+			evalEngine[bool](p, `location.hash = "#plans", true`)
+			time.Sleep(900 * time.Millisecond)
+			evalEngine[bool](p, engineComposer+`.focus(), true`)
+			p.keys("how much?", true)
+			sd := emu.SessionData(firstTextUser(t, emu))
+			if u := string(sd["page.url"]); !strings.HasSuffix(u, `/pricing#plans"`) {
+				t.Errorf("%s: page.url %s, want the pricing page's plans; session data %s", e.name, u, fmt.Sprint(sd))
+			}
+			if got := string(sd["page.title"]); got != `"Pricing"` {
+				t.Errorf("%s: page.title %s", e.name, got)
+			}
+		})
+	}
+}
+
+// firstTextUser waits up to 20 s for the first text message to reach the
+// Chatlayer emulator and returns its user id.
+func firstTextUser(t *testing.T, emu *chatlayertest.Server) (user string) {
+	t.Helper()
+	waitFor(t, "the message with Chatlayer", 20*time.Second, func() bool {
+		for _, r := range emu.Requests() {
+			if r.Kind == "text" {
+				user = r.UserID
+				return true
+			}
+		}
+		return false
+	})
+	return user
 }

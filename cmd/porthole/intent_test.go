@@ -337,13 +337,18 @@ func chatlayerSite(t testing.TB) (*site, *chatlayertest.Server) {
 	t.Cleanup(emu.Close)
 	t.Setenv("CHATLAYER_TOKEN", chatlayertest.DefaultToken)
 	t.Setenv("CHATLAYER_VERIFY", chatlayertest.DefaultVerifyToken)
-	s := newSiteConfig(t, func(cfg string) string {
-		return strings.Replace(strings.Replace(cfg, "    provider: demo\n", "    provider: chatlayer\n", 1),
-			"    demo: {typing_delay: 60ms}\n", fmt.Sprintf("    chatlayer: {base_url: %q, channel_id: %q, token: \"${CHATLAYER_TOKEN}\", verify_token: \"${CHATLAYER_VERIFY}\"}\n",
-				emu.URL, chatlayertest.DefaultChannelID), 1)
-	})
+	s := newSiteConfig(t, func(cfg string) string { return onChatlayer(cfg, emu.URL) })
 	emu.SetCallback(s.url + "/hooks/chatlayer/demo")
 	return s, emu
+}
+
+// onChatlayer turns writeProxyConfig's demo bot into a Chatlayer bot on
+// the emulator at emuURL, with the tokens from CHATLAYER_TOKEN and
+// CHATLAYER_VERIFY.
+func onChatlayer(cfg, emuURL string) string {
+	return strings.Replace(strings.Replace(cfg, "    provider: demo\n", "    provider: chatlayer\n", 1),
+		"    demo: {typing_delay: 60ms}\n", fmt.Sprintf("    chatlayer: {base_url: %q, channel_id: %q, token: \"${CHATLAYER_TOKEN}\", verify_token: \"${CHATLAYER_VERIFY}\"}\n",
+			emuURL, chatlayertest.DefaultChannelID), 1)
 }
 
 // chatlayerRequests are the accepted requests of a kind ("intro",
