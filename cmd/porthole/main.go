@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -183,7 +184,7 @@ func serve(args []string, stderr io.Writer) error {
 		Handler:           srv,
 		ReadHeaderTimeout: time.Duration(cfg.Limits.HeaderTimeout), // bodies: limits.body_timeout, per handler
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(log),
 	}
 	door, err := openDoor(cfg, *dataDir, srv, hs, log)
 	if err != nil {
@@ -209,7 +210,7 @@ func serve(args []string, stderr io.Writer) error {
 			Handler:           srv.AdminHandler(),
 			ReadHeaderTimeout: time.Duration(cfg.Limits.HeaderTimeout),
 			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			ErrorLog:          httpErrorLog(log),
 		}
 	}
 	log.Info("porthole serving", "addr", door.scheme+"://"+displayAddr(ln.Addr()), "bots", bots, "data", *dataDir, "version", version)
@@ -355,4 +356,24 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// httpErrorLog is the log of net/http's own errors. A failed TLS
+// handshake goes at debug level: scanners, port probes and old clients
+// make many on a public server, and nobody can act on one. Everything
+// else (accept errors, panics in a handler) stays at warn.
+func httpErrorLog(log *slog.Logger) *stdlog.Logger {
+	return stdlog.New(httpErrorWriter{log}, "", 0)
+}
+
+type httpErrorWriter struct{ log *slog.Logger }
+
+func (w httpErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, msg)
+	return len(p), nil
 }

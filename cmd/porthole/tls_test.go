@@ -254,6 +254,21 @@ bots:
 		conn.Close()
 	}
 
+	// A port probe that hangs up before its handshake is a debug line:
+	// a public server sees many, and nobody can act on one.
+	probe, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	probe.Close()
+	waitFor(t, "the probe's log line", 10*time.Second, func() bool { return strings.Contains(p.log(), "http: TLS handshake error") })
+	for _, line := range strings.Split(p.log(), "\n") {
+		if strings.Contains(line, "http: TLS handshake error") && !strings.Contains(line, "level=DEBUG") {
+			t.Errorf("a failed handshake logged above debug: %s", line)
+		}
+	}
+
 	// Plain HTTP is redirected to the same path over HTTPS.
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	_, redirectPort, _ := net.SplitHostPort(redirectAddr)
