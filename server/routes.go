@@ -33,9 +33,22 @@ func (s *Server) routes() {
 	if s.opts.Styles != nil {
 		s.mux.HandleFunc("GET /widget.css", s.handleStyle)
 	}
-	if s.opts.Index != nil {
-		s.mux.Handle("GET /{$}", s.opts.Index)
+	if s.opts.DemoPage != nil {
+		s.mux.HandleFunc("GET /{$}", s.handleDemoPage)
 	}
+}
+
+// handleDemoPage serves the demo page of the current config's first demo
+// bot, and 404 when it has none: a production config answers / with 404
+// rather than a page for whatever bot comes first.
+func (s *Server) handleDemoPage(w http.ResponseWriter, r *http.Request) {
+	for _, b := range s.config().Bots {
+		if b.Provider == "demo" {
+			s.opts.DemoPage(b.ID).ServeHTTP(w, r)
+			return
+		}
+	}
+	http.NotFound(w, r)
 }
 
 // ServeHTTP logs each request (method, path, status, time; never the

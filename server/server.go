@@ -57,8 +57,10 @@ type Options struct {
 	// Static serves the widget, loader and demo assets under /static/
 	// and the demo page at /; nil serves nothing there.
 	Static http.Handler
-	// Index, if set, serves GET /.
-	Index http.Handler
+	// DemoPage, if set, is the page at GET / for a demo bot: it is served
+	// for the first bot of the current config whose provider is demo, and
+	// GET / is 404 without one, also after a reload adds or removes it.
+	DemoPage func(bot string) http.Handler
 	// Loader, if set, serves GET /widget.js, the script tag's target.
 	Loader http.Handler
 	// Styles, if set, serves GET /widget.css?bot=ID, the eager stylesheet

@@ -137,13 +137,6 @@ func serve(args []string, stderr io.Writer) error {
 	if frame, err := web.Frame(); err == nil {
 		styles = web.NewStyles(frame)
 	}
-	// The demo page at / talks to a demo bot: only a config with one has
-	// it. A production config answers / with 404 rather than a page for
-	// whatever bot comes first, which was never meant to be public.
-	var index http.Handler
-	if id, ok := demoBot(cfg); ok {
-		index = web.DemoPage(id)
-	}
 	// The binary wires the parts: the store and the bus here, the bot
 	// platforms through platforms.Register.
 	stopTracing, err := startTracing(cfg.Tracing, log)
@@ -156,16 +149,16 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	srv, err := server.New(cfg, server.Options{
-		DataDir: *dataDir,
-		Store:   be.Store,
-		Bus:     be.Bus,
-		Limits:  be.Limits,
-		Logger:  log,
-		Static:  web.Static(),
-		Loader:  web.Loader(),
-		Styles:  styles,
-		Index:   index,
-		Version: version,
+		DataDir:  *dataDir,
+		Store:    be.Store,
+		Bus:      be.Bus,
+		Limits:   be.Limits,
+		Logger:   log,
+		Static:   web.Static(),
+		Loader:   web.Loader(),
+		Styles:   styles,
+		DemoPage: web.DemoPage,
+		Version:  version,
 	})
 	if err != nil {
 		be.Close()
@@ -333,17 +326,6 @@ func problems(err error) []error {
 		}
 	}
 	return []error{err}
-}
-
-// demoBot returns the id of the first bot with provider demo, the one
-// the demo page at / embeds, if the config has one.
-func demoBot(cfg *server.Config) (string, bool) {
-	for _, b := range cfg.Bots {
-		if b.Provider == "demo" {
-			return b.ID, true
-		}
-	}
-	return "", false
 }
 
 // displayAddr turns ":8080" into "localhost:8080" for the startup line.
