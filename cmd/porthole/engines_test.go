@@ -482,8 +482,9 @@ func (s *engineSite) launch(t *testing.T) {
 
 // TestEngineWidget: in each engine, the launcher appears, a click opens
 // the panel with the composer focused, the demo bot answers a message,
-// after a reload the conversation is there again, and setLanguage("ar")
-// turns the panel right to left.
+// after a reload the conversation is there again, messages carry their
+// times under today's divider, and setLanguage("ar") turns the panel
+// right to left.
 func TestEngineWidget(t *testing.T) {
 	for _, e := range engineSpecs {
 		t.Run(e.name, func(t *testing.T) {
@@ -507,6 +508,8 @@ func TestEngineWidget(t *testing.T) {
 			p.keys("hello", true)
 			p.waitFor("the visitor's message", engineMessages("user", "hello")+` == 1`)
 			p.waitFor("the bot's answer", engineMessages("bot", "Hello, there!")+` == 1`)
+			// Times and the day, through the engine's Intl.
+			p.waitFor("today's divider and the message times", in(".log > .day")+`.textContent == "Today" && /\d:\d\d/.test(`+in(".msg.user time.at")+`.textContent)`)
 
 			// 4. A reload: the history is there when the panel opens again.
 			p.reload()
@@ -519,6 +522,7 @@ func TestEngineWidget(t *testing.T) {
 			evalEngine[any](p, `Porthole.setLanguage("ar"), null`)
 			p.waitFor("the Arabic panel", in(".panel")+`.dir == "rtl" && `+in("textarea")+`.placeholder == "اكتب رسالتك…"`)
 			p.waitFor("the mirrored composer", in(".send")+`.getBoundingClientRect().right <= `+in("textarea")+`.getBoundingClientRect().left + 1`)
+			p.waitFor("today's divider in Arabic", in(".log > .day")+`.textContent == "اليوم"`)
 		})
 	}
 }
