@@ -300,6 +300,16 @@ func (s *site) restart(t testing.TB, pause time.Duration) {
 	s.proxy, _ = startProxyOn(t, s.data, s.port)
 }
 
+// openChat loads the host page at url, opens the widget and waits for
+// the demo bot's greeting.
+func openChat(t testing.TB, ctx context.Context, url string) {
+	t.Helper()
+	navigate(t, ctx, url)
+	waitJS(t, ctx, "the styled launcher", launcherStyled)
+	click(t, ctx, ".launcher")
+	botSays(t, ctx, "Where shall we start?")
+}
+
 // In the shadow root.
 const shadow = `document.querySelector('[data-porthole]').shadowRoot`
 

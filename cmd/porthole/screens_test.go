@@ -30,10 +30,7 @@ func TestWidgetLayout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := browser(t, tc.width, tc.height)
-			navigate(t, ctx, s.host.URL+"/")
-			waitJS(t, ctx, "the styled launcher", launcherStyled)
-			click(t, ctx, ".launcher")
-			botSays(t, ctx, "Where shall we start?")
+			openChat(t, ctx, s.host.URL+"/")
 			clickText(t, ctx, "Show the menu")
 			botSays(t, ctx, "everything I can show you")
 			if !evalJS[bool](t, ctx, in(".badge")+".hidden") {

@@ -76,10 +76,7 @@ func TestWidgetDayDividers(t *testing.T) {
 	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
 		t.Fatal(err)
 	}
-	navigate(t, ctx, s.host.URL+"/")
-	waitJS(t, ctx, "the styled launcher", launcherStyled)
-	click(t, ctx, ".launcher")
-	botSays(t, ctx, "Where shall we start?")
+	openChat(t, ctx, s.host.URL+"/")
 
 	// Earlier days' messages go into the store while the proxy is down,
 	// at noon Tokyo time, after the greeting of today.
@@ -141,10 +138,7 @@ func TestWidgetDayDividers(t *testing.T) {
 func TestWidgetHistoryBeforeTexts(t *testing.T) {
 	s := newSite(t)
 	ctx := browser(t, 1280, 860)
-	navigate(t, ctx, s.host.URL+"/")
-	waitJS(t, ctx, "the styled launcher", launcherStyled)
-	click(t, ctx, ".launcher")
-	botSays(t, ctx, "Where shall we start?")
+	openChat(t, ctx, s.host.URL+"/")
 	typeMessage(t, ctx, "hello")
 	botSays(t, ctx, "Hello, there!")
 
@@ -200,10 +194,7 @@ func TestTranscriptDownloadOwnOnly(t *testing.T) {
 	}
 	vs := []*visitor{{ctx: browser(t, 1280, 860), says: "ann's question"}, {ctx: browser(t, 1280, 860), says: "bob's question"}}
 	for _, v := range vs {
-		navigate(t, v.ctx, s.host.URL+"/")
-		waitJS(t, v.ctx, "the styled launcher", launcherStyled)
-		click(t, v.ctx, ".launcher")
-		botSays(t, v.ctx, "Where shall we start?")
+		openChat(t, v.ctx, s.host.URL+"/")
 		typeMessage(t, v.ctx, v.says)
 		botSays(t, v.ctx, "Sorry, I didn't get that.") // the demo bot's answer to anything it has no script for
 	}
