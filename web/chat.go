@@ -134,8 +134,9 @@ func (p *ChatPage) URL(pairs ...string) string {
 }
 
 // Day returns the day above entry i when it is that day's first: today,
-// yesterday (in the page's language) or the date, in the page's time
-// zone (Zone, else UTC); "" when it is not the day's first.
+// yesterday or the date (MediumDate, as the widget writes it), in the
+// page's language and time zone (Zone, else UTC); "" when it is not the
+// day's first.
 func (p *ChatPage) Day(i int) string {
 	if p.Entries[i].At.IsZero() {
 		return ""
@@ -155,7 +156,7 @@ func (p *ChatPage) Day(i int) string {
 	case now.In(zone).AddDate(0, 0, -1).Format(time.DateOnly):
 		return p.Texts.Get(widget.TextYesterday)
 	}
-	return day
+	return MediumDate(p.Texts.Lang(), p.Entries[i].At.In(zone))
 }
 
 // Clock is the time of entry e in the page's time zone, like 14:05, and

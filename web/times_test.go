@@ -10,7 +10,8 @@ import (
 
 // TestChatTimes: each message shows its time in the page's zone, and a
 // day's first message has its day above it: today and yesterday in the
-// page's language, older days as the date; without a zone, UTC says so.
+// page's language, older days as the date in its medium style (as the
+// widget writes it); without a zone, UTC says so.
 func TestChatTimes(t *testing.T) {
 	now := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return now.Add(d) }
@@ -28,7 +29,7 @@ func TestChatTimes(t *testing.T) {
 	doc := render(t, p)
 	var days []string
 	doc.Find(".log > li.day").Each(func(_ int, s *goquery.Selection) { days = append(days, s.Text()) })
-	if strings.Join(days, "|") != "2026-03-08|Gisteren|Vandaag" {
+	if strings.Join(days, "|") != "8 mrt 2026|Gisteren|Vandaag" {
 		t.Errorf("days = %q", days)
 	}
 	if got := doc.Find("#m4 time.at").Text(); got != "09:00" {

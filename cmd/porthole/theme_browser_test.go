@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-chat/porthole/server/store"
+	"github.com/porthole-chat/porthole/web"
 	"github.com/porthole-chat/porthole/widget"
 )
 
@@ -70,6 +71,7 @@ func TestWidgetThemeStrictCSP(t *testing.T) {
 // message, "Today", "Yesterday" or the date, in the visitor's language
 // and time zone (Tokyo here, the machine's is another), one divider for
 // a run of messages of the same day; a language switch relabels them.
+// The dates are the chat page's too (web.MediumDate).
 func TestWidgetDayDividers(t *testing.T) {
 	s := newSite(t)
 	ctx := browser(t, 1280, 860)
@@ -114,7 +116,7 @@ func TestWidgetDayDividers(t *testing.T) {
 	}
 	botSays(t, ctx, "Today's")
 	days := `Array.from(` + shadow + `.querySelectorAll(".log > .day")).map(function (d) { return d.textContent }).join(" | ")`
-	want := "Today | " + noon(3).Format("Jan 2, 2006") + " | Yesterday | Today"
+	want := "Today | " + web.MediumDate("en", noon(3)) + " | Yesterday | Today"
 	if got := evalJS[string](t, ctx, days); got != want {
 		t.Errorf("day dividers = %q, want %q (the greeting, three days ago, yesterday, today)", got, want)
 	}
@@ -127,7 +129,7 @@ func TestWidgetDayDividers(t *testing.T) {
 		t.Errorf("messages under the dividers = %q", got)
 	}
 	evalJS[any](t, ctx, `Porthole.setLanguage("de"), null`)
-	want = "Heute | " + noon(3).Format("02.01.2006") + " | Gestern | Heute"
+	want = "Heute | " + web.MediumDate("de", noon(3)) + " | Gestern | Heute"
 	waitJS(t, ctx, "German day dividers", days+` === `+jsString(want))
 }
 
