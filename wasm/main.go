@@ -43,6 +43,7 @@ func main() {
 // shows what the client holds.
 func (w *widgetUI) takeOver() {
 	w.build()
+	w.renderLook() // first: every later render (times, days, texts) uses it
 	w.boot.Call("ready", w.api())
 	w.apply(w.client.Sync()) // adopts what the visitor sent through the frame meanwhile
 	if w.open {

@@ -234,7 +234,7 @@ func (w *widgetUI) renderTranscript() {
 		}
 		if n.day != "" && n.day != lastDay {
 			lastDay = n.day
-			if today == "" { // n.day says that the look, and dayFmt, are there
+			if today == "" {
 				today = w.dayFmt.Call("format").String()
 				yesterday = w.dayFmt.Call("format", global.Get("Date").New().Call("setHours", -12)).String()
 			}
@@ -366,7 +366,7 @@ func (w *widgetUI) renderEntry(e *widget.Entry) (m js.Value, day string) {
 	default:
 		w.bubble(m, e, t.Get(widget.TextUnsupported), nil)
 	}
-	if e.Stamp != "" && w.timeFmt.Truthy() { // before the first look, renderLook renders it again
+	if e.Stamp != "" {
 		at := el("time", "at", m)
 		attr(at, "datetime", e.Stamp)
 		d := global.Get("Date").New(e.Stamp)
