@@ -156,13 +156,27 @@ func (s *Server) isHTTPS(r *http.Request) bool {
 	return s.fromTrustedProxy(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
+// pageBot is the bot a chat page's path names, or nil after a 404 page.
+func (s *Server) pageBot(w http.ResponseWriter, r *http.Request) *Bot {
+	bot := s.bot(r.PathValue("bot"))
+	if bot == nil {
+		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
+	}
+	return bot
+}
+
+// chatTexts are a chat page's texts: in lang (the page's choice, checked
+// by web.Language), else the bot's locale, else the browser's language.
+func chatTexts(r *http.Request, look widget.Look, lang string) web.ChatTexts {
+	return web.NewChatTexts(web.PickLanguage(web.Language(lang), look.Locale, r.Header.Get("Accept-Language")), look.Texts)
+}
+
 // handleChatPage serves GET /chat/{bot}: the transcript and a composer.
 // It never creates a conversation: that waits for the first message, so
 // that crawlers and link previews cost the bot platform nothing.
 func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
-	bot := s.bot(r.PathValue("bot"))
+	bot := s.pageBot(w, r)
 	if bot == nil {
-		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
 		return
 	}
 	q := r.URL.Query()
@@ -187,15 +201,14 @@ func (s *Server) handleChatPage(w http.ResponseWriter, r *http.Request) {
 // links carry, see resolveVisitor), so it never names anyone else's
 // conversation; a visitor without one gets 404.
 func (s *Server) handleTranscriptText(w http.ResponseWriter, r *http.Request) {
-	bot := s.bot(r.PathValue("bot"))
+	bot := s.pageBot(w, r)
 	if bot == nil {
-		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
 		return
 	}
 	q := r.URL.Query()
 	pv := s.resolveVisitor(r, bot, q.Get("v"))
 	look := bot.Config.Widget.Look()
-	texts := web.NewChatTexts(web.PickLanguage(web.Language(q.Get("lang")), look.Locale, r.Header.Get("Accept-Language")), look.Texts)
+	texts := chatTexts(r, look, q.Get("lang"))
 	c, found, err := s.service.Find(r.Context(), bot.Config.ID, pv.id)
 	if err != nil {
 		s.log.Error("cannot read conversation for transcript", "bot", bot.Config.ID, "error", err)
@@ -245,7 +258,7 @@ func (s *Server) chatPage(w http.ResponseWriter, r *http.Request, bot *Bot, pv p
 	lang := web.Language(in.Get("lang"))
 	p := &web.ChatPage{
 		Bot: bot.Config.ID, Look: look, Embed: in.Get("embed") == "1",
-		Texts: web.NewChatTexts(web.PickLanguage(lang, look.Locale, r.Header.Get("Accept-Language")), look.Texts),
+		Texts: chatTexts(r, look, lang),
 		Query: url.Values{}, CSRF: s.keys.FormToken(bot.Config.ID, pv.id),
 		Form: randomHex(16), Nonce: randomHex(16),
 	}
@@ -321,9 +334,8 @@ func (s *Server) fillTranscript(r *http.Request, p *web.ChatPage, bot *Bot, pv p
 // handleChatPost serves POST /chat/{bot}: a typed message, a button or
 // quick-reply click, or a retry; then 303 back to the page.
 func (s *Server) handleChatPost(w http.ResponseWriter, r *http.Request) {
-	bot := s.bot(r.PathValue("bot"))
+	bot := s.pageBot(w, r)
 	if bot == nil {
-		s.pageError(w, r, http.StatusNotFound, "No such chat. The link names a bot this server does not have.")
 		return
 	}
 	if !s.sameOrigin(r) {
