@@ -242,11 +242,15 @@ func (c Config) Validate(prefix string) []error {
 		}
 	}
 	if what := strings.Join(needers, " and "); what != "" {
+		needs := "needs"
+		if len(needers) > 1 {
+			needs = "need"
+		}
 		if c.BotID == "" && c.Mode != ModeLegacy {
-			bad("bot_id", "is empty; %s needs the Chatlayer bot id: copy it from the bot's URL in Chatlayer", what)
+			bad("bot_id", "is empty; %s %s the Chatlayer bot id: copy it from the bot's URL in Chatlayer", what, needs)
 		}
 		if c.Token == "" {
-			bad("token", "is empty; %s needs the Chatlayer API token, e.g. token: \"${CHATLAYER_TOKEN}\"", what)
+			bad("token", "is empty; %s %s the Chatlayer API token, e.g. token: \"${CHATLAYER_TOKEN}\"", what, needs)
 		}
 	}
 	if c.HistoryPerMinute < 0 || c.HistoryPerMinute > maxHistoryPerMinute {
