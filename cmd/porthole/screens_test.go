@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -14,6 +15,24 @@ import (
 )
 
 var updateScreens = flag.Bool("update-screenshots", false, "write the README's screenshots to docs/")
+
+// screenshot captures the tab of ctx as name: into docs/ with
+// -update-screenshots, else into a temporary directory (the capture
+// itself still has to work).
+func screenshot(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if *updateScreens {
+		dir = filepath.Join("..", "..", "docs")
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestWidgetLayout opens the widget on a desktop and on a phone and checks
 // where the panel sits: anchored bottom-right on the desktop, the whole
@@ -49,17 +68,7 @@ func TestWidgetLayout(t *testing.T) {
 			if rect["composerBottom"] > rect["vh"] {
 				t.Errorf("composer bottom %v is below the viewport (%v)", rect["composerBottom"], rect["vh"])
 			}
-			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			if *updateScreens {
-				dir = filepath.Join("..", "..", "docs")
-			}
-			if err := os.WriteFile(filepath.Join(dir, "widget-"+tc.name+".png"), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			screenshot(t, ctx, "widget-"+tc.name+".png")
 		})
 	}
 }
@@ -89,17 +98,7 @@ func TestWidgetDarkLayout(t *testing.T) {
 	for _, v := range runAxe(t, ctx, axe, `document.querySelector("[data-porthole]")`) {
 		t.Errorf("axe: %s", v)
 	}
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if *updateScreens {
-		dir = filepath.Join("..", "..", "docs")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "widget-dark.png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	screenshot(t, ctx, "widget-dark.png")
 }
 
 // TestWidgetRightToLeftLayout opens the widget on an Arabic page: the
@@ -131,17 +130,7 @@ func TestWidgetRightToLeftLayout(t *testing.T) {
 	if user, bot := rect(t, ctx, ".msg.user .bubble"), rect(t, ctx, ".msg.bot .bubble"); user["left"]-log["left"] > 30 || log["right"]-bot["right"] > 30 {
 		t.Errorf("messages not mirrored: visitor's %v, bot's %v in %v", user, bot, log)
 	}
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if *updateScreens {
-		dir = filepath.Join("..", "..", "docs")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "widget-rtl.png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	screenshot(t, ctx, "widget-rtl.png")
 }
 
 // TestChatPageLayout lays the no-JavaScript chat page out on a desktop
@@ -175,17 +164,7 @@ func TestChatPageLayout(t *testing.T) {
 			if m["bottom"] > m["vh"] || m["top"] < 0 {
 				t.Errorf("composer at %v–%v is off the %v px screen", m["top"], m["bottom"], m["vh"])
 			}
-			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			if *updateScreens {
-				dir = filepath.Join("..", "..", "docs")
-			}
-			if err := os.WriteFile(filepath.Join(dir, "chat-page-"+tc.name+".png"), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			screenshot(t, ctx, "chat-page-"+tc.name+".png")
 		})
 	}
 }
@@ -213,15 +192,5 @@ func TestWidgetPreviewLayout(t *testing.T) {
 	if p["bottom"] > l["top"] || p["right"] > p["vw"] || p["left"] < 0 || p["right"] < l["left"] {
 		t.Errorf("the preview %v is not above the launcher %v on its side", p, l)
 	}
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if *updateScreens {
-		dir = filepath.Join("..", "..", "docs")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "widget-preview.png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	screenshot(t, ctx, "widget-preview.png")
 }
