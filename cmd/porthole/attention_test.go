@@ -45,9 +45,7 @@ func TestWidgetAttention(t *testing.T) {
 	s := newSiteConfig(t, slowReplies)
 	ctx := browser(t, 1280, 860)
 	reqs := recordRequests(t, ctx)
-	navigate(t, ctx, s.host.URL+"/")
-	click(t, ctx, ".launcher")
-	botSays(t, ctx, "Where shall we start?")
+	openChat(t, ctx, s.host.URL+"/")
 	if n := count(t, ctx, ".preview", ""); n != 0 {
 		t.Fatal("a preview showed while the panel was open")
 	}
@@ -118,9 +116,7 @@ func TestWidgetNoSoundByDefault(t *testing.T) {
 	s := newSiteConfig(t, slowReplies)
 	ctx := browser(t, 1280, 860)
 	reqs := recordRequests(t, ctx)
-	navigate(t, ctx, s.host.URL+"/")
-	click(t, ctx, ".launcher")
-	botSays(t, ctx, "Where shall we start?")
+	openChat(t, ctx, s.host.URL+"/")
 	typeMessage(t, ctx, "hello")
 	click(t, ctx, ".launcher")
 	waitJS(t, ctx, "the preview", in(".preview .tt"))
