@@ -29,7 +29,7 @@ func TestFaultChatlayerDownLongerThanRetries(t *testing.T) {
 	t.Parallel()
 	const down = time.Minute
 	emu := chatlayertest.New(chatlayertest.Options{ReplyDelay: 500 * time.Millisecond})
-	r := newRigOn(t, clPlatform{Server: emu}, "", crashUpstream)
+	r := newRigOn(t, clPlatform{Server: emu}, "", "")
 	emu.URL = "http://" + r.emuAddr
 	v := newVisitor("cldown", 3, 50*time.Millisecond)
 	v.stay = true
@@ -212,7 +212,7 @@ func TestFaultChatlayerKilledAfterStartAccepted(t *testing.T) {
 			})
 		},
 	})
-	r := newRigOn(t, clPlatform{Server: emu}, "", crashUpstream)
+	r := newRigOn(t, clPlatform{Server: emu}, "", "")
 	rig = r
 	close(ready)
 	emu.URL = "http://" + r.emuAddr

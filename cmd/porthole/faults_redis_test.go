@@ -9,9 +9,8 @@ package main
 // They do not run in parallel, with each other or with the rest of the
 // suite: each runs five processes of its own (three servers, Redis and
 // the test with its emulator), and a busy machine stalls calls past the
-// single-instance fault scenarios' 500 ms upstream timeout, which hands a
-// message over twice there. Go runs them one after the other, before the
-// parallel tests start.
+// upstream call timeout, which hands a message over twice. Go runs them
+// one after the other, before the parallel tests start.
 
 import (
 	"context"

@@ -53,12 +53,14 @@ func TestFaultUpstreamErrors(t *testing.T) {
 	r.audit(vs, nil)
 }
 
-// TestFaultUpstreamTimeouts: the platform answers after the 500 ms call
-// timeout for two seconds; calls are abandoned (the emulator then does not
-// take the message) and retried.
+// TestFaultUpstreamTimeouts: for two seconds the platform answers after
+// 3 s, past the 1 s call timeout; calls are abandoned (the emulator then
+// does not take the message) and retried. The timeout leaves a loaded
+// machine a second for the calls after that, which the platform takes:
+// one that timed out after the platform took it would be a repeat.
 func TestFaultUpstreamTimeouts(t *testing.T) {
 	t.Parallel()
-	r := newFaultRig(t, chataibottest.Options{}, "", "")
+	r := newFaultRig(t, chataibottest.Options{}, "", "upstream: {timeout: 1s, max_backoff: 1s, retry_for: 5m}\n")
 	r.emu.Slow(3 * time.Second)
 	vs := visitors("slow", 4, 5, 100*time.Millisecond)
 	wait := startAll(t, r.addr, vs, time.Minute)
@@ -218,10 +220,6 @@ func TestFaultSocketCutWhileSending(t *testing.T) {
 	r.audit(vs, nil)
 }
 
-// crashUpstream is the upstream of the crash scenarios: calls get 5 s,
-// so that only the crash can make a repeat (faultUpstream says why).
-const crashUpstream = "upstream: {timeout: 5s, max_backoff: 1s, retry_for: 5m}\n"
-
 // TestFaultKilledMidBurst: the server is killed with SIGKILL at a random
 // moment of a burst and started again on the same data. A message the
 // platform took just before the kill, whose delivery the server had not
@@ -230,7 +228,7 @@ const crashUpstream = "upstream: {timeout: 5s, max_backoff: 1s, retry_for: 5m}\n
 // per conversation (each conversation has one call in flight at a time).
 func TestFaultKilledMidBurst(t *testing.T) {
 	t.Parallel()
-	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", crashUpstream)
+	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", "")
 	vs := visitors("kill", 10, 30, 20*time.Millisecond) // 500 messages a second for 0.6 s
 	wait := startAll(t, r.addr, vs, 2*time.Minute)
 	time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
@@ -250,7 +248,7 @@ func TestFaultKilledMidBurst(t *testing.T) {
 // message reaches the platform exactly once.
 func TestFaultGracefulRestartMidBurst(t *testing.T) {
 	t.Parallel()
-	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", crashUpstream)
+	r := newFaultRig(t, chataibottest.Options{RetryDelay: 400 * time.Millisecond}, "", "")
 	vs := visitors("term", 10, 30, 20*time.Millisecond)
 	wait := startAll(t, r.addr, vs, 2*time.Minute)
 	time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)

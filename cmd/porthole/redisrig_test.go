@@ -31,9 +31,9 @@ import (
 // others. The first %s is the Redis URL. Three servers, Redis and the
 // emulator share the test machine, which stalls for a second or more
 // when it is busy: an upstream call that the emulator took but answered
-// after the fault suite's 500 ms timeout would be handed over again
-// (ChatAIBot has no idempotency key), so calls get 5 s here (no scenario
-// here times calls out on purpose). That keeps the dispatch lease at its
+// after the timeout would be handed over again (ChatAIBot has no
+// idempotency key), so calls get 5 s here, as in faultUpstream (no
+// scenario here times calls out on purpose). That keeps the dispatch lease at its
 // default, 10 s (it is at least the timeout and a second), so the
 // SIGKILL scenario sees the takeover bound a deployment has.
 const redisConfig = `store: {driver: redis, url: %q}
