@@ -112,6 +112,9 @@ func (w *widgetUI) destroy() {
 	if w.stopWake != nil {
 		w.stopWake()
 	}
+	if w.stopDay != nil {
+		w.stopDay()
+	}
 	w.panel.Call("remove")
 	w.host.Call("remove")
 	for _, f := range w.funcs {

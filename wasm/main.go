@@ -101,7 +101,10 @@ type widgetUI struct {
 	sock     *socket
 	sockGen  int
 	stopWake func()
-	funcs    []js.Func
+	// stopDay cancels the timer that relabels the day dividers at the
+	// next local midnight (today becomes yesterday).
+	stopDay func()
+	funcs   []js.Func
 
 	launcher, badge                      js.Value
 	panel, header, title, subtitle, icon js.Value

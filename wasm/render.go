@@ -237,6 +237,16 @@ func (w *widgetUI) renderTranscript() {
 			if today == "" {
 				today = w.dayFmt.Call("format").String()
 				yesterday = w.dayFmt.Call("format", global.Get("Date").New().Call("setHours", -12)).String()
+				if w.stopDay == nil {
+					// Relabel just after the next local midnight, so that
+					// a panel left open overnight does not keep "Today"
+					// on yesterday's messages.
+					next := global.Get("Date").New().Call("setHours", 24, 0, 1).Int() - global.Get("Date").Call("now").Int()
+					w.stopDay = after(next, func() {
+						w.stopDay = nil
+						w.renderTranscript()
+					})
+				}
 			}
 			if !n.dayEl.Truthy() {
 				n.dayEl = el("div", "day", js.Null())

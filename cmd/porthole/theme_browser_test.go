@@ -12,6 +12,7 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/porthole-chat/porthole/server/store"
@@ -131,6 +132,46 @@ func TestWidgetDayDividers(t *testing.T) {
 	evalJS[any](t, ctx, `Porthole.setLanguage("de"), null`)
 	want = "Heute | " + web.MediumDate("de", noon(3)) + " | Gestern | Heute"
 	waitJS(t, ctx, "German day dividers", days+` === `+jsString(want))
+}
+
+// TestWidgetDayDividersAtMidnight: a panel left open over midnight
+// relabels its days by itself: today's messages become "Yesterday". The
+// page's clock is set to 12 s before midnight in Tokyo (Date and the
+// date formats' default "now" are shifted; timers run in real time).
+func TestWidgetDayDividersAtMidnight(t *testing.T) {
+	s := newSite(t)
+	ctx := browser(t, 1280, 860)
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	const lateClock = `(function () {
+		var D = Date, off = new D().setHours(24, 0, 0, 0) - 12000 - D.now()
+		function Shifted() {
+			var a = Array.prototype.slice.call(arguments)
+			if (!new.target) return new D(D.now() + off).toString()
+			return a.length ? new (Function.prototype.bind.apply(D, [null].concat(a)))() : new D(D.now() + off)
+		}
+		Shifted.prototype = D.prototype
+		Shifted.now = function () { return D.now() + off }
+		Shifted.UTC = D.UTC; Shifted.parse = D.parse
+		window.Date = Shifted
+		var fmt = Object.getOwnPropertyDescriptor(Intl.DateTimeFormat.prototype, "format").get
+		Object.defineProperty(Intl.DateTimeFormat.prototype, "format", { configurable: true, get: function () {
+			var f = fmt.call(this)
+			return function (d) { return f(d === undefined ? Shifted.now() : d) }
+		} })
+	})()`
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: lateClock}); err != nil {
+		t.Fatal(err)
+	}
+	openChat(t, ctx, s.host.URL+"/")
+	days := `Array.from(` + shadow + `.querySelectorAll(".log > .day")).map(function (d) { return d.textContent }).join(" | ")`
+	clock := `new Date().toTimeString().slice(0, 8)`
+	if got := evalJS[string](t, ctx, days); got != "Today" {
+		t.Fatalf("before midnight (%s in the page) the day divider = %q, want Today", evalJS[string](t, ctx, clock), got)
+	}
+	waitJS(t, ctx, "the divider relabelled after midnight", days+` === "Yesterday"`)
+	t.Logf("relabelled at %s in the page", evalJS[string](t, ctx, clock))
 }
 
 // TestWidgetHistoryBeforeTexts: when the conversation's stored messages
